@@ -1,0 +1,39 @@
+# geotarget: `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+SAMPLE := data/sample
+OUT    := out
+
+.PHONY: demo test install install-test bench notebooks screenshots clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[server]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[server,test,bench]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(SAMPLE)/customers.csv: | $(VENV)/.installed
+	$(BIN)/python data/generate_sample.py $(SAMPLE)
+
+demo: $(VENV)/.installed $(SAMPLE)/customers.csv
+	$(BIN)/geotarget ingest customers $(SAMPLE)/customers.csv
+	$(BIN)/geotarget ingest stores $(SAMPLE)/stores.csv
+	$(BIN)/geotarget ingest regions $(SAMPLE)/neighborhoods.geojson --layer sample_hoods --id-col hood_id
+	$(BIN)/geotarget info
+	@echo "database: $$(pwd)/geotarget.duckdb"
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(OUT) geotarget.duckdb geotarget.duckdb.wal

@@ -1,0 +1,8 @@
+"""The ``geotarget`` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+from . import ingest  # noqa: F401  (registers commands)
+from ._app import app, run
+
+__all__ = ["app", "run"]

@@ -1,0 +1,71 @@
+"""The typer application and what every command shares: --db, errors, output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..errors import GeotargetError
+
+app = typer.Typer(
+    name="geotarget",
+    help="Exact hyperlocal audiences, heatmaps and promotions from an embedded DuckDB store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class _State:
+    db: str | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    db: str = typer.Option(
+        None, "--db", metavar="PATH", envvar="GEOTARGET_DB",
+        help="DuckDB database file [default: $GEOTARGET_DB or ./geotarget.duckdb].",
+    ),
+) -> None:
+    state.db = db
+
+
+def engine(*, read_only: bool = False):
+    """Open the engine on the database chosen by --db."""
+    from ..engine import open as open_engine
+
+    return open_engine(state.db, read_only=read_only)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line saying what is wrong and what to do, then exit."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def output_path(path: str) -> Path:
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run() -> None:
+    """Entry point: run the app; user errors become one line and exit code 2."""
+    try:
+        app()
+    except GeotargetError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
+        sys.exit(130)

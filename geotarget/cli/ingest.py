@@ -1,0 +1,136 @@
+"""`geotarget ingest ...`, `geotarget info`, `geotarget rejects`, `geotarget sample`."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._app import app, console, engine, output_path
+
+ingest_app = typer.Typer(help="Load customers, stores or region polygons.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _with_progress(label: str, fn):
+    with Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return fn(progress)
+
+
+def _print_report(report) -> None:
+    console.print(str(report))
+
+
+@ingest_app.command("customers")
+def ingest_customers(
+    file: str = typer.Argument(..., help="CSV, Parquet, GeoParquet, GeoJSON, GeoPackage or Shapefile."),
+    id_col: str = typer.Option(None, "--id-col", help="Customer id column [default: detected]."),
+    lat_col: str = typer.Option(None, "--lat-col", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", help="Longitude column [default: detected]."),
+    opted_out_col: str = typer.Option(None, "--opted-out-col", help="Boolean opt-out column."),
+    crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
+) -> None:
+    """Validate, H3-index and upsert customers; bad rows go to rejects."""
+    with engine() as eng:
+        report = _with_progress("customers", lambda p: eng.ingest_customers(
+            file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p))
+    _print_report(report)
+
+
+@ingest_app.command("stores")
+def ingest_stores(
+    file: str = typer.Argument(..., help="A file of stores with an id and a location."),
+    id_col: str = typer.Option(None, "--id-col"),
+    name_col: str = typer.Option(None, "--name-col"),
+    lat_col: str = typer.Option(None, "--lat-col"),
+    lng_col: str = typer.Option(None, "--lng-col"),
+    crs: str = typer.Option(None, "--crs"),
+) -> None:
+    """Validate, H3-index and upsert stores."""
+    with engine() as eng:
+        report = _with_progress("stores", lambda p: eng.ingest_stores(
+            file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p))
+    _print_report(report)
+
+
+@ingest_app.command("regions")
+def ingest_regions(
+    file: str = typer.Argument(..., help="Polygons: GeoJSON, GeoPackage, Shapefile or GeoParquet."),
+    layer: str = typer.Option(..., "--layer", help="Name of the layer, e.g. nyc_nta."),
+    name_col: str = typer.Option(None, "--name-col"),
+    id_col: str = typer.Option(None, "--id-col"),
+) -> None:
+    """Load region polygons as a named layer (replacing a layer of that name)."""
+    with engine() as eng:
+        report = eng.ingest_regions(file, layer=layer, name_col=name_col, id_col=id_col)
+    _print_report(report)
+
+
+@app.command("info")
+def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Counts per table, bounding box, H3 resolution and rejects per reason."""
+    with engine(read_only=False) as eng:
+        facts = eng.info()
+    if as_json:
+        console.print_json(json.dumps(facts, default=str))
+        return
+    table = Table(title=f"geotarget database {facts['path']}", show_header=False)
+    table.add_row("schema version", str(facts["schema_version"]))
+    table.add_row("H3 resolution", str(facts["h3_res"]))
+    for name, count in facts["counts"].items():
+        table.add_row(name, f"{count:,}")
+    table.add_row("opted out", f"{facts['opted_out']:,}")
+    bbox = facts["customer_bbox"]
+    if bbox:
+        table.add_row("customer bbox", "lat {min_lat:.5f}..{max_lat:.5f}, lng {min_lng:.5f}..{max_lng:.5f}".format(**bbox))
+    table.add_row("region layers", ", ".join(facts["layers"]) or "-")
+    for reason, count in facts["rejects_by_reason"].items():
+        table.add_row(f"rejected: {reason}", f"{count:,}")
+    console.print(table)
+
+
+@app.command("rejects")
+def rejects(
+    source: str = typer.Option(None, "--source", help="Only rejects of this source file."),
+    output: str = typer.Option(None, "-o", "--output", help="Write CSV/Parquet here instead of printing."),
+) -> None:
+    """List rejected rows with their reasons."""
+    with engine() as eng:
+        frame = eng.rejects(source=source)
+    if output:
+        out = output_path(output)
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
+        console.print(f"wrote {len(frame):,} rejects to {out}")
+        return
+    if frame.empty:
+        console.print("no rejects")
+        return
+    console.print(frame[["kind", "source", "row_number", "reason", "raw"]].to_string(index=False, max_colwidth=60))
+
+
+@app.command("sample")
+def sample(
+    out: str = typer.Option("data/sample", "--out", help="Folder to write the sample into."),
+    customers: int = typer.Option(200_000, "--customers"),
+    stores: int = typer.Option(40, "--stores"),
+    seed: int = typer.Option(42, "--seed"),
+) -> None:
+    """Write the seeded synthetic sample (customers, stores, neighborhoods)."""
+    from ..sample import write_sample
+
+    paths = write_sample(out, n_customers=customers, n_stores=stores, seed=seed)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")

@@ -1,0 +1,207 @@
+"""The engine: one object per database, the entry point of the library."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import ingest as _ingest
+from .errors import NotFoundError
+from .store import Store
+
+__all__ = ["Engine", "open"]
+
+
+class Engine:
+    """geotarget's engine over one DuckDB database.
+
+    Create it with :func:`geotarget.open`. It is safe to share between
+    threads: each thread gets its own DuckDB cursor and writes are serialized.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> rep = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [40.7, 91.0], "lng": [-74.0, -74.0]}))
+    >>> (rep.read, rep.loaded, rep.rejected)
+    (2, 1, 1)
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The database file (or ``":memory:"``)."""
+        return self.store.path
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<geotarget.Engine {self.path!r}{' read-only' if self.store.read_only else ''}>"
+
+    # -- ingest ------------------------------------------------------------
+    def ingest_customers(
+        self,
+        source,
+        *,
+        id_col: str | None = None,
+        lat_col: str | None = None,
+        lng_col: str | None = None,
+        opted_out_col: str | None = None,
+        crs=None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> _ingest.IngestReport:
+        """Validate, H3-index and upsert customers from a file or DataFrame.
+
+        Parameters
+        ----------
+        source : str, path or DataFrame
+            CSV, Parquet, GeoParquet, GeoJSON, GeoPackage, Shapefile, or a
+            pandas/GeoPandas DataFrame.
+        id_col, lat_col, lng_col, opted_out_col : str, optional
+            Column names overriding detection (``customer_id``/``id``;
+            ``lat``/``latitude``/``y``; ``lng``/``lon``/``long``/``longitude``/``x``;
+            ``opted_out``). A point geometry is used when there are no
+            coordinate columns.
+        crs : optional
+            CRS of plain x/y columns (e.g. ``"EPSG:2263"``); they are
+            reprojected to EPSG:4326. GeoDataFrames and vector files carry
+            their own CRS.
+        progress : callable, optional
+            Called as ``progress(rows_read, total_rows_or_None)`` per batch.
+
+        Returns
+        -------
+        IngestReport
+            ``read == loaded + rejected``; rejected rows are in :meth:`rejects`.
+        """
+        return _ingest.ingest_points(
+            self.store, source, "customers", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
+            opted_out_col=opted_out_col, crs=crs, progress=progress,
+        )
+
+    def ingest_stores(
+        self,
+        source,
+        *,
+        id_col: str | None = None,
+        name_col: str | None = None,
+        lat_col: str | None = None,
+        lng_col: str | None = None,
+        crs=None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> _ingest.IngestReport:
+        """Validate, H3-index and upsert stores (``store_id``, ``name``, location).
+
+        Takes the same sources and options as :meth:`ingest_customers`, plus
+        ``name_col`` (default: a ``name`` column when present).
+        """
+        return _ingest.ingest_points(
+            self.store, source, "stores", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
+            name_col=name_col, crs=crs, progress=progress,
+        )
+
+    def ingest_regions(
+        self,
+        source,
+        *,
+        layer: str,
+        name_col: str | None = None,
+        id_col: str | None = None,
+    ) -> _ingest.IngestReport:
+        """Load polygons (e.g. NYC NTAs) as layer ``layer``, replacing it.
+
+        Invalid polygons are repaired with ``shapely.make_valid`` and a
+        :class:`GeotargetWarning`; rows without a polygon land in rejects.
+        """
+        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col)
+
+    # -- reading back --------------------------------------------------------
+    def stores(self) -> pd.DataFrame:
+        """All stores as a DataFrame."""
+        return self.store.frame("SELECT * FROM stores ORDER BY store_id")
+
+    def layers(self) -> list[str]:
+        """Names of the region layers."""
+        return [r[0] for r in self.store.con.execute("SELECT DISTINCT layer FROM regions ORDER BY 1").fetchall()]
+
+    def regions(self, layer: str):
+        """The polygons of a layer as a GeoDataFrame (EPSG:4326)."""
+        import geopandas as gpd
+        import shapely
+
+        df = self.store.frame(
+            "SELECT region_id, name, geometry, properties FROM regions WHERE layer = $l ORDER BY region_id",
+            {"l": layer},
+        )
+        if df.empty:
+            known = ", ".join(self.layers()) or "none yet"
+            raise NotFoundError(f"region layer {layer!r} not found; layers: {known}")
+        geoms = shapely.from_wkb(np.asarray([bytes(b) for b in df.pop("geometry")], dtype=object))
+        return gpd.GeoDataFrame(df, geometry=geoms, crs="EPSG:4326")
+
+    def rejects(self, *, source: str | None = None, kind: str | None = None) -> pd.DataFrame:
+        """Rejected rows with their reasons, optionally for one source file or kind."""
+        return self.store.frame(
+            "SELECT * FROM rejects WHERE ($s IS NULL OR source = $s) AND ($k IS NULL OR kind = $k) "
+            "ORDER BY kind, source, row_number",
+            {"s": None if source is None else str(source), "k": kind},
+        )
+
+    def info(self) -> dict:
+        """Counts per table, bounding box, H3 resolution and rejects per reason."""
+        con = self.store.con
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                  for t in ("customers", "stores", "regions", "rejects", "suppressions")}
+        bbox = con.execute("SELECT min(lat), min(lng), max(lat), max(lng) FROM customers").fetchall()[0]
+        opted = con.execute("SELECT count(*) FROM customers WHERE opted_out").fetchall()[0][0]
+        reasons = dict(con.execute(
+            "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY 2 DESC").fetchall())
+        return {
+            "path": self.path,
+            "schema_version": int(self.store.meta("schema_version")),
+            "h3_res": self.store.res,
+            "counts": counts,
+            "opted_out": opted,
+            "customer_bbox": None if bbox[0] is None else dict(zip(("min_lat", "min_lng", "max_lat", "max_lng"), bbox)),
+            "layers": self.layers(),
+            "rejects_by_reason": reasons,
+        }
+
+
+def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> Engine:  # noqa: A001
+    """Open (or create) a geotarget database.
+
+    Parameters
+    ----------
+    path : str or path, optional
+        The DuckDB file. Defaults to ``$GEOTARGET_DB`` or ``geotarget.duckdb``
+        in the working directory. ``":memory:"`` keeps everything in memory.
+    read_only : bool, default False
+        Open without write access (many processes may do so at once).
+
+    Returns
+    -------
+    Engine
+
+    Examples
+    --------
+    >>> import geotarget
+    >>> with geotarget.open(":memory:") as eng:
+    ...     eng.info()["counts"]["customers"]
+    0
+    """
+    return Engine(Store(path, read_only=read_only))

@@ -1,0 +1,503 @@
+"""Ingest customers, stores and region polygons into the store.
+
+Every row read either loads or lands in the ``rejects`` table with its reason,
+so ``read == loaded + rejected`` always holds (:class:`IngestReport`). An
+ingest is one transaction: a malformed file, an exception, Ctrl-C or a killed
+process leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._readers import NeedsFullSniff, Source, open_source
+from .cells import latlng_to_cells
+from .errors import ColumnNotFoundError, InvalidInputError, SourceError, SwappedCoordinatesError
+from .store import Store
+
+__all__ = ["GeotargetWarning", "IngestReport", "ingest_points", "ingest_regions"]
+
+LAT_NAMES = ("lat", "latitude", "y")
+LNG_NAMES = ("lng", "lon", "long", "longitude", "x")
+ID_NAMES = {
+    "customers": ("customer_id", "customerid", "cust_id", "id", "customer"),
+    "stores": ("store_id", "storeid", "id", "store"),
+}
+OPTED_OUT_NAMES = ("opted_out", "opt_out", "optout", "unsubscribed")
+_RESERVED = {"customer_id", "store_id", "lat", "lng", "cell", "opted_out", "updated_at", "source", "_row", "name"}
+
+REASON_MISSING_ID = "missing id"
+REASON_MISSING_COORDS = "missing coordinates"
+REASON_NON_NUMERIC = "non-numeric coordinates"
+REASON_NON_FINITE = "coordinates not finite (NaN or inf)"
+REASON_LAT_RANGE = "latitude out of range [-90, 90]"
+REASON_LNG_RANGE = "longitude out of range [-180, 180]"
+REASON_NULL_ISLAND = "coordinates are exactly (0, 0)"
+REASON_NOT_POINT = "geometry is not a point"
+REASON_DUPLICATE = "duplicate id: superseded by a later row of the same file"
+
+
+class GeotargetWarning(UserWarning):
+    """Something was repaired or skipped; the data still loaded."""
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. ``read == loaded + rejected`` always holds."""
+
+    kind: str
+    source: str
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    updated: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the whole ingest."""
+        return self.read / self.seconds if self.seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.kind} from {self.source}: read {self.read:,}, loaded {self.loaded:,} "
+            f"({self.inserted:,} new, {self.updated:,} updated), rejected {self.rejected:,} "
+            f"in {self.seconds:.2f} s"
+        ]
+        for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  rejected {count:,}: {reason}")
+        return "\n".join(lines)
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, flag: str) -> str | None:
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        lowered = {c.lower(): c for c in columns}
+        if wanted.lower() in lowered:
+            return lowered[wanted.lower()]
+        raise ColumnNotFoundError(
+            f"{what} column {wanted!r} not found; available columns: {', '.join(map(str, columns))}"
+        )
+    lowered = {str(c).lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lowered:
+            return lowered[cand]
+    return None
+
+
+def _to_bool(values: pd.Series) -> np.ndarray:
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype("string").str.strip().str.lower()
+    return text.isin(["true", "t", "yes", "y", "1", "1.0"]).fillna(False).to_numpy(dtype=bool)
+
+
+def _raw_json(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+    return text.strip("\n").split("\n")
+
+
+@dataclass
+class _Columns:
+    id: str
+    lat: str | None
+    lng: str | None
+    geometry: str | None
+    opted_out: str | None
+    name: str | None
+
+
+def _detect(src: Source, kind: str, *, id_col, lat_col, lng_col, opted_out_col, name_col) -> _Columns:
+    columns = src.columns
+    ident = _find(columns, id_col, ID_NAMES[kind], "id", "--id-col")
+    if ident is None:
+        raise ColumnNotFoundError(
+            f"no id column found in {src.name}; pass --id-col (id_col=) naming one of: {', '.join(map(str, columns))}"
+        )
+    geometry = src.geometry_column if lat_col is None and lng_col is None else None
+    lat = _find(columns, lat_col, LAT_NAMES, "latitude", "--lat-col") if geometry is None else None
+    lng = _find(columns, lng_col, LNG_NAMES, "longitude", "--lng-col") if geometry is None else None
+    if geometry is None and (lat is None or lng is None):
+        raise ColumnNotFoundError(
+            f"no latitude/longitude columns found in {src.name}; pass --lat-col and --lng-col "
+            f"(lat_col=, lng_col=) naming two of: {', '.join(map(str, columns))}"
+        )
+    opted = _find(columns, opted_out_col, OPTED_OUT_NAMES, "opted-out", "--opted-out-col") if kind == "customers" else None
+    name = _find(columns, name_col, ("name", "store_name"), "name", "--name-col") if kind == "stores" else None
+    return _Columns(ident, lat, lng, geometry, opted, name)
+
+
+def _coordinates(frame: pd.DataFrame, cols: _Columns, crs, reasons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude as float64 with reasons filled in for bad rows."""
+    n = len(frame)
+    if cols.geometry is not None:
+        import shapely
+
+        geoms = np.asarray(frame[cols.geometry].array, dtype=object)
+        if crs is not None and not getattr(crs, "is_geographic", True):
+            geoms = np.asarray(frame[cols.geometry].to_crs(4326).array, dtype=object)
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        is_point = shapely.get_type_id(geoms) == 0
+        reasons[(reasons == "") & missing] = REASON_MISSING_COORDS
+        reasons[(reasons == "") & ~is_point] = REASON_NOT_POINT
+        lng = np.full(n, np.nan)
+        lat = np.full(n, np.nan)
+        ok = ~missing & is_point
+        lng[ok] = shapely.get_x(geoms[ok])
+        lat[ok] = shapely.get_y(geoms[ok])
+        return lat, lng
+    out = []
+    for name in (cols.lat, cols.lng):
+        col = frame[name]
+        missing = col.isna().to_numpy(dtype=bool).copy()
+        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            values = col.to_numpy(dtype="float64", na_value=np.nan)
+            nonnum = np.zeros(n, dtype=bool)
+        else:
+            text = col.astype("string").str.strip()
+            missing |= (text == "").fillna(True).to_numpy(dtype=bool)
+            values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            lowered = text.str.lower()
+            spelled_nan = lowered.isin(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"]).fillna(False)
+            nonnum = ~missing & np.isnan(values) & ~spelled_nan.to_numpy(dtype=bool)
+        reasons[(reasons == "") & missing] = REASON_MISSING_COORDS
+        reasons[(reasons == "") & nonnum] = REASON_NON_NUMERIC
+        out.append(values)
+    lat, lng = out
+    if crs is not None:
+        from pyproj import CRS, Transformer
+
+        source_crs = CRS.from_user_input(crs)
+        if not source_crs.equals(CRS.from_epsg(4326)):
+            ok = np.isfinite(lat) & np.isfinite(lng)
+            tr = Transformer.from_crs(source_crs, 4326, always_xy=True)
+            x, y = tr.transform(lng[ok], lat[ok])  # detected 'lng'/'lat' are x/y here
+            lng = lng.copy()
+            lat = lat.copy()
+            lng[ok], lat[ok] = x, y
+    return lat, lng
+
+
+def _validate(frame: pd.DataFrame, cols: _Columns, crs, kind: str):
+    n = len(frame)
+    reasons = np.full(n, "", dtype=object)
+    ids = frame[cols.id]
+    if not (pd.api.types.is_string_dtype(ids.dtype) or isinstance(ids.dtype, pd.ArrowDtype)):
+        if pd.api.types.is_float_dtype(ids.dtype):
+            ids = ids.astype("Int64")
+        ids = ids.astype("string")
+    ids = ids.astype("string").str.strip()
+    missing_id = (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)
+    reasons[missing_id] = REASON_MISSING_ID
+    lat, lng = _coordinates(frame, cols, crs, reasons)
+    unchecked = reasons == ""
+    finite = np.isfinite(lat) & np.isfinite(lng)
+    reasons[unchecked & ~finite] = REASON_NON_FINITE
+    with np.errstate(invalid="ignore"):
+        lat_bad = np.abs(lat) > 90
+        lng_bad = np.abs(lng) > 180
+    swappable = int((unchecked & finite & (lat_bad | lng_bad) & (np.abs(lng) <= 90) & (np.abs(lat) <= 180)).sum())
+    out_of_range = int((unchecked & finite & (lat_bad | lng_bad)).sum())
+    reasons[(reasons == "") & lat_bad] = REASON_LAT_RANGE
+    reasons[(reasons == "") & lng_bad] = REASON_LNG_RANGE
+    reasons[(reasons == "") & (lat == 0) & (lng == 0)] = REASON_NULL_ISLAND
+    good = reasons == ""
+    return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()))
+
+
+def _check_swapped(stats: list[int], cols: _Columns, src: Source) -> None:
+    swappable, out_of_range, numeric = stats
+    if numeric and out_of_range * 2 > numeric and swappable * 10 >= out_of_range * 9:
+        if cols.lat is not None:
+            hint = f"--lat-col {cols.lng} --lng-col {cols.lat} (lat_col={cols.lng!r}, lng_col={cols.lat!r})"
+        else:
+            hint = "lat_col=/lng_col= naming the columns, or fix the geometry's axis order"
+        raise SwappedCoordinatesError(
+            f"{out_of_range:,} of {numeric:,} rows in {src.name} are out of range but valid with latitude and "
+            f"longitude swapped; the columns look swapped: pass {hint}"
+        )
+
+
+def ingest_points(
+    store: Store,
+    source,
+    kind: str,
+    *,
+    id_col: str | None = None,
+    lat_col: str | None = None,
+    lng_col: str | None = None,
+    opted_out_col: str | None = None,
+    name_col: str | None = None,
+    crs=None,
+    progress: Callable[[int, int | None], None] | None = None,
+    batch_rows: int | None = None,
+) -> IngestReport:
+    """Validate, H3-index and upsert customers or stores (see ``Engine.ingest_customers``)."""
+    if kind not in ID_NAMES:
+        raise InvalidInputError(f"kind must be 'customers' or 'stores', got {kind!r}")
+    started = time.perf_counter()
+    opts = {} if batch_rows is None else {"batch_rows": batch_rows}
+    probe = open_source(source, **opts)
+    cols = _detect(probe, kind, id_col=id_col, lat_col=lat_col, lng_col=lng_col,
+                   opted_out_col=opted_out_col, name_col=name_col)
+    source_name = probe.name
+    tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
+    for attempt in (False, True):
+        src = open_source(source, force_text=(cols.id,), full_sniff=attempt, **opts) if tabular else probe
+        try:
+            with store.transaction() as con:
+                report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress)
+            break
+        except NeedsFullSniff:
+            continue
+    report.source = source_name
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress) -> IngestReport:
+    report = IngestReport(kind=kind, source=src.name)
+    stage = f"_stage_{uuid.uuid4().hex[:12]}"
+    key = "customer_id" if kind == "customers" else "store_id"
+    con.execute(f"DELETE FROM rejects WHERE kind = $k AND source = $s", {"k": kind, "s": src.name})
+    reasons_count: Counter[str] = Counter()
+    stats = [0, 0, 0]
+    row_offset = 0
+    created = False
+    now = pd.Timestamp.now(tz="UTC")
+    drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
+    for frame in src.batches:
+        n = len(frame)
+        ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
+        stats = [a + b for a, b in zip(stats, batch_stats)]
+        if row_offset == 0:
+            _check_swapped(stats, cols, src)
+        bad = np.flatnonzero(~good)
+        if bad.size:
+            raw = _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore"))
+            rej = pd.DataFrame({
+                "kind": kind,
+                "source": src.name,
+                "row_number": bad + row_offset + 1,
+                "raw": raw,
+                "reason": reasons[bad].astype(str),
+                "rejected_at": now,
+            })
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            reasons_count.update(reasons[bad].tolist())
+        keep = np.flatnonzero(good)
+        out = pd.DataFrame({
+            key: ids.to_numpy(dtype=object)[keep],
+            "lat": lat[keep],
+            "lng": lng[keep],
+            "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
+        })
+        if kind == "customers":
+            out["opted_out"] = _to_bool(frame[cols.opted_out].iloc[keep]) if cols.opted_out else False
+        else:
+            out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
+        extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
+        extra.columns = [str(c) for c in extra.columns]
+        for c in extra.columns:
+            out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
+        out["_row"] = keep + row_offset + 1
+        if not created:
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out")
+            created = True
+        else:
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
+        row_offset += n
+        if progress is not None:
+            progress(row_offset, src.total_rows)
+    _check_swapped(stats, cols, src)
+    report.read = row_offset
+    if created:
+        dups = con.execute(
+            f"""INSERT INTO rejects
+                SELECT $k, $s, _row, to_json(t), $r, $now FROM (
+                    SELECT * EXCLUDE (cell), row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank
+                    FROM {stage}) t
+                WHERE _rank > 1""",
+            {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now},
+        ).fetchall()[0][0]
+        if dups:
+            reasons_count[REASON_DUPLICATE] += int(dups)
+            con.execute(
+                f"DELETE FROM {stage} WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER "
+                f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
+            )
+        report.updated, report.inserted = _merge(store, con, stage, kind, key, src.name, now)
+        con.execute(f"DROP TABLE {stage}")
+    report.rejected = sum(reasons_count.values())
+    report.loaded = report.inserted + report.updated
+    report.reasons = dict(reasons_count)
+    if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
+        raise RuntimeError(f"ingest accounting broken: {report}")
+    return report
+
+
+def _merge(store: Store, con, stage: str, kind: str, key: str, source: str, now) -> tuple[int, int]:
+    existing = store.columns(kind)
+    staged = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $t ORDER BY ordinal_position",
+        {"t": stage},
+    ).fetchall()
+    existing_lower = {k.lower(): (k, v) for k, v in existing.items()}
+    for name, dtype in staged:
+        if name == "_row":
+            continue
+        if dtype == '"NULL"' or dtype.upper() == "NULL":
+            dtype = "VARCHAR"
+        if name.lower() not in existing_lower:
+            con.execute(f"ALTER TABLE {kind} ADD COLUMN {_quote(name)} {dtype}")
+            continue
+        old_name, old_type = existing_lower[name.lower()]
+        if old_type == dtype or old_type == "VARCHAR" or name in ("lat", "lng", "cell", "opted_out", key, "name"):
+            continue
+        lost = con.execute(
+            f"SELECT count(*) FROM {stage} WHERE {_quote(name)} IS NOT NULL "
+            f"AND TRY_CAST({_quote(name)} AS {old_type}) IS NULL"
+        ).fetchall()[0][0]
+        if lost:
+            warnings.warn(
+                f"column {old_name!r} of {kind} was {old_type}; {source} has values that are not, "
+                "so the column now holds text (VARCHAR)",
+                GeotargetWarning,
+                stacklevel=5,
+            )
+            con.execute(f"ALTER TABLE {kind} ALTER COLUMN {_quote(old_name)} TYPE VARCHAR")
+    total_before = con.execute(f"SELECT count(*) FROM {kind}").fetchall()[0][0]
+    updated = 0
+    if total_before:
+        updated = con.execute(f"DELETE FROM {kind} WHERE {key} IN (SELECT {key} FROM {stage})").fetchall()[0][0]
+    inserted = con.execute(
+        f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source "
+        f"FROM {stage} ORDER BY cell",
+        {"now": now, "s": source},
+    ).fetchall()[0][0]
+    return int(updated), int(inserted) - int(updated)
+
+
+def ingest_regions(
+    store: Store,
+    source,
+    *,
+    layer: str,
+    name_col: str | None = None,
+    id_col: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> IngestReport:
+    """Load polygons as a named layer, replacing that layer (see ``Engine.ingest_regions``)."""
+    import geopandas as gpd
+    import shapely
+
+    started = time.perf_counter()
+    if not isinstance(layer, str) or not layer.strip():
+        raise InvalidInputError("a region layer needs a name: pass --layer NAME (layer=)")
+    if isinstance(source, gpd.GeoDataFrame):
+        frame, name = source, "<GeoDataFrame>"
+    else:
+        src = open_source(source)
+        if src.geometry_column is None:
+            raise SourceError(f"{src.name} has no geometry column; regions need polygons (GeoJSON, GeoPackage, ...)")
+        frame = pd.concat(list(src.batches)) if src.total_rows else gpd.GeoDataFrame(geometry=[])
+        frame = gpd.GeoDataFrame(frame, geometry=src.geometry_column, crs=src.crs)
+        name = src.name
+    if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs(4326)
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    name_c = _find(columns, name_col, ("name",), "name", "--name-col")
+    if name_c is None:
+        name_c = next((c for c in columns if "name" in str(c).lower()), None)
+    id_c = _find(columns, id_col, ("region_id", "id"), "id", "--id-col")
+    report = IngestReport(kind="regions", source=name, read=len(frame))
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    reasons = np.full(len(frame), "", dtype=object)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    reasons[missing] = "missing geometry"
+    polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
+    reasons[(reasons == "") & ~polygonal] = "geometry is not a polygon"
+    invalid = (reasons == "") & ~shapely.is_valid(geoms)
+    if invalid.any():
+        repaired = shapely.make_valid(geoms[invalid])
+        # make_valid may return collections; keep their polygonal parts
+        repaired = np.array([_polygonal_part(g) for g in repaired], dtype=object)
+        geoms = geoms.copy()
+        geoms[invalid] = repaired
+        warnings.warn(
+            f"{int(invalid.sum())} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
+            GeotargetWarning,
+            stacklevel=3,
+        )
+    ids = frame[id_c].astype("string") if id_c else pd.Series([str(i + 1) for i in range(len(frame))])
+    ids = ids.astype("string").str.strip()
+    reasons[(reasons == "") & (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)] = "missing id"
+    dup = ids.duplicated(keep="last").to_numpy(dtype=bool)
+    reasons[(reasons == "") & dup] = "duplicate id: superseded by a later row of the same file"
+    good = np.flatnonzero(reasons == "")
+    bounds = shapely.bounds(geoms[good]) if good.size else np.zeros((0, 4))
+    props = frame.drop(columns=[frame.geometry.name]).iloc[good]
+    rows = pd.DataFrame({
+        "layer": layer,
+        "region_id": ids.to_numpy(dtype=object)[good],
+        "name": frame[name_c].astype("string").to_numpy(dtype=object)[good] if name_c else None,
+        "geometry": shapely.to_wkb(geoms[good]) if good.size else np.array([], dtype=object),
+        "xmin": bounds[:, 0], "ymin": bounds[:, 1], "xmax": bounds[:, 2], "ymax": bounds[:, 3],
+        "properties": _raw_json(props) if good.size else [],
+        "source": name,
+    })
+    bad = np.flatnonzero(reasons != "")
+    now = pd.Timestamp.now(tz="UTC")
+    with store.transaction() as con:
+        con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
+        report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
+        con.execute("INSERT INTO regions SELECT * FROM rows")
+        if bad.size:
+            rej = pd.DataFrame({
+                "kind": "regions", "source": name, "row_number": bad + 1,
+                "raw": _raw_json(frame.drop(columns=[frame.geometry.name]).iloc[bad]),
+                "reason": reasons[bad].astype(str), "rejected_at": now,
+            })
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+    report.loaded = int(good.size)
+    report.inserted = int(good.size)
+    report.updated = min(report.updated, report.loaded)
+    report.inserted = report.loaded - report.updated
+    report.rejected = int(bad.size)
+    report.reasons = dict(Counter(reasons[bad].tolist()))
+    report.seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(report.read, report.read)
+    return report
+
+
+def _polygonal_part(geom):
+    import shapely
+    from shapely.geometry import MultiPolygon
+
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if shapely.get_type_id(g) in (3, 6)]
+    polys = []
+    for g in parts:
+        polys.extend(getattr(g, "geoms", [g]))
+    return MultiPolygon(polys) if polys else geom
