@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import maps
+from .coverage import Coverage
 from .engine import Engine, open
 from .errors import (
     AudienceTooSmallError,
@@ -20,6 +22,7 @@ from .errors import (
     SourceError,
     SwappedCoordinatesError,
 )
+from .heatmap import HeatmapResult, Metric, parse_metric
 from .ingest import GeotargetWarning, IngestReport
 from .units import parse_distance, parse_radius
 
@@ -31,14 +34,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AudienceTooSmallError",
     "ColumnNotFoundError",
+    "Coverage",
     "Engine",
     "GeotargetError",
     "GeotargetWarning",
+    "HeatmapResult",
     "IngestReport",
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidLocationError",
     "InvalidRadiusError",
+    "Metric",
     "MissingDependencyError",
     "NotFoundError",
     "PrivacyError",
@@ -48,5 +54,6 @@ __all__ = [
     "__version__",
     "open",
     "parse_distance",
+    "parse_metric",
     "parse_radius",
 ]

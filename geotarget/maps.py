@@ -1,0 +1,236 @@
+"""Folium maps: hexagon heatmaps, neighborhood choropleths, store coverage.
+
+Maps draw aggregates only: hexagons or regions that passed the k-anonymity
+floor of :mod:`geotarget.heatmap`, store locations and rings. No customer
+point or id is ever written into a map, and every coordinate is rounded to 6
+decimals. Vector layers do not depend on tiles: pass ``tiles=None`` for a
+map that renders with no tile server.
+
+folium, branca and matplotlib are imported only when a map is made.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from .heatmap import DEFAULT_K_MIN, heatmap
+
+__all__ = ["DEFAULT_TILES", "choropleth_map", "coverage_map", "heatmap_map", "save_html", "save_png"]
+
+#: Tiles used unless ``tiles=None`` (offline) or another folium tile name is given.
+DEFAULT_TILES = "OpenStreetMap"
+
+
+def _bounds(results) -> tuple[float, float, float, float]:
+    import shapely
+
+    from ._mapgeometry import cells_to_polygons
+
+    geoms = []
+    for r in results:
+        if r.level == "cell":
+            geoms.extend(cells_to_polygons(r.frame["cell"]))
+        elif r.geometry is not None:
+            geoms.extend(r.geometry)
+    if not geoms:
+        return (-180.0, -85.0, 180.0, 85.0)
+    return tuple(float(v) for v in shapely.total_bounds(np.asarray(geoms, dtype=object)))
+
+
+def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str = "YlOrRd_09",
+                tiles: str | None = DEFAULT_TILES, opacity: float = 0.7):
+    """Draw one heatmap result, or several as layers to switch between.
+
+    Parameters
+    ----------
+    result : HeatmapResult or list of HeatmapResult
+        Cell results draw hexagons; region results draw the regions (a
+        choropleth). Several results become base layers of a layer control,
+        each with its own legend, shown with its layer.
+    scale : {"quantile", "linear"}
+        Colour steps at quantiles of the values, or a linear ramp.
+    bins : int
+        Number of quantile steps.
+    palette : str
+        A branca palette name, e.g. ``YlOrRd_09``, ``viridis``, ``Blues_09``.
+    tiles : str or None
+        folium tiles; None draws the vector layers alone.
+    opacity : float
+        Fill opacity.
+
+    Returns
+    -------
+    folium.Map
+        Hexagons carry the CSS class ``gt-hex``, regions ``gt-region``;
+        tooltips show the value and the number of customers.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(12)],
+    ...                                        "lat": [40.758] * 12, "lng": [-73.9855] * 12}))
+    >>> html = heatmap_map(eng.heatmap(8), tiles=None).get_root().render()
+    >>> "882a100d67fffff" in html, "c1" in html
+    (True, False)
+    """
+    from ._mapstyle import LegendSwitch, colormap, new_map, value_layer
+
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
+    m = new_map(_bounds(results), tiles=tiles)
+    several = len(results) > 1
+    names = []
+    for i, r in enumerate(results):
+        name = str(r.metric.label)
+        while name in names:
+            name += " "
+        names.append(name)
+        cm = colormap(r.frame["value"].to_numpy(dtype="float64"), scale=scale, bins=bins, palette=palette,
+                      caption=r.caption)
+        value_layer(r, cm, name=name, opacity=opacity, show=(i == 0), overlay=not several,
+                    class_name="gt-hex" if r.level == "cell" else "gt-region").add_to(m)
+        cm.add_to(m)
+    if several:
+        import folium
+
+        folium.LayerControl(collapsed=False).add_to(m)
+        LegendSwitch(names).add_to(m)
+    return m
+
+
+def choropleth_map(eng, layer: str, metrics=("count",), *, audience=None, k_min: int | None = DEFAULT_K_MIN,
+                   allow_no_floor: bool = False, **style):
+    """Regions of ``layer`` coloured by each metric, with a layer control between metrics.
+
+    Parameters
+    ----------
+    eng : Engine
+    layer : str
+        An ingested region layer.
+    metrics : str or list of str
+        Metric specs as in :func:`geotarget.heatmap.parse_metric`.
+    audience, k_min, allow_no_floor
+        As in :func:`geotarget.heatmap.heatmap`.
+    **style
+        Passed to :func:`heatmap_map` (scale, bins, palette, tiles, opacity).
+
+    Returns
+    -------
+    folium.Map
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    results = [heatmap(eng, metric=mt, region_layer=layer, audience=audience, k_min=k_min,
+                       allow_no_floor=allow_no_floor) for mt in metrics]
+    return heatmap_map(results, **style)
+
+
+def _store_popup(row, k_min: int, radius_m: float) -> str:
+    n = int(row.customers)
+    size = f"{n:,} customers" if n >= k_min else f"fewer than {k_min} customers"
+    return (f"<b>{html.escape(str(row.store_id))}</b> {html.escape(str(row.name or ''))}<br>"
+            f"audience within {radius_m:,.0f} m: {size}")
+
+
+def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quantile", bins: int = 7,
+                 palette: str = "YlOrRd_09", opacity: float = 0.6):
+    """Draw a :class:`~geotarget.coverage.Coverage`: stores, rings, density, overlaps, uncovered cells.
+
+    Layers (each in the layer control, CSS class in brackets): uncovered
+    customers per cell in grey (``gt-uncovered``), audience density per cell
+    (``gt-hex``), ring overlaps dashed in red (``gt-overlap``), the geodesic
+    rings (``gt-ring``) and the stores (``gt-store``) with popups giving id,
+    name and audience size. Counts under the floor read "fewer than k".
+
+    Returns
+    -------
+    folium.Map
+    """
+    import folium
+    import shapely
+
+    from ._mapgeometry import COORD_DECIMALS, round_geometry
+    from ._mapstyle import StoreMarkers, colormap, features, geojson_layer, new_map, value_layer
+
+    bounds = _bounds([cov.density, cov.uncovered])
+    if len(cov.rings):
+        rb = shapely.total_bounds(cov.rings)
+        bounds = (min(bounds[0], rb[0]), min(bounds[1], rb[1]), max(bounds[2], rb[2]), max(bounds[3], rb[3])) \
+            if len(cov.density.frame) or len(cov.uncovered.frame) else tuple(rb)
+    m = new_map(bounds, tiles=tiles)
+    k = cov.k_min
+
+    uncovered = folium.FeatureGroup(name=f"Uncovered customers (cells with {k}+)")
+    geojson_layer(features(cov.uncovered), color="#7f7f7f", class_name="gt-uncovered", fields=["h3", "customers"],
+                  aliases=["cell", "uncovered customers"], opacity=0.35, weight=0.3).add_to(uncovered)
+    uncovered.add_to(m)
+
+    cm = colormap(cov.density.frame["value"].to_numpy(dtype="float64"), scale=scale, bins=bins, palette=palette,
+                  caption=f"audience customers per H3 cell (res {cov.res}) within {cov.radius_m:,.0f} m; k ≥ {k}")
+    value_layer(cov.density, cm, name="Audience density", opacity=opacity).add_to(m)
+    cm.add_to(m)
+
+    def shared_text(n: int) -> str:
+        return f"{n:,}" if n >= k else f"fewer than {k}"
+
+    overlap_feats = [
+        {"type": "Feature", "id": str(i),
+         "properties": {"stores": f"{a} + {b}", "shared": shared_text(int(n))},
+         "geometry": shapely.geometry.mapping(g)}
+        for i, (a, b, n, g) in enumerate(zip(cov.overlaps["store_a"], cov.overlaps["store_b"],
+                                             cov.overlaps["shared_customers"], round_geometry(cov.overlap_geometry)))
+    ]
+    group = folium.FeatureGroup(name="Ring overlaps")
+    geojson_layer(overlap_feats, color="#d62728", class_name="gt-overlap", fields=["stores", "shared"],
+                  aliases=["overlap", "shared customers"], opacity=0.3, weight=3.0, dash="6 4").add_to(group)
+    group.add_to(m)
+
+    ring_feats = [
+        {"type": "Feature", "id": str(i), "properties": {"store_id": str(s), "radius_m": round(cov.radius_m, 1)},
+         "geometry": shapely.geometry.mapping(g)}
+        for i, (s, g) in enumerate(zip(cov.stores["store_id"], cov.rings))
+    ]
+    group = folium.FeatureGroup(name=f"Rings ({cov.radius_m:,.0f} m, geodesic)")
+    geojson_layer(ring_feats, color="#1f4e9c", class_name="gt-ring", fields=["store_id", "radius_m"],
+                  aliases=["store", "radius (m)"], opacity=0.0, weight=2.0).add_to(group)
+    group.add_to(m)
+
+    group = folium.FeatureGroup(name="Stores")
+    StoreMarkers([{"lat": round(float(r.lat), COORD_DECIMALS), "lng": round(float(r.lng), COORD_DECIMALS),
+                   "id": str(r.store_id), "popup": _store_popup(r, k, cov.radius_m)}
+                  for r in cov.stores.itertuples(index=False)],
+                 radius=6, color="#1f4e9c", weight=3, fillColor="#ffffff", fillOpacity=1.0,
+                 className="gt-store").add_to(group)  # pixels: a marker, not a distance; the ring is the distance
+    group.add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def save_html(m, path: str | Path) -> Path:
+    """Write a folium map as one HTML file; return its path."""
+    path = Path(path)
+    m.save(str(path))
+    return path
+
+
+def save_png(obj, path: str | Path, **options) -> Path:
+    """A static PNG of a heatmap result or a coverage, drawn with matplotlib.
+
+    Parameters
+    ----------
+    obj : HeatmapResult or Coverage
+    path : str or Path
+    **options
+        ``scale``, ``bins``, ``palette`` (as for the maps), ``dpi``, ``title``.
+
+    Returns
+    -------
+    Path
+    """
+    from ._png import coverage_png, heatmap_png
+    from .coverage import Coverage
+
+    draw = coverage_png if isinstance(obj, Coverage) else heatmap_png
+    return draw(obj, Path(path), **options)
