@@ -181,6 +181,31 @@ class Engine:
             "rejects_by_reason": reasons,
         }
 
+    # -- heatmaps and maps ---------------------------------------------------
+    def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
+                k_min: int | None = 10, allow_no_floor: bool = False):
+        """Aggregate customers per H3 cell (res 5-11) or per region, above a k-anonymity floor.
+
+        ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or
+        ``penetration:LAYER:COL``. Cells or regions with fewer than ``k_min``
+        customers are left out (``allow_no_floor=True`` is needed below 2).
+        See :func:`geotarget.heatmap.heatmap`; ``.to_map()`` draws the result.
+        """
+        from .heatmap import heatmap
+
+        return heatmap(self, res, metric, audience=audience, region_layer=region_layer, k_min=k_min,
+                       allow_no_floor=allow_no_floor)
+
+    def coverage(self, stores="all", radius="2mi", *, res: int | None = None, k_min: int | None = 10,
+                 allow_no_floor: bool = False):
+        """What the geodesic rings of ``radius`` around ``stores`` cover, and whom they miss.
+
+        See :func:`geotarget.coverage.coverage`; ``.to_map()`` draws it.
+        """
+        from .coverage import coverage
+
+        return coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor)
+
 
 def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> Engine:  # noqa: A001
     """Open (or create) a geotarget database.
