@@ -31,8 +31,13 @@ demo: $(VENV)/.installed $(SAMPLE)/customers.csv
 	$(BIN)/geotarget ingest regions $(SAMPLE)/neighborhoods.geojson --layer sample_hoods --id-col hood_id
 	$(BIN)/geotarget info
 	@echo "database: $$(pwd)/geotarget.duckdb"
+	$(BIN)/geotarget heatmap --res 8 --metric count -o $(OUT)/heatmap.html --png $(OUT)/heatmap.png
+	$(BIN)/geotarget map coverage --radius 2mi --all-stores -o $(OUT)/coverage.html --png $(OUT)/coverage.png
+	@echo "heatmap: $$(pwd)/$(OUT)/heatmap.html"
+	@echo "coverage map: $$(pwd)/$(OUT)/coverage.html"
 
 test: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 clean:
