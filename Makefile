@@ -40,5 +40,11 @@ test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
+# Benchmarks against PostGIS, DuckDB SQL, GeoPandas and BallTree; writes benchmarks/RESULTS.md.
+# Override the sizes with e.g. `make bench BENCH_ARGS="--sizes 1e6"`, or `BENCH_ARGS=--quick`.
+BENCH_ARGS ?= --sizes 1e6,1e7
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf $(OUT) geotarget.duckdb geotarget.duckdb.wal

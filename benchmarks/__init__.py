@@ -1,0 +1,1 @@
+"""geotarget's benchmark harness: ``python -m benchmarks`` (or ``make bench``) writes ``RESULTS.md``."""

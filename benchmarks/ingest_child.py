@@ -1,0 +1,44 @@
+"""Ingest one Parquet file into a fresh geotarget database, in a process of its own.
+
+Run as ``python -m benchmarks.ingest_child CUSTOMERS.parquet DB.duckdb``. The
+last line printed is JSON: the ingest report's figures plus this process's
+peak resident set size (``ru_maxrss``), which is the ingest's peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    parquet, db = argv
+    for leftover in (Path(db), Path(db + ".wal")):
+        leftover.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    import geotarget
+
+    imported = time.perf_counter() - t0
+    eng = geotarget.open(db)
+    rep = eng.ingest_customers(parquet, id_col="customer_id", lat_col="lat", lng_col="lng")
+    eng.close()
+    wall = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({
+        "read": rep.read,
+        "loaded": rep.loaded,
+        "rejected": rep.rejected,
+        "seconds": rep.seconds,
+        "rows_per_second": rep.rows_per_second,
+        "process_seconds": wall,
+        "import_seconds": imported,
+        "peak_rss_bytes": peak_kib * 1024,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
