@@ -159,9 +159,13 @@ def str_to_cells(cells) -> np.ndarray:
     """Hexadecimal H3 strings (or ints) as a uint64 array, validated."""
     out = []
     for c in cells:
-        value = h3.str_to_int(c) if isinstance(c, str) else int(c)
-        if not h3.is_valid_cell(value):
-            raise InvalidInputError(f"{c!r} is not a valid H3 cell")
+        try:
+            value = h3.str_to_int(c.strip()) if isinstance(c, str) else int(c)
+            valid = 0 <= value < 2**64 and h3.is_valid_cell(h3.int_to_str(value))
+        except (TypeError, ValueError, OverflowError):
+            valid = False
+        if not valid:
+            raise InvalidInputError(f"{c!r} is not a valid H3 cell; give one like '882a100d17fffff'")
         out.append(value)
     return np.array(out, dtype="uint64")
 
@@ -174,14 +178,20 @@ def _hav_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, max(0.0, a))))
 
 
+#: How far a cell's descendants reach past its hexagon, as a multiple of its
+#: circumradius. H3 children do not nest exactly inside their parent; measured
+#: on this hierarchy the overhang is under 6 %, and 15 % is used.
+DESCENDANT_REACH = 1.15
+
+
 def _cell_min_distance_m(center_lat: float, center_lng: float, cell: str) -> float:
-    """A lower bound on the haversine distance from the centre to any point of ``cell``."""
+    """A lower bound on the haversine distance from the centre to any point whose fine cell descends from ``cell``."""
     clat, clng = h3.cell_to_latlng(cell)
     circumradius = max(_hav_m(clat, clng, vlat, vlng) for vlat, vlng in h3.cell_to_boundary(cell))
-    return _hav_m(center_lat, center_lng, clat, clng) - circumradius
+    return _hav_m(center_lat, center_lng, clat, clng) - DESCENDANT_REACH * circumradius
 
 
-def covering_res(radius_m: float, *, cells_across: float = 8.0) -> int:
+def covering_res(radius_m: float, *, cells_across: float = 16.0) -> int:
     """The finest resolution whose average hexagon edge is at least ``2 * radius_m / cells_across``."""
     target = 2.0 * radius_m / cells_across
     for res in range(FINE_RES, -1, -1):
@@ -194,10 +204,11 @@ def disk_covering(lat: float, lng: float, radius_m: float, *, res: int | None = 
     """H3 cells that together contain every point within ``radius_m`` of a centre.
 
     The covering is conservative: it can hold cells with no point in the disk,
-    but it never misses one. It is grown breadth-first from the centre's cell
-    over neighbours whose nearest possible point (distance to the cell centre
-    less the cell's circumradius) could lie within the radius, widened by the
-    largest possible sphere/ellipsoid disagreement. Because a geodesic from the
+    but it never misses a point whose fine cell descends from a cell outside
+    it. It is grown breadth-first from the centre's cell over neighbours whose
+    nearest possible descendant (distance to the cell centre less
+    :data:`DESCENDANT_REACH` circumradii) could lie within the radius, widened
+    by the largest possible sphere/ellipsoid disagreement. Because a geodesic from the
     centre to any point inside stays inside, the cells it crosses are all
     reached, at the poles, across the antimeridian and around pentagons alike.
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import ingest as _ingest
+from ._index import IndexCache
 from .errors import NotFoundError
 from .store import Store
 
@@ -32,6 +33,8 @@ class Engine:
 
     def __init__(self, store: Store):
         self.store = store
+        self._index_cache = IndexCache(store)
+        self._stores_cache: tuple[int, pd.DataFrame, dict] | None = None
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -134,6 +137,22 @@ class Engine:
         """All stores as a DataFrame."""
         return self.store.frame("SELECT * FROM stores ORDER BY store_id")
 
+    def _stores_snapshot(self) -> tuple[int, pd.DataFrame, dict]:
+        version = self.store.data_version
+        cached = self._stores_cache
+        if cached is None or cached[0] != version:
+            frame = self.store.frame("SELECT store_id, name, lat, lng FROM stores ORDER BY store_id")
+            lookup = {str(s): i for i, s in enumerate(frame["store_id"].to_numpy(dtype=object))}
+            cached = (version, frame, lookup)
+            self._stores_cache = cached
+        return cached
+
+    def _stores_frame(self) -> pd.DataFrame:
+        return self._stores_snapshot()[1]
+
+    def _store_positions(self) -> dict:
+        return self._stores_snapshot()[2]
+
     def layers(self) -> list[str]:
         """Names of the region layers."""
         return [r[0] for r in self.store.con.execute("SELECT DISTINCT layer FROM regions ORDER BY 1").fetchall()]
@@ -181,6 +200,120 @@ class Engine:
             "rejects_by_reason": reasons,
         }
 
+
+    # -- audiences ---------------------------------------------------------
+    def audience(
+        self,
+        *,
+        stores=None,
+        points=None,
+        radius: str | None = None,
+        radius_m: float | None = None,
+        allow_large_radius: bool = False,
+        region_layer: str | None = None,
+        regions=None,
+        ring_cell: str | int | None = None,
+        ring_point: tuple[float, float] | None = None,
+        k: int = 1,
+        res: int | None = None,
+        where=None,
+        exclude_within=None,
+        exclude_regions=None,
+        holdout: float | None = None,
+        campaign: str | None = None,
+        columns: list[str] | None = None,
+        min_size: int | None = None,
+    ):
+        """Build an exact audience: radius, region or hex ring, then exclusions, filters and holdout.
+
+        Give exactly one geography:
+
+        - ``stores=`` (ids, or ``"all"``) or ``points=`` (``[(lat, lng), ...]``
+          or a DataFrame with ``lat``, ``lng`` and optional ``point_id``) with
+          ``radius="2mi"`` (or ``radius_m=``). A customer is in the audience if
+          and only if its WGS84 geodesic distance to a centre is at most the
+          radius; each carries its nearest centre and ``distance_m``.
+          Radii over 100 km need ``allow_large_radius=True``.
+        - ``region_layer=`` with ``regions=`` (names or ids; all when None):
+          customers inside the polygons, points on a boundary counted inside.
+        - ``ring_cell=`` (an H3 cell) or ``ring_point=(lat, lng)`` with
+          ``res=``, and ``k``: customers in the k-ring of that cell.
+
+        Parameters
+        ----------
+        where : filters, optional
+            Segment conditions AND-ed together, e.g. ``[("tier", "==", "gold")]``,
+            ``{"tier": ["gold", "platinum"]}`` or ``["age>=30"]``.
+        exclude_within : list, optional
+            Zones to drop: ``(lat, lng, "500m")`` or ``"lat,lng,500m"``.
+        exclude_regions : list, optional
+            Regions to drop: ``(layer, name)`` or ``"layer:name"``.
+        holdout : float, optional
+            Fraction held out as a control group, chosen by a hash of
+            ``campaign`` and the customer id (the same split on every run).
+        columns : list of str, optional
+            Customer columns to carry into rows and exports.
+        min_size : int, optional
+            Minimum size for exports (default 100).
+
+        Returns
+        -------
+        Audience
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1"], "lat": [40.758], "lng": [-73.9855]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [40.76, 40.9],
+        ...                                        "lng": [-73.98, -73.98]}))
+        >>> aud = eng.audience(stores=["S1"], radius="2mi")
+        >>> len(aud), aud.to_pandas()["customer_id"].tolist()
+        (1, ['a'])
+        """
+        from .audience import build_audience
+
+        return build_audience(
+            self, stores=stores, points=points, radius=radius, radius_m=radius_m,
+            allow_large_radius=allow_large_radius, region_layer=region_layer, regions=regions,
+            ring_cell=ring_cell, ring_point=ring_point, k=k, res=res, where=where,
+            exclude_within=exclude_within, exclude_regions=exclude_regions, holdout=holdout,
+            campaign=campaign, columns=columns, min_size=min_size,
+        )
+
+    def ingest_suppressions(self, values, *, kind: str = "id") -> int:
+        """Add ids or emails to the suppression list; they leave every audience at once.
+
+        Parameters
+        ----------
+        values : iterable of str, or a path to a one-column CSV/text file
+        kind : {"id", "email", "email_sha256"}
+            Customer ids; raw emails (normalized and hashed before storing, so
+            the list never holds a raw address); or SHA-256 hex digests of
+            normalized emails.
+
+        Returns
+        -------
+        int
+            How many new entries the list gained.
+        """
+        from .privacy import suppression_frame
+
+        if isinstance(values, (str, os.PathLike)):
+            with _open_text(values) as fh:
+                lines = [line.strip().split(",")[0] for line in fh if line.strip()]
+            header = lines[0].lower() if lines else ""
+            if header in ("id", "customer_id", "email", "value", "email_sha256", "sha256"):
+                lines = lines[1:]
+            values = lines
+        frame = suppression_frame(values, kind).drop_duplicates()
+        frame["added_at"] = pd.Timestamp.now(tz="UTC")
+        with self.store.transaction() as con:
+            before = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
+            con.execute("INSERT INTO suppressions SELECT * FROM frame ON CONFLICT DO NOTHING")
+            after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
+        return int(after - before)
+
     # -- heatmaps and maps ---------------------------------------------------
     def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
                 k_min: int | None = 10, allow_no_floor: bool = False):
@@ -205,6 +338,12 @@ class Engine:
         from .coverage import coverage
 
         return coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor)
+
+
+def _open_text(path):
+    import builtins
+
+    return builtins.open(path, encoding="utf-8")
 
 
 def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> Engine:  # noqa: A001

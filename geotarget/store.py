@@ -97,6 +97,11 @@ _SCHEMA = [
 ]
 
 
+# data_version per open database file, shared by every Store on it in this process
+_VERSIONS: dict = {}
+_VERSIONS_LOCK = threading.Lock()
+
+
 def default_db_path() -> str:
     """The database used when none is named: ``$GEOTARGET_DB`` or ``./geotarget.duckdb``."""
     return os.environ.get("GEOTARGET_DB") or DEFAULT_DB
@@ -134,6 +139,10 @@ class Store:
         self._local = threading.local()
         self.write_lock = threading.RLock()
         self._check_schema()
+        key = self.path if self.path == ":memory:" else str(Path(self.path).expanduser().resolve())
+        self._version_key = (key, id(self)) if key == ":memory:" else key
+        with _VERSIONS_LOCK:
+            _VERSIONS[self._version_key] = int(self.meta("data_version") or 0)
 
     # -- connections -------------------------------------------------------
     @property
@@ -168,6 +177,8 @@ class Store:
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
                 )
                 con.execute("COMMIT")
+                with _VERSIONS_LOCK:
+                    _VERSIONS[self._version_key] = _VERSIONS.get(self._version_key, 0) + 1
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
@@ -239,8 +250,13 @@ class Store:
 
     @property
     def data_version(self) -> int:
-        """A counter bumped by every committed write."""
-        return int(self.meta("data_version") or 0)
+        """A counter bumped by every committed write.
+
+        Read from memory, not the file: DuckDB's file lock lets only this
+        process write while it holds the database open, and every write goes
+        through :meth:`transaction`, which bumps both.
+        """
+        return _VERSIONS[self._version_key]
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> DuckDB type of a table, in table order."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import ingest  # noqa: F401  (registers commands)
+from . import audience, ingest  # noqa: F401  (registers commands)
 from . import maps  # noqa: F401  (registers heatmap and map commands)
 from ._app import app, run
 
