@@ -30,9 +30,11 @@ demo: $(VENV)/.installed $(SAMPLE)/customers.csv
 	$(BIN)/geotarget ingest stores $(SAMPLE)/stores.csv
 	$(BIN)/geotarget ingest regions $(SAMPLE)/neighborhoods.geojson --layer sample_hoods --id-col hood_id
 	$(BIN)/geotarget info
-	@echo "database: $$(pwd)/geotarget.duckdb"
+	$(BIN)/geotarget audience --store S001 --radius 2mi -o $(OUT)/audience_S001_2mi.csv
 	$(BIN)/geotarget heatmap --res 8 --metric count -o $(OUT)/heatmap.html --png $(OUT)/heatmap.png
 	$(BIN)/geotarget map coverage --radius 2mi --all-stores -o $(OUT)/coverage.html --png $(OUT)/coverage.png
+	@echo "database: $$(pwd)/geotarget.duckdb"
+	@echo "2-mile audience of S001: $$(pwd)/$(OUT)/audience_S001_2mi.csv"
 	@echo "heatmap: $$(pwd)/$(OUT)/heatmap.html"
 	@echo "coverage map: $$(pwd)/$(OUT)/coverage.html"
 
