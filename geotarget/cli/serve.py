@@ -1,0 +1,26 @@
+"""`geotarget serve`: the HTTP service (needs the server extra)."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, state
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    db: str = typer.Option(None, "--db", metavar="PATH", help="DuckDB database file [default: the global --db]."),
+    keys_file: str = typer.Option(None, "--keys-file", metavar="FILE",
+                                  help="API keys, one a line (plain, or sha256:HEX); adds to $GEOTARGET_API_KEYS."),
+    insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth",
+                                          help="Serve without API keys: local development on 127.0.0.1 only."),
+    read_only: bool = typer.Option(False, "--read-only", help="Open the database read-only (no campaign writes)."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
+) -> None:
+    """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs."""
+    from ..service import serve as run_service
+
+    run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
+                read_only=read_only, access_log=access_log)

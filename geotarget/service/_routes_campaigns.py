@@ -1,0 +1,81 @@
+"""Campaign CRUD, pause and resume, each a direct call to the engine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from . import _deps
+from ._routes_audiences import audience_result, effective_min_size
+from ._schemas import AudienceOptions, AudienceResult, Campaign, CampaignCreate, CampaignList, CampaignUpdate
+
+router = APIRouter(tags=["campaigns"])
+
+CampaignRef = Annotated[str, Path(min_length=1, max_length=200, description="Campaign name or id.")]
+
+
+@router.get("/campaigns", response_model=CampaignList, summary="List campaigns")
+def list_campaigns(
+    status: Annotated[str | None, Query(max_length=40, description="Only campaigns with this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    eng=Depends(_deps.engine),
+) -> CampaignList:
+    """One page of campaigns, in the library's order."""
+    found = eng.campaigns(status=status)
+    page = found[offset: offset + limit]
+    return CampaignList(count=len(found), limit=limit, offset=offset, campaigns=[c.to_dict() for c in page])
+
+
+@router.post("/campaigns", response_model=Campaign, status_code=201, summary="Create a campaign")
+def create_campaign(body: CampaignCreate, eng=Depends(_deps.engine)) -> Campaign:
+    """Create a campaign: a name, one geofence, and optional segment, window, holdout and metadata."""
+    fields = body.model_dump(exclude_unset=True)
+    name = fields.pop("name")
+    return eng.create_campaign(name, **fields).to_dict()
+
+
+@router.get("/campaigns/{campaign}", response_model=Campaign, summary="Show a campaign")
+def get_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
+    """A campaign by name or id (404 when there is none)."""
+    return eng.campaign(campaign).to_dict()
+
+
+@router.patch("/campaigns/{campaign}", response_model=Campaign, summary="Change a campaign")
+def update_campaign(campaign: CampaignRef, body: CampaignUpdate, eng=Depends(_deps.engine)) -> Campaign:
+    """Change the fields given; a field sent as null is cleared."""
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        return eng.campaign(campaign).to_dict()
+    return eng.update_campaign(campaign, **changes).to_dict()
+
+
+@router.post("/campaigns/{campaign}/pause", response_model=Campaign, summary="Pause a campaign")
+def pause_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
+    """Stop a campaign from matching in promotion lookups until it is resumed."""
+    return eng.pause_campaign(campaign).to_dict()
+
+
+@router.post("/campaigns/{campaign}/resume", response_model=Campaign, summary="Resume a campaign")
+def resume_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
+    """Let a paused campaign match again."""
+    return eng.resume_campaign(campaign).to_dict()
+
+
+@router.delete("/campaigns/{campaign}", status_code=204, response_class=Response, summary="Delete a campaign")
+def delete_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Response:
+    """Delete a campaign for good."""
+    eng.delete_campaign(campaign)
+    return Response(status_code=204)
+
+
+@router.post("/campaigns/{campaign}/audience", response_model=AudienceResult, summary="A campaign's audience")
+def campaign_audience(campaign: CampaignRef, request: Request, body: AudienceOptions | None = None,
+                      eng=Depends(_deps.engine)) -> AudienceResult:
+    """The campaign's current audience, with every consent, suppression, minimum-size and holdout rule."""
+    body = body or AudienceOptions()
+    min_size = effective_min_size(body, request)
+    aud = eng.campaign_audience(campaign, min_size=min_size)
+    return audience_result(aud, body.format, min_size, request)
+
