@@ -45,6 +45,16 @@ REASON_NULL_ISLAND = "coordinates are exactly (0, 0)"
 REASON_NOT_POINT = "geometry is not a point"
 REASON_DUPLICATE = "duplicate id: superseded by a later row of the same file"
 
+# rows carry a small integer code while validating; 0 means "no problem yet"
+_REASONS = ["", REASON_MISSING_ID, REASON_MISSING_COORDS, REASON_NON_NUMERIC, REASON_NON_FINITE,
+            REASON_LAT_RANGE, REASON_LNG_RANGE, REASON_NULL_ISLAND, REASON_NOT_POINT]
+_CODE = {reason: i for i, reason in enumerate(_REASONS)}
+
+
+def _mark(codes: np.ndarray, where: np.ndarray, reason: str) -> None:
+    """Give ``reason`` to rows in ``where`` that have no reason yet (first reason wins)."""
+    codes[(codes == 0) & where] = _CODE[reason]
+
 
 class GeotargetWarning(UserWarning):
     """Something was repaired or skipped; the data still loaded."""
@@ -156,8 +166,8 @@ def _coordinates(frame: pd.DataFrame, cols: _Columns, crs, reasons: np.ndarray) 
             geoms = np.asarray(frame[cols.geometry].to_crs(4326).array, dtype=object)
         missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
         is_point = shapely.get_type_id(geoms) == 0
-        reasons[(reasons == "") & missing] = REASON_MISSING_COORDS
-        reasons[(reasons == "") & ~is_point] = REASON_NOT_POINT
+        _mark(reasons, missing, REASON_MISSING_COORDS)
+        _mark(reasons, ~is_point, REASON_NOT_POINT)
         lng = np.full(n, np.nan)
         lat = np.full(n, np.nan)
         ok = ~missing & is_point
@@ -178,8 +188,8 @@ def _coordinates(frame: pd.DataFrame, cols: _Columns, crs, reasons: np.ndarray) 
             lowered = text.str.lower()
             spelled_nan = lowered.isin(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"]).fillna(False)
             nonnum = ~missing & np.isnan(values) & ~spelled_nan.to_numpy(dtype=bool)
-        reasons[(reasons == "") & missing] = REASON_MISSING_COORDS
-        reasons[(reasons == "") & nonnum] = REASON_NON_NUMERIC
+        _mark(reasons, missing, REASON_MISSING_COORDS)
+        _mark(reasons, nonnum, REASON_NON_NUMERIC)
         out.append(values)
     lat, lng = out
     if crs is not None:
@@ -198,28 +208,27 @@ def _coordinates(frame: pd.DataFrame, cols: _Columns, crs, reasons: np.ndarray) 
 
 def _validate(frame: pd.DataFrame, cols: _Columns, crs, kind: str):
     n = len(frame)
-    reasons = np.full(n, "", dtype=object)
+    reasons = np.zeros(n, dtype=np.uint8)
     ids = frame[cols.id]
     if not (pd.api.types.is_string_dtype(ids.dtype) or isinstance(ids.dtype, pd.ArrowDtype)):
         if pd.api.types.is_float_dtype(ids.dtype):
             ids = ids.astype("Int64")
-        ids = ids.astype("string")
     ids = ids.astype("string").str.strip()
     missing_id = (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)
-    reasons[missing_id] = REASON_MISSING_ID
+    reasons[missing_id] = _CODE[REASON_MISSING_ID]
     lat, lng = _coordinates(frame, cols, crs, reasons)
-    unchecked = reasons == ""
+    unchecked = reasons == 0
     finite = np.isfinite(lat) & np.isfinite(lng)
-    reasons[unchecked & ~finite] = REASON_NON_FINITE
+    _mark(reasons, ~finite, REASON_NON_FINITE)
     with np.errstate(invalid="ignore"):
         lat_bad = np.abs(lat) > 90
         lng_bad = np.abs(lng) > 180
     swappable = int((unchecked & finite & (lat_bad | lng_bad) & (np.abs(lng) <= 90) & (np.abs(lat) <= 180)).sum())
     out_of_range = int((unchecked & finite & (lat_bad | lng_bad)).sum())
-    reasons[(reasons == "") & lat_bad] = REASON_LAT_RANGE
-    reasons[(reasons == "") & lng_bad] = REASON_LNG_RANGE
-    reasons[(reasons == "") & (lat == 0) & (lng == 0)] = REASON_NULL_ISLAND
-    good = reasons == ""
+    _mark(reasons, lat_bad, REASON_LAT_RANGE)
+    _mark(reasons, lng_bad, REASON_LNG_RANGE)
+    _mark(reasons, (lat == 0) & (lng == 0), REASON_NULL_ISLAND)
+    good = reasons == 0
     return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()))
 
 
@@ -284,28 +293,25 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     created = False
     now = pd.Timestamp.now(tz="UTC")
     drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
-    for frame in src.batches:
+
+    def prepare(frame: pd.DataFrame, offset: int):
+        """Validate and H3-index one batch (runs ahead of the inserts in a worker thread)."""
         n = len(frame)
         ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
-        stats = [a + b for a, b in zip(stats, batch_stats)]
-        if row_offset == 0:
-            _check_swapped(stats, cols, src)
         bad = np.flatnonzero(~good)
+        rej = None
         if bad.size:
-            raw = _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore"))
             rej = pd.DataFrame({
                 "kind": kind,
                 "source": src.name,
-                "row_number": bad + row_offset + 1,
-                "raw": raw,
-                "reason": reasons[bad].astype(str),
+                "row_number": bad + offset + 1,
+                "raw": _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore")),
+                "reason": [_REASONS[c] for c in reasons[bad]],
                 "rejected_at": now,
             })
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
-            reasons_count.update(reasons[bad].tolist())
         keep = np.flatnonzero(good)
         out = pd.DataFrame({
-            key: ids.to_numpy(dtype=object)[keep],
+            key: ids.iloc[keep].to_numpy() if keep.size < n else ids.to_numpy(),
             "lat": lat[keep],
             "lng": lng[keep],
             "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
@@ -319,7 +325,37 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         extra.columns = [str(c) for c in extra.columns]
         for c in extra.columns:
             out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
-        out["_row"] = keep + row_offset + 1
+        out["_row"] = keep + offset + 1
+        return n, out, rej, batch_stats
+
+    def prepared_batches():
+        """Read and prepare batch n+1 in a worker thread while batch n is inserted."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter(src.batches)
+        offset = 0
+
+        def step(offset: int):
+            frame = next(batches, None)
+            return None if frame is None else prepare(frame, offset)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotarget-ingest") as pool:
+            pending = pool.submit(step, offset)
+            while True:
+                result = pending.result()
+                if result is None:
+                    return
+                offset += result[0]
+                pending = pool.submit(step, offset)
+                yield result
+
+    for n, out, rej, batch_stats in prepared_batches():
+        stats = [a + b for a, b in zip(stats, batch_stats)]
+        if row_offset == 0:
+            _check_swapped(stats, cols, src)
+        if rej is not None:
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            reasons_count.update(rej["reason"].tolist())
         if not created:
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out")
             created = True
@@ -330,7 +366,8 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             progress(row_offset, src.total_rows)
     _check_swapped(stats, cols, src)
     report.read = row_offset
-    if created:
+    distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
+    if created and distinct:
         dups = con.execute(
             f"""INSERT INTO rejects
                 SELECT $k, $s, _row, to_json(t), $r, $now FROM (
@@ -345,6 +382,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 f"DELETE FROM {stage} WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER "
                 f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
             )
+    if created:
         report.updated, report.inserted = _merge(store, con, stage, kind, key, src.name, now)
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
@@ -391,7 +429,7 @@ def _merge(store: Store, con, stage: str, kind: str, key: str, source: str, now)
         updated = con.execute(f"DELETE FROM {kind} WHERE {key} IN (SELECT {key} FROM {stage})").fetchall()[0][0]
     inserted = con.execute(
         f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source "
-        f"FROM {stage} ORDER BY cell",
+        f"FROM {stage}",
         {"now": now, "s": source},
     ).fetchall()[0][0]
     return int(updated), int(inserted) - int(updated)

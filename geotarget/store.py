@@ -18,8 +18,16 @@ Tables (schema version :data:`SCHEMA_VERSION`):
     ``rejected_at``.
 ``suppressions``
     ``kind`` ('id' or 'email_sha256'), ``value``, ``added_at``.
-``campaigns``
-    promotions, written by :mod:`geotarget.campaigns`.
+``campaigns`` (since schema version 2)
+    promotions, written by :mod:`geotarget.campaigns`: ``id``, ``name``,
+    ``geofence``, ``where_filters`` and ``metadata`` (JSON text),
+    ``start_at``, ``end_at``, ``holdout``, ``status``, ``created_at``,
+    ``updated_at``.
+
+Migrations: a file of an older schema version gains the missing tables when
+it is opened read-write (every ``CREATE TABLE`` is ``IF NOT EXISTS``); opened
+read-only it is read as it is, and a missing ``campaigns`` table reads as no
+campaigns. A file of a newer version raises :class:`SchemaVersionError`.
 
 Uniqueness of ``customer_id`` is kept by the ingest merge rather than a
 declared PRIMARY KEY: DuckDB's ART index made a 10-million-row load about
@@ -28,6 +36,7 @@ through the merge anyway.
 
 Every write runs in one transaction and bumps ``data_version`` in that same
 transaction, so readers can tell when their in-memory indexes are stale.
+:meth:`Store.read_consistent` runs a read that must not straddle a commit.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -45,7 +55,7 @@ from .errors import GeotargetError, SchemaVersionError, SourceError
 __all__ = ["DEFAULT_DB", "SCHEMA_VERSION", "Store", "default_db_path"]
 
 #: Version of the table layout written by this geotarget.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: File name of the default database, in the working directory.
 DEFAULT_DB = "geotarget.duckdb"
@@ -94,11 +104,26 @@ _SCHEMA = [
         added_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (kind, value)
     )""",
+    """CREATE TABLE IF NOT EXISTS campaigns (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        geofence VARCHAR NOT NULL,
+        where_filters VARCHAR NOT NULL,
+        start_at TIMESTAMPTZ,
+        end_at TIMESTAMPTZ,
+        holdout DOUBLE,
+        metadata VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )""",
 ]
 
 
 # data_version per open database file, shared by every Store on it in this process
 _VERSIONS: dict = {}
+# commit sequence per file: odd while a COMMIT is landing (a seqlock for readers)
+_SEQS: dict = {}
 _VERSIONS_LOCK = threading.Lock()
 
 
@@ -115,34 +140,34 @@ class Store:
     run in a transaction (:meth:`transaction`).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
+                 lock_timeout: float = 0.0, connection: duckdb.DuckDBPyConnection | None = None):
         self.path = str(path) if path is not None else default_db_path()
         self.read_only = read_only
+        if connection is not None:  # an in-memory copy made by geotarget.replica, labelled with its file
+            self._con = connection
+            self._setup(read_only, private=True)
+            return
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise SourceError(f"folder {str(parent)!r} for database {self.path!r} does not exist; create it first")
             if read_only and not Path(self.path).exists():
                 raise SourceError(f"database {self.path!r} does not exist; ingest data first or check --db")
-        try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            msg = str(exc).splitlines()[0]
-            if "lock" in msg.lower():
-                raise SourceError(
-                    f"database {self.path!r} is locked by another process; "
-                    "wait for the writer to finish or open it read_only=True from a separate copy"
-                ) from None
-            raise SourceError(f"cannot open database {self.path!r}: {msg}") from None
-        except duckdb.Error as exc:
-            raise SourceError(f"cannot open {self.path!r} as a DuckDB database: {str(exc).splitlines()[0]}") from None
+        self._con = _connect_retrying(self.path, read_only, lock_timeout)
+        self._setup(read_only, private=self.path == ":memory:")
+
+    def _setup(self, read_only: bool, *, private: bool) -> None:
         self._local = threading.local()
         self.write_lock = threading.RLock()
+        self.read_only = False if private else read_only  # an in-memory copy may migrate itself
         self._check_schema()
-        key = self.path if self.path == ":memory:" else str(Path(self.path).expanduser().resolve())
-        self._version_key = (key, id(self)) if key == ":memory:" else key
+        self.read_only = read_only
+        key = self.path if private else str(Path(self.path).expanduser().resolve())
+        self._version_key = (key, id(self)) if private else key
         with _VERSIONS_LOCK:
             _VERSIONS[self._version_key] = int(self.meta("data_version") or 0)
+            _SEQS.setdefault(self._version_key, 0)
 
     # -- connections -------------------------------------------------------
     @property
@@ -176,13 +201,41 @@ class Store:
                 con.execute(
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
                 )
-                con.execute("COMMIT")
-                with _VERSIONS_LOCK:
-                    _VERSIONS[self._version_key] = _VERSIONS.get(self._version_key, 0) + 1
+                self._bump_seq()  # odd: readers that overlap this commit retry
+                try:
+                    con.execute("COMMIT")
+                    with _VERSIONS_LOCK:
+                        _VERSIONS[self._version_key] = _VERSIONS.get(self._version_key, 0) + 1
+                finally:
+                    self._bump_seq()
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
                 raise
+
+    def _bump_seq(self) -> None:
+        with _VERSIONS_LOCK:
+            _SEQS[self._version_key] = _SEQS.get(self._version_key, 0) + 1
+
+    def read_consistent(self, read, *, attempts: int = 4):
+        """Call ``read()`` so that its answer reflects one committed state of the database.
+
+        A read that combines in-memory snapshots with SQL could otherwise see
+        the state before a commit in one part and after it in another. The
+        read is retried when a commit from this process landed while it ran
+        (a sequence lock: no reader ever blocks a writer); after ``attempts``
+        tries it runs holding the write lock. Commits from other processes
+        cannot happen while this process holds the file (DuckDB's file lock).
+        """
+        for attempt in range(attempts):
+            seq = _SEQS[self._version_key]
+            if seq % 2 == 0:
+                result = read()
+                if _SEQS[self._version_key] == seq:
+                    return result
+            time.sleep(0.0002 * (attempt + 1))
+        with self.write_lock:
+            return read()
 
     # -- schema ------------------------------------------------------------
     def _check_schema(self) -> None:
@@ -198,8 +251,8 @@ class Store:
                     f"database {self.path!r} has schema version {found}, newer than this geotarget "
                     f"understands ({SCHEMA_VERSION}); upgrade geotarget (pip install -U geotarget)"
                 )
-            if found == SCHEMA_VERSION:
-                return
+            if found == SCHEMA_VERSION or (self.read_only and found >= 1):
+                return  # an older file opened read-only is read as it is
         if self.read_only:
             raise SourceError(f"{self.path!r} is not a geotarget database; ingest data into it first")
         with self.write_lock:
@@ -266,3 +319,26 @@ class Store:
             {"t": table},
         ).fetchall()
         return dict(rows)
+
+
+def _connect_retrying(path: str, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """Connect, retrying with backoff for up to ``lock_timeout`` seconds while another process holds the file."""
+    deadline = time.monotonic() + max(0.0, lock_timeout)
+    delay = 0.01
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc).splitlines()[0]
+            if "lock" not in msg.lower():
+                raise SourceError(f"cannot open database {path!r}: {msg}") from None
+            if time.monotonic() + delay > deadline:
+                waited = f" after waiting {lock_timeout:g} s" if lock_timeout > 0 else ""
+                raise SourceError(
+                    f"database {path!r} is locked by another process{waited}; wait for the writer to finish, "
+                    "raise lock_timeout, or serve readers with geotarget.open(path, snapshot=True)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        except duckdb.Error as exc:
+            raise SourceError(f"cannot open {path!r} as a DuckDB database: {str(exc).splitlines()[0]}") from None
