@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import maps
+from .campaigns import Campaign
 from .coverage import Coverage
 from .engine import Engine, open
 from .errors import (
@@ -33,6 +34,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AudienceTooSmallError",
+    "Campaign",
     "ColumnNotFoundError",
     "Coverage",
     "Engine",

@@ -9,18 +9,24 @@ import numpy as np
 import pandas as pd
 
 from . import ingest as _ingest
+from ._engine_campaigns import CampaignMethods
 from ._index import IndexCache
 from .errors import NotFoundError
+from .lookup import LookupCache
 from .store import Store
 
 __all__ = ["Engine", "open"]
 
 
-class Engine:
+class Engine(CampaignMethods):
     """geotarget's engine over one DuckDB database.
 
     Create it with :func:`geotarget.open`. It is safe to share between
-    threads: each thread gets its own DuckDB cursor and writes are serialized.
+    threads: each thread gets its own DuckDB cursor, writes are serialized,
+    and each query answers from one committed state (see
+    :meth:`Store.read_consistent`). Campaigns and the reverse lookup
+    (:meth:`stores_near`, :meth:`promotions_at`) come from
+    :class:`geotarget._engine_campaigns.CampaignMethods`.
 
     Examples
     --------
@@ -34,6 +40,7 @@ class Engine:
     def __init__(self, store: Store):
         self.store = store
         self._index_cache = IndexCache(store)
+        self._lookup = LookupCache(store)
         self._stores_cache: tuple[int, pd.DataFrame, dict] | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -273,13 +280,13 @@ class Engine:
         """
         from .audience import build_audience
 
-        return build_audience(
+        return self.store.read_consistent(lambda: build_audience(
             self, stores=stores, points=points, radius=radius, radius_m=radius_m,
             allow_large_radius=allow_large_radius, region_layer=region_layer, regions=regions,
             ring_cell=ring_cell, ring_point=ring_point, k=k, res=res, where=where,
             exclude_within=exclude_within, exclude_regions=exclude_regions, holdout=holdout,
             campaign=campaign, columns=columns, min_size=min_size,
-        )
+        ))
 
     def ingest_suppressions(self, values, *, kind: str = "id") -> int:
         """Add ids or emails to the suppression list; they leave every audience at once.
