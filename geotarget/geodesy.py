@@ -13,6 +13,8 @@ only sends the thin band where the two could disagree to pyproj.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pyproj import Geod
 
@@ -86,6 +88,7 @@ def geodesic_distance_m(lat1, lng1, lat2, lng2) -> np.ndarray:
 _A = 6378137.0
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
+_D2R = math.pi / 180.0
 
 #: Above this latitude the local-plane distance is not used (meridians converge).
 LOCAL_MAX_LAT = 80.0
@@ -97,6 +100,7 @@ def local_distance_m(lat1, lng1, lat2, lng2) -> np.ndarray:
     Uses the WGS84 meridian and prime-vertical radii of curvature at the
     mid-latitude. Its error grows with the cube of the distance; see
     :func:`local_error_bound_m`. Sub-millimetre at a few kilometres.
+    ``lat1``/``lng1`` is a single point (the centre); ``lat2``/``lng2`` arrays.
 
     Examples
     --------
@@ -104,18 +108,34 @@ def local_distance_m(lat1, lng1, lat2, lng2) -> np.ndarray:
     >>> abs(d - float(geodesic_distance_m(40.758, -73.9855, 40.78, -73.96))) < 0.001
     True
     """
-    lat1 = np.asarray(lat1, dtype="float64")
-    lat2 = np.asarray(lat2, dtype="float64")
-    dlng = (np.asarray(lng2, dtype="float64") - np.asarray(lng1, dtype="float64") + 180.0) % 360.0 - 180.0
-    phi = np.radians((lat1 + lat2) * 0.5)
-    s = np.sin(phi)
-    w2 = 1.0 - _E2 * s * s
-    w = np.sqrt(w2)
-    n = _A / w
-    m = n * (1.0 - _E2) / w2
-    dy = np.radians(lat2 - lat1) * m
-    dx = np.radians(dlng) * n * np.cos(phi)
-    return np.hypot(dx, dy)
+    lat0 = float(lat1)
+    lat = np.asarray(lat2, dtype="float64")
+    shape = lat.shape
+    lat = lat.reshape(-1)
+    dlng = np.asarray(lng2, dtype="float64").reshape(-1) - float(lng1)
+    if dlng.size and (dlng.max() > 180.0 or dlng.min() < -180.0):
+        dlng = (dlng + 180.0) % 360.0 - 180.0
+    dlat = lat - lat0
+    half = dlat * (0.5 * _D2R)
+    if half.size and np.abs(half).max() < 0.02:
+        # sin(lat0 + h) by its Taylor series: no transcendental call per point
+        s0, c0 = math.sin(lat0 * _D2R), math.cos(lat0 * _D2R)
+        h2 = half * half
+        s = s0 * (1.0 - h2 * (0.5 - h2 / 24.0)) + c0 * half * (1.0 - h2 * (1.0 / 6.0 - h2 / 120.0))
+    else:
+        s = np.sin((lat + lat0) * (0.5 * _D2R))
+    s *= s  # sin^2 of the mid-latitude
+    w2 = 1.0 - _E2 * s
+    # dx^2 = (dlng a)^2 cos^2 / w2 ;  dy^2 = (dlat a (1 - e2))^2 / w2^3
+    dlng = dlng * (_D2R * _A)
+    dlng *= dlng
+    dlng *= 1.0 - s
+    dlat = dlat * (_D2R * _A * (1.0 - _E2))
+    dlat *= dlat
+    dlat /= w2 * w2
+    dlng += dlat
+    dlng /= w2
+    return np.sqrt(dlng, out=dlng).reshape(shape)
 
 
 def local_error_bound_m(distance_m: float, max_abs_lat: float) -> float:
