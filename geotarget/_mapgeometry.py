@@ -14,6 +14,7 @@ __all__ = [
     "COORD_DECIMALS",
     "apportion",
     "cells_to_polygons",
+    "cells_to_rings",
     "equal_area_crs",
     "geodesic_ring",
     "round_geometry",
@@ -21,6 +22,15 @@ __all__ = [
 
 #: Decimals kept on every coordinate written to a map or an export.
 COORD_DECIMALS = 6
+
+
+def cells_to_rings(cells) -> list[np.ndarray]:
+    """Closed boundary rings (lng, lat; rounded) of H3 cells given as uint64."""
+    rings = []
+    for cell in np.asarray(cells, dtype="uint64").tolist():
+        boundary = np.asarray(h3.cell_to_boundary(h3.int_to_str(cell)))[:, ::-1]  # (lat, lng) -> (lng, lat)
+        rings.append(np.round(np.vstack([boundary, boundary[:1]]), COORD_DECIMALS))
+    return rings
 
 
 def cells_to_polygons(cells) -> np.ndarray:
@@ -34,10 +44,7 @@ def cells_to_polygons(cells) -> np.ndarray:
     """
     import shapely
 
-    rings = []
-    for cell in np.asarray(cells, dtype="uint64").tolist():
-        boundary = h3.cell_to_boundary(h3.int_to_str(cell))  # ((lat, lng), ...)
-        rings.append(np.round(np.asarray(boundary)[:, ::-1], COORD_DECIMALS))
+    rings = cells_to_rings(cells)
     return np.asarray(shapely.polygons(rings) if rings else [], dtype=object)
 
 

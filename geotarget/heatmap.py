@@ -20,6 +20,14 @@ customers were left out. The floor can only be switched off on purpose,
 with ``allow_no_floor=True`` (CLI ``--no-privacy-floor``).
 
 Opted-out and suppressed customers never count (see :mod:`geotarget.privacy`).
+
+**Which cell a customer counts in.** The res-``r`` ancestor of the res-15
+cell stored for it (H3's hierarchy, computed with bit arithmetic inside
+DuckDB). Counts therefore roll up exactly: a cell's count is the sum of its
+children's. H3 children do not nest exactly inside their parent's hexagon,
+so a customer near a hexagon's edge may count in the neighbouring cell: at
+res 8 (edges of about 530 m) this moved about 7 % of the NYC Airbnb listings,
+each by at most about 80 m from the hexagon drawn around it.
 """
 
 from __future__ import annotations

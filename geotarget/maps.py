@@ -163,7 +163,10 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
     k = cov.k_min
 
     uncovered = folium.FeatureGroup(name=f"Uncovered customers (cells with {k}+)")
-    geojson_layer(features(cov.uncovered), color="#7f7f7f", class_name="gt-uncovered", fields=["h3", "customers"],
+    feats = features(cov.uncovered)
+    for f in feats:
+        del f["properties"]["value"]  # the count again
+    geojson_layer(feats, color="#7f7f7f", class_name="gt-uncovered", fields=["h3", "customers"],
                   aliases=["cell", "uncovered customers"], opacity=0.35, weight=0.3).add_to(uncovered)
     uncovered.add_to(m)
 

@@ -1,0 +1,167 @@
+"""The maps in a real browser: Debian's headless Chromium driven by playwright.
+
+No browser is downloaded: playwright launches /usr/bin/chromium, which
+`make test` installs with scripts/ensure-chromium.sh. The page asks the
+internet for Leaflet and d3; this machine has none, so the test serves
+Debian's copies of them (libjs-leaflet, libjs-d3) in their place and refuses
+every other request, tiles included: the vector layers must render anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+
+from _mapdata import sample_engine
+from geotarget.heatmap import HeatmapResult, Metric
+from geotarget.maps import choropleth_map, heatmap_map, save_html
+
+CHROMIUM = Path(os.environ.get("GEOTARGET_CHROMIUM", "/usr/bin/chromium"))
+LOCAL_ASSETS = {  # the end of a CDN address -> Debian's file
+    "/leaflet.js": Path("/usr/share/javascript/leaflet/leaflet.js"),
+    "/leaflet.css": Path("/usr/share/javascript/leaflet/leaflet.css"),
+    "/d3.min.js": Path("/usr/share/javascript/d3/d3.min.js"),
+}
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} not found; run `bash scripts/ensure-chromium.sh` (Debian package chromium)"
+    for path in LOCAL_ASSETS.values():
+        if not path.exists():
+            return f"{path} not found; run `bash scripts/ensure-chromium.sh` (Debian packages libjs-leaflet, libjs-d3)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A loaded map page with what went wrong on it."""
+
+    def __init__(self, browser, path: Path):
+        self.errors: list[str] = []
+        self.refused: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1200, "height": 900})
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", lambda msg: self.errors.append(msg.text)
+                     if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+        self.page.route("**/*", self._route)
+        start = time.perf_counter()
+        self.page.goto(path.as_uri(), wait_until="load")
+        self.page.wait_for_function("document.querySelectorAll('.leaflet-overlay-pane path').length > 0",
+                                    timeout=60_000)
+        self.seconds = time.perf_counter() - start
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith("file:"):
+            return route.continue_()
+        for end, path in LOCAL_ASSETS.items():
+            if url.endswith(end):
+                return route.fulfill(path=str(path))
+        self.refused.append(url)
+        return route.abort()
+
+    def count(self, css: str) -> int:
+        return self.page.locator(css).count()
+
+    def legends(self) -> list[str]:
+        return self.page.locator(".legend.leaflet-control svg .caption").all_text_contents()
+
+    def visible_legends(self) -> list[str]:
+        return self.page.eval_on_selector_all(
+            ".legend.leaflet-control svg",
+            "els => els.filter(e => e.style.display !== 'none').map(e => e.querySelector('.caption').textContent)")
+
+    def screenshot(self, path: Path) -> Path:
+        self.page.screenshot(path=str(path))
+        assert path.read_bytes()[:4] == b"\x89PNG"
+        return path
+
+
+@pytest.fixture(scope="module")
+def city():
+    eng = sample_engine()
+    yield eng
+    eng.close()
+
+
+def test_heatmap_in_chromium(browser, city, tmp_path):
+    hm = city.heatmap(8, "mean:spend_12m")
+    page = Page(browser, save_html(hm.to_map(tiles=None), tmp_path / "heatmap.html"))
+    assert page.errors == []
+    assert page.count("path.gt-hex") == len(hm.cells) > 50
+    assert page.legends() == [hm.caption]
+    page.page.hover("path.gt-hex >> nth=0", force=True)
+    tip = page.page.locator(".leaflet-tooltip").inner_text()
+    assert "mean spend_12m" in tip and "customers" in tip
+    page.screenshot(tmp_path / "heatmap.png")
+
+
+def test_vector_layers_render_when_tiles_cannot_load(browser, city, tmp_path):
+    hm = city.heatmap(8)
+    page = Page(browser, save_html(hm.to_map(tiles="OpenStreetMap"), tmp_path / "tiles.html"))
+    assert page.errors == [] and page.refused and all("tile.openstreetmap" in u for u in page.refused)
+    assert page.count("path.gt-hex") == len(hm.cells)
+
+
+def test_coverage_in_chromium(browser, city, tmp_path):
+    cov = city.coverage(["S001", "S002", "S003", "S004"], "2mi", k_min=5)
+    page = Page(browser, save_html(cov.to_map(tiles=None), tmp_path / "coverage.html"))
+    assert page.errors == []
+    assert page.count("path.gt-ring") == 4
+    assert page.count("path.gt-store") == 4
+    assert page.count("path.gt-hex") == len(cov.density.cells) > 0
+    assert page.count("path.gt-uncovered") == len(cov.uncovered.cells) > 0
+    assert page.count("path.gt-overlap") == len(cov.overlaps)
+    assert len(page.legends()) == 1
+    assert page.count(".leaflet-control-layers-overlays input") == 5
+    page.page.locator("path.gt-store").first.click(force=True)
+    first = cov.stores.iloc[0]
+    popup = page.page.locator(".leaflet-popup-content").inner_text()
+    assert first["store_id"] in popup and first["name"] in popup and "audience within 3,219 m" in popup
+    page.screenshot(tmp_path / "coverage.png")
+
+
+def test_choropleth_layer_control_switches_metric_and_legend(browser, city, tmp_path):
+    m = choropleth_map(city, "hoods", ["count", "mean:spend_12m"], tiles=None)
+    page = Page(browser, save_html(m, tmp_path / "choropleth.html"))
+    assert page.errors == []
+    n = page.count("path.gt-region")
+    assert n > 0 and len(page.legends()) == 2
+    assert page.visible_legends() == ["customers per region of hoods (customers); k ≥ 10"]
+    page.page.get_by_text("mean spend_12m", exact=True).click()
+    page.page.wait_for_timeout(200)
+    assert page.visible_legends() == ["mean spend_12m per region of hoods (units of spend_12m); k ≥ 10"]
+    assert page.count("path.gt-region") == n
+    page.screenshot(tmp_path / "choropleth.png")
+
+
+def test_twenty_thousand_hexes_open(browser, tmp_path):
+    cells = np.unique(np.array([h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(40.73, -73.95, 9), 90)],
+                               dtype="uint64"))[:20_000]
+    frame = pd.DataFrame({"cell": cells, "h3": [h3.int_to_str(int(c)) for c in cells], "customers": 10 + cells % 97})
+    frame["value"] = frame["customers"].astype(float)
+    path = save_html(heatmap_map(HeatmapResult(frame, Metric("count"), 10, res=9), tiles=None), tmp_path / "big.html")
+    page = Page(browser, path)
+    assert page.errors == []
+    assert page.count("path.gt-hex") == 20_000
+    assert path.stat().st_size < 10_000_000
+    print(f"20,000 hexes: {path.stat().st_size / 1e6:.1f} MB, loaded in {page.seconds:.1f} s")

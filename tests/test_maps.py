@@ -1,0 +1,224 @@
+"""Folium maps and PNG pictures: what they show, and what they must never show."""
+
+import re
+import subprocess
+import sys
+import time
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import geotarget
+from _mapdata import embedded_geojson, leaked_customers, sample_engine
+from geotarget.geodesy import geodesic_distance_m
+from geotarget.heatmap import HeatmapResult, Metric
+from geotarget.maps import choropleth_map, coverage_map, heatmap_map, save_html
+
+
+@pytest.fixture(scope="module")
+def city():
+    eng = sample_engine()
+    yield eng
+    eng.close()
+
+
+def _html(m) -> str:
+    return m.get_root().render()
+
+
+def test_heatmap_shows_exactly_the_cells_above_the_floor(city):
+    hm = city.heatmap(8, "mean:spend_12m")
+    hidden = set(city.heatmap(8, "mean:spend_12m", k_min=0, allow_no_floor=True).cells["h3"]) - set(hm.cells["h3"])
+    html = _html(hm.to_map(tiles=None))
+    (fc,) = embedded_geojson(html)
+    assert sorted(f["properties"]["h3"] for f in fc["features"]) == sorted(hm.cells["h3"])
+    assert all(f["properties"]["customers"] >= 10 for f in fc["features"])
+    assert not [h for h in hidden if h in html]
+    assert leaked_customers(city, html) == []
+    assert hm.caption in html.replace("\\u2265", "≥") and "mean spend_12m" in html  # legend and tooltip alias
+    assert "tile.openstreetmap" not in html
+
+
+def test_coordinates_are_rounded_to_6_decimals(city):
+    for fc in embedded_geojson(_html(city.heatmap(8).to_map(tiles=None))):
+        coords = np.concatenate([np.asarray(f["geometry"]["coordinates"][0]) for f in fc["features"]])
+        assert (np.round(coords, 6) == coords).all()
+
+
+def test_tiles_are_optional(city):
+    hm = city.heatmap(8)
+    assert "tile.openstreetmap.org" in _html(hm.to_map())
+    assert "tile.openstreetmap.org" not in _html(hm.to_map(tiles=None))
+
+
+@pytest.mark.parametrize("scale", ["quantile", "linear"])
+def test_scales(city, scale):
+    html = _html(city.heatmap(8).to_map(scale=scale, tiles=None))
+    assert "d3.scale.threshold" in html
+    with pytest.raises(geotarget.InvalidInputError, match="scale must be one of"):
+        city.heatmap(8).to_map(scale="log")
+
+
+def test_choropleth_switches_metrics_and_legends(city):
+    m = choropleth_map(city, "hoods", ["count", "mean:spend_12m", "penetration:hoods:population"], tiles=None)
+    html = _html(m)
+    assert html.count("L.control.layers") == 1 and "baselayerchange" in html
+    layers = embedded_geojson(html)
+    assert len(layers) == 3 and all({"name", "value", "customers"} <= set(f["properties"]) for f in
+                                    layers[0]["features"])
+    assert "penetration (population) per region of hoods (customers per person)" in html
+    assert leaked_customers(city, html) == []
+
+
+def test_choropleth_leaves_out_small_regions(city):
+    small = city.heatmap(metric="count", region_layer="hoods", k_min=0, allow_no_floor=True).regions
+    k = int(small["customers"].median())
+    hidden = small[small["customers"] < k]
+    html = _html(choropleth_map(city, "hoods", "count", k_min=k, tiles=None))
+    shown = {f["properties"]["name"] for fc in embedded_geojson(html) for f in fc["features"]}
+    assert shown and not shown & set(hidden["name"])
+
+
+def test_coverage_map(city):
+    cov = city.coverage(["S001", "S002", "S003"], "2mi", k_min=5)
+    html = _html(cov.to_map(tiles=None))
+    density, uncovered, overlaps, rings = None, None, None, None
+    for fc in embedded_geojson(html):
+        keys = set(fc["features"][0]["properties"]) if fc["features"] else set()
+        if keys == {"store_id", "radius_m"}:
+            rings = fc
+        elif keys == {"stores", "shared"}:
+            overlaps = fc
+        elif "value" in keys:
+            density = fc
+        elif keys == {"h3", "customers"}:
+            uncovered = fc
+    assert len(rings["features"]) == 3
+    for f, row in zip(rings["features"], cov.stores.itertuples()):
+        lng, lat = np.asarray(f["geometry"]["coordinates"][0]).T
+        np.testing.assert_allclose(geodesic_distance_m(row.lat, row.lng, lat, lng), 3218.688, atol=0.2)
+    assert len(density["features"]) == len(cov.density.cells) > 0
+    assert len(uncovered["features"]) == len(cov.uncovered.cells) > 0
+    assert all(f["properties"]["customers"] >= 5 for f in density["features"] + uncovered["features"])
+    assert overlaps is None or len(overlaps["features"]) == len(cov.overlaps)
+    text = html.replace("\\u003c", "<").replace("\\u003e", ">")  # popups travel as JSON strings
+    for row in cov.stores.itertuples():
+        assert f"<b>{row.store_id}</b> {row.name}" in text and f"{row.customers:,} customers" in text
+    assert leaked_customers(city, html) == []
+    assert cov.covered_customers + cov.uncovered_customers == city.heatmap(8).total_customers
+
+
+def test_coverage_counts_and_overlaps_are_exact():
+    eng = geotarget.open(":memory:")
+    eng.ingest_stores(pd.DataFrame({"store_id": ["A", "B", "C"], "name": ["a", "b", "c"],
+                                    "lat": [40.70, 40.70, 41.5], "lng": [-74.00, -73.99, -74.0]}))
+    rng = np.random.default_rng(3)
+    lat, lng = rng.uniform(40.66, 40.74, 3000), rng.uniform(-74.05, -73.94, 3000)
+    eng.ingest_customers(pd.DataFrame({"customer_id": [f"x{i}" for i in range(3000)], "lat": lat, "lng": lng}))
+    cov = eng.coverage(["A", "B", "C"], "1.5km", k_min=3)
+    inside = {s: geodesic_distance_m(a, b, lat, lng) <= 1500.0 for s, a, b in [("A", 40.70, -74.00),
+                                                                               ("B", 40.70, -73.99),
+                                                                               ("C", 41.5, -74.0)]}
+    assert cov.stores["customers"].tolist() == [int(v.sum()) for v in inside.values()]
+    assert cov.overlaps.values.tolist() == [["A", "B", int((inside["A"] & inside["B"]).sum())]]
+    assert cov.covered_customers == int((inside["A"] | inside["B"]).sum())
+    assert cov.density.total_customers == cov.covered_customers
+    html = _html(cov.to_map(tiles=None))
+    assert "fewer than 3 customers" in html  # store C reaches nobody: no exact small count is shown
+
+
+def test_small_counts_in_popups_follow_the_floor():
+    from geotarget.maps import _store_popup
+
+    from types import SimpleNamespace
+
+    row = SimpleNamespace(store_id="S<1>", name="A & B", customers=4)
+    assert _store_popup(row, 10, 3218.7) == "<b>S&lt;1&gt;</b> A &amp; B<br>audience within 3,219 m: fewer than 10 customers"
+
+
+def test_twenty_thousand_hexes_stay_under_10_mb():
+    cells = np.unique(np.array([h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(40.73, -73.95, 9), 90)],
+                               dtype="uint64"))[:20_000]
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"cell": cells, "h3": [h3.int_to_str(int(c)) for c in cells],
+                          "customers": rng.integers(10, 500, cells.size)})
+    frame["value"] = frame["customers"] * rng.gamma(2.0, 50.0, cells.size)
+    result = HeatmapResult(frame, Metric("sum", "spend"), 10, res=9)
+    start = time.perf_counter()
+    html = _html(heatmap_map(result, tiles=None))
+    seconds = time.perf_counter() - start
+    assert len(cells) == 20_000
+    assert len(html.encode()) < 10_000_000, f"{len(html.encode()) / 1e6:.1f} MB for 20,000 hexes in {seconds:.1f} s"
+    assert len(embedded_geojson(html)[0]["features"]) == 20_000
+
+
+def test_pngs(city, tmp_path):
+    for name, obj in [("cells", city.heatmap(8)), ("regions", city.heatmap(metric="mean:spend_12m",
+                                                                            region_layer="hoods")),
+                      ("coverage", city.coverage(["S001", "S002"], "2mi"))]:
+        path = obj.to_png(tmp_path / f"{name}.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_import_geotarget_stays_light():
+    code = ("import sys, geotarget; "
+            "print(','.join(m for m in ('folium', 'branca', 'matplotlib', 'shapely', 'geopandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _cli(db, *args):
+    from geotarget.cli import app
+
+    return CliRunner().invoke(app, ["--db", str(db), *args])
+
+
+@pytest.fixture(scope="module")
+def city_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("db") / "city.duckdb"
+    eng = sample_engine()
+    eng.store.con.execute(f"ATTACH '{path}' AS target")
+    eng.store.con.execute("COPY FROM DATABASE memory TO target")
+    eng.store.con.execute("DETACH target")
+    eng.close()
+    return path
+
+
+def test_cli_heatmap_and_coverage(city_db, tmp_path):
+    res = _cli(city_db, "heatmap", "--res", "8", "--metric", "sum:spend_12m", "--tiles", "none",
+               "-o", str(tmp_path / "h.html"), "--cells-out", str(tmp_path / "c.csv"), "--png", str(tmp_path / "h.png"))
+    assert res.exit_code == 0, res.output
+    assert "suppressed below k=10" in res.output
+    cells = pd.read_csv(tmp_path / "c.csv")
+    assert (cells["customers"] >= 10).all() and (tmp_path / "h.png").exists()
+    res = _cli(city_db, "heatmap", "--region-layer", "hoods", "--metric", "count", "--metric", "mean:age",
+               "-o", str(tmp_path / "r.html"))
+    assert res.exit_code == 0, res.output
+    assert "baselayerchange" in (tmp_path / "r.html").read_text()
+    res = _cli(city_db, "map", "coverage", "--radius", "2mi", "--store", "S001", "--store", "S002",
+               "-o", str(tmp_path / "cov.html"), "--png", str(tmp_path / "cov.png"))
+    assert res.exit_code == 0, res.output
+    assert "covered" in res.output and (tmp_path / "cov.png").exists()
+    res = _cli(city_db, "heatmap", "--all-stores", "--radius", "1mi", "--k-min", "3", "-o", str(tmp_path / "a.html"))
+    assert res.exit_code == 0, res.output
+    assert "audience:" in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["heatmap", "--k-min", "0", "-o", "x.html"], "--no-privacy-floor"),
+    (["heatmap", "--metric", "mean:tier", "-o", "x.html"], "not numeric"),
+    (["heatmap", "--radius", "2mi", "-o", "x.html"], "--radius needs --store"),
+    (["heatmap", "--metric", "count", "--metric", "mean:age", "--png", "x.png", "-o", "x.html"], "single --metric"),
+    (["map", "coverage", "--radius", "2mi", "-o", "x.html"], "name the stores"),
+    (["map", "coverage", "--radius", "2mi", "--store", "S999", "-o", "x.html"], "S999"),
+])
+def test_cli_errors_are_one_line(city_db, tmp_path, args, message):
+    out = subprocess.run([sys.executable, "-m", "geotarget", "--db", str(city_db), *args], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2  # rich may wrap one long line
+    assert not list(tmp_path.glob("x.*"))
