@@ -29,6 +29,10 @@ def test_ingest_info_rejects(tmp_path, tiny_customers):
 @pytest.mark.parametrize("args", [
     ["ingest", "customers", "does-not-exist.csv"],
     ["ingest", "customers", "c.csv", "--id-col", "nope"],
+    ["ingest", "regions", "c.csv"],  # missing --layer: a usage error
+    ["no-such-command"],
+    ["audience", "--store", "S1", "--radius", "2", "-o", "a.csv"],  # radius without a unit
+    ["audience", "--lat", "40.7", "--lng", "-74", "--radius", "1mi", "-o", "a.txt"],
 ])
 def test_user_errors_are_one_line(tmp_path, tiny_customers, args):
     tiny_customers.to_csv(tmp_path / "c.csv", index=False)

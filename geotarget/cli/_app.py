@@ -60,12 +60,32 @@ def output_path(path: str) -> Path:
 
 
 def run() -> None:
-    """Entry point: run the app; user errors become one line and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as click
+
     try:
-        app()
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except getattr(click, "NoArgsIsHelpError", ()) as exc:
+        console.print(exc.ctx.get_help())
+        sys.exit(0)
+    except click.UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {exc.format_message()}{where}", soft_wrap=True)
+        sys.exit(2)
     except GeotargetError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
         sys.exit(130)
+    except PermissionError as exc:
+        err_console.print(f"[bold red]error:[/] permission denied: {exc.filename or exc}; choose another path")
+        sys.exit(2)
+    except FileNotFoundError as exc:
+        err_console.print(f"[bold red]error:[/] no such file or folder: {exc.filename or exc}; check the path")
+        sys.exit(2)
