@@ -48,5 +48,14 @@ BENCH_ARGS ?= --sizes 1e6,1e7
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+# Executes every notebook (kernel: this venv's Python); executed copies go to out/notebooks/.
+# `make test` runs them too (tests/test_notebooks.py).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python scripts/notebooks.py run --out $(OUT)/notebooks
+
+# Redraws the README's pictures (docs/img/*.png) from the seeded sample with geotarget's PNG output.
+screenshots: $(VENV)/.installed
+	$(BIN)/python scripts/screenshots.py --out docs/img
+
 clean:
 	rm -rf $(OUT) geotarget.duckdb geotarget.duckdb.wal
