@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .data import DISTRIBUTIONS, largest_ntas, make_dataset, nta_path
+from .data import DISTRIBUTIONS, N_STORES, largest_ntas, make_dataset, nta_path
 from .geotarget_side import GeotargetPeer, measure_ingest
 from .postgis import Cluster, PostgisUnavailable, ensure_installed
 from .workloads import Settings, run_dataset, run_map
@@ -29,6 +29,7 @@ from .workloads import Settings, run_dataset, run_map
 HERE = Path(__file__).resolve().parent
 PEERS = ("postgis", "duckdb", "geopandas", "balltree")
 QUICK_SIZE = 10_000
+QUICK_STORES = 100
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -40,13 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", default="1e6,1e7", help="customer counts, comma-separated (default 1e6,1e7)")
     p.add_argument("--distributions", default=",".join(DISTRIBUTIONS), help="uniform,clustered")
     p.add_argument("--peers", default=",".join(PEERS), help="any of " + ",".join(PEERS))
-    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_SIZE:,} customers, one timed run, no profiling")
+    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_SIZE:,} customers, {QUICK_STORES} stores, one timed run, no profiling")
     p.add_argument("--repeats", type=int, default=5, help="timed warm runs per variant at most (default 5)")
     p.add_argument("--work", type=Path, default=HERE / "work", help="data, databases and the PostgreSQL cluster")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the report")
+    p.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds after which PostGIS stops a query; its time is then a lower bound (default 900)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install PostGIS")
     p.add_argument("--no-profile", action="store_true", help="skip profiling geotarget on missed targets")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.peers = [x for x in args.peers.split(",") if x]
     unknown = set(args.peers) - set(PEERS)
     if unknown:
@@ -106,10 +110,10 @@ def _ingest_records(ds, work: Path, runs: int, log) -> tuple[list[dict], Path]:
 def run(args: argparse.Namespace, *, log=print) -> dict:
     """The whole benchmark; returns the records, machine facts and profiles, and writes the report."""
     if args.quick:  # correctness first: one timed run, and slow variants are timed by their warm-up
-        cfg = Settings(repeats=1, budget_s=1.0, slow_s=1.0, nearest_sample=200)
+        cfg = Settings(repeats=1, budget_s=1.0, slow_s=1.0, nearest_sample=200, timeout_s=120.0)
         args.no_profile = True
     else:
-        cfg = Settings(repeats=args.repeats)
+        cfg = Settings(repeats=args.repeats, timeout_s=args.timeout)
     args.work.mkdir(parents=True, exist_ok=True)
     ntas = largest_ntas(10)
     if ntas is None:
@@ -132,12 +136,12 @@ def run(args: argparse.Namespace, *, log=print) -> dict:
         for size in args.sizes:
             for dist in args.distributions:
                 log(f"== {dist}, {size:,} customers")
-                ds = make_dataset(args.work, dist, size)
+                ds = make_dataset(args.work, dist, size, n_stores=QUICK_STORES if args.quick else N_STORES)
                 recs, db = _ingest_records(ds, args.work, 1 if args.quick else 2, log)
                 records += recs
                 peers = [GeotargetPeer(db, ds, ntas)]
                 try:
-                    peers += _start_peers(args.peers, cluster, ds, ntas, records, extra_facts, log)
+                    peers += _start_peers(args.peers, cluster, ds, ntas, records, extra_facts, cfg, log)
                     records += run_dataset(ds, peers, ntas, cfg, log=log)
                     if not args.no_profile:
                         profiles |= _profile_misses(records, peers[0], ds, ntas, log)
@@ -148,12 +152,17 @@ def run(args: argparse.Namespace, *, log=print) -> dict:
                         peer.close()
                     del peers
                     gc.collect()
+                    _write(args, records, extra_facts, profiles, postgis_error, log)
     finally:
         if cluster is not None:
             cluster.stop()
+    return _write(args, records, extra_facts, profiles, postgis_error, log)
+
+
+def _write(args, records, extra_facts, profiles, postgis_error, log) -> dict:
+    """Write RESULTS.md and results.json from what has been measured so far."""
     facts = report.machine_facts(extra_facts)
-    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else \
-        "python -m benchmarks"
+    command = " ".join(["python -m benchmarks", *(shlex.quote(a) for a in args.argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.render(records, facts, command, profiles))
     result = {"records": records, "facts": facts, "profiles": profiles, "postgis_error": postgis_error,
@@ -163,27 +172,19 @@ def run(args: argparse.Namespace, *, log=print) -> dict:
     return result
 
 
-def _start_peers(names, cluster, ds, ntas, records, extra_facts, log) -> list:
-    from .peer_local import BallTreePeer, DuckDBPeer, GeoPandasPeer
-
+def _start_peers(names, cluster, ds, ntas, records, extra_facts, cfg, log) -> list:
     peers = []
     for name in names:
-        t0 = time.perf_counter()
-        if name == "postgis":
-            if cluster is None:
-                continue
-            from .peer_postgis import PostgisPeer
-
-            peer = PostgisPeer(cluster, ds, ntas, log=log)
-            peer.cur.execute("SELECT postgis_lib_version()")
-            extra_facts["postgis"] = peer.cur.fetchall()[0][0]
-        elif name == "duckdb":
-            peer = DuckDBPeer(ds)
-        elif name == "geopandas":
-            peer = GeoPandasPeer(ds, ntas)
-        else:
-            peer = BallTreePeer(ds)
-        log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s")
+        try:
+            peer = _start_peer(name, cluster, ds, ntas, extra_facts, cfg, log)
+        except Exception as exc:  # noqa: BLE001 - one peer failing to start must not end the run
+            log(f"  {name}: could not start: {type(exc).__name__}: {exc}")
+            records.append({"dataset": ds.key, "distribution": ds.distribution, "size": ds.size,
+                            "workload": "single", "peer": name, "variant": name,
+                            "error": f"setup failed: {type(exc).__name__}: {str(exc)[:200]}"})
+            continue
+        if peer is None:
+            continue
         records.append({"dataset": ds.key, "distribution": ds.distribution, "size": ds.size, "workload": "setup",
                         "peer": name, "seconds": dict(peer.setup_seconds)})
         if name in ("postgis", "duckdb") and "total" in peer.setup_seconds:
@@ -195,6 +196,28 @@ def _start_peers(names, cluster, ds, ntas, records, extra_facts, log) -> list:
                             "rows_per_second": ds.size / sec})
         peers.append(peer)
     return peers
+
+
+def _start_peer(name, cluster, ds, ntas, extra_facts, cfg, log):
+    from .peer_local import BallTreePeer, DuckDBPeer, GeoPandasPeer
+
+    t0 = time.perf_counter()
+    if name == "postgis":
+        if cluster is None:
+            return None
+        from .peer_postgis import PostgisPeer
+
+        peer = PostgisPeer(cluster, ds, ntas, log=log, timeout_s=cfg.timeout_s)
+        peer.cur.execute("SELECT postgis_lib_version()")
+        extra_facts["postgis"] = peer.cur.fetchall()[0][0]
+    elif name == "duckdb":
+        peer = DuckDBPeer(ds)
+    elif name == "geopandas":
+        peer = GeoPandasPeer(ds, ntas)
+    else:
+        peer = BallTreePeer(ds)
+    log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s")
+    return peer
 
 
 def main(argv: list[str] | None = None) -> int:

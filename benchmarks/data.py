@@ -123,7 +123,8 @@ class Dataset:
 
     @property
     def key(self) -> str:
-        return f"{self.distribution}_{self.size}_s{self.seed}"
+        stores = "" if len(self.stores) == N_STORES else f"_st{len(self.stores)}"
+        return f"{self.distribution}_{self.size}_s{self.seed}{stores}"
 
     @property
     def customer_ids(self) -> np.ndarray:
@@ -136,21 +137,22 @@ def _customer_id_array(n: int) -> pa.Array:
     return pa.array(np.char.add("c", np.char.zfill(np.arange(n).astype(str), width)).astype(object), pa.string())
 
 
-def make_dataset(work: Path, distribution: str, size: int, *, seed: int = 20240601) -> Dataset:
+def make_dataset(work: Path, distribution: str, size: int, *, seed: int = 20240601,
+                 n_stores: int = N_STORES) -> Dataset:
     """Generate (or reuse) one dataset under ``work / 'data'``."""
     folder = Path(work) / "data"
     folder.mkdir(parents=True, exist_ok=True)
     key = f"{distribution}_{size}_s{seed}"
     customers = folder / f"customers_{key}.parquet"
-    stores_csv = folder / f"stores_{key}.csv"
+    stores_csv = folder / f"stores_{key}_{n_stores}.csv"
     # Distinct streams for customers and stores, stable across sizes.
     rng_c = np.random.default_rng([seed, size, DISTRIBUTIONS.index(distribution), 1])
     rng_s = np.random.default_rng([seed, DISTRIBUTIONS.index(distribution), 2])
-    s_lat, s_lng = _draw(distribution, rng_s, N_STORES)
+    s_lat, s_lng = _draw(distribution, rng_s, n_stores)
     s_lat[0], s_lng[0] = SINGLE_STORE[1], SINGLE_STORE[2]
     stores = pd.DataFrame({
-        "store_id": [f"S{i + 1:04d}" for i in range(N_STORES)],
-        "name": [f"Store {i + 1}" for i in range(N_STORES)],
+        "store_id": [f"S{i + 1:04d}" for i in range(n_stores)],
+        "name": [f"Store {i + 1}" for i in range(n_stores)],
         "lat": s_lat,
         "lng": s_lng,
     })

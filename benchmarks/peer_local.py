@@ -52,6 +52,7 @@ class DuckDBPeer:
         t0 = time.perf_counter()
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET threads = {os.cpu_count() or 1}")
+        self.con.execute("SET enable_progress_bar = false")
         self.con.execute(
             "CREATE MACRO hav_m(lat1, lng1, lat2, lng2) AS 2 * $R * asin(sqrt("
             "pow(sin(radians(lat2 - lat1) / 2), 2) + "
@@ -75,6 +76,8 @@ class DuckDBPeer:
         half = [bbox_deg(a, 1.0) for a in stores["lat"]]
         stores["dlat_per_m"] = [h[0] for h in half]
         stores["dlng_per_m"] = [h[1] for h in half]
+        self.stores_dlat_per_m = stores["dlat_per_m"].to_numpy()
+        self.stores_dlng_per_m = stores["dlng_per_m"].to_numpy()
         self.con.register("frame_stores", stores)
         self.con.execute("CREATE TABLE stores AS SELECT * FROM frame_stores")
         self.con.unregister("frame_stores")
@@ -101,15 +104,24 @@ class DuckDBPeer:
         )
 
     def many(self, radius_m: float) -> pd.DataFrame:
+        """Grid-bucket equi-join: each store probes the 3x3 buckets around its own, sized >= the radius.
+
+        (A plain range join on the bounding boxes took over four minutes at 1M customers.)
+        """
+        step_lat = float(self.stores_dlat_per_m.max()) * radius_m
+        step_lng = float(self.stores_dlng_per_m.max()) * radius_m
         return self._frame(
-            "SELECT customer_id, any_value(lat) AS lat, any_value(lng) AS lng,"
-            " arg_min(store_id, d) AS store_id, min(d) AS distance_m FROM ("
-            "  SELECT c.customer_id, c.lat, c.lng, s.store_id, hav_m(s.lat, s.lng, c.lat, c.lng) AS d"
-            "  FROM stores s JOIN customers c"
-            "   ON c.lat BETWEEN s.lat - s.dlat_per_m * $r AND s.lat + s.dlat_per_m * $r"
-            "  AND c.lng BETWEEN s.lng - s.dlng_per_m * $r AND s.lng + s.dlng_per_m * $r"
-            ") WHERE d <= $r GROUP BY customer_id",
-            {"r": radius_m},
+            "WITH s AS (SELECT store_id, lat, lng, floor(lat / $sy)::BIGINT + dy AS gy,"
+            "                  floor(lng / $sx)::BIGINT + dx AS gx"
+            "           FROM stores, range(-1, 2) t1(dy), range(-1, 2) t2(dx)),"
+            " c AS (SELECT customer_id, lat, lng, floor(lat / $sy)::BIGINT AS gy, floor(lng / $sx)::BIGINT AS gx"
+            "       FROM customers),"
+            " pairs AS (SELECT c.customer_id, c.lat, c.lng, s.store_id, hav_m(s.lat, s.lng, c.lat, c.lng) AS d"
+            "           FROM c JOIN s ON c.gy = s.gy AND c.gx = s.gx)"
+            " SELECT customer_id, any_value(lat) AS lat, any_value(lng) AS lng,"
+            "        arg_min(store_id, d) AS store_id, min(d) AS distance_m"
+            " FROM pairs WHERE d <= $r GROUP BY customer_id",
+            {"r": radius_m, "sy": step_lat, "sx": step_lng},
         )
 
     def heatmap(self, res: int, k_min: int) -> pd.DataFrame:
@@ -120,7 +132,7 @@ class DuckDBPeer:
         return {
             "single": [("DuckDB SQL haversine, full scan", self.single_scan),
                        ("DuckDB SQL haversine + bbox prefilter", self.single_bbox)],
-            "many": [("DuckDB SQL bbox range join + arg_min", self.many)],
+            "many": [("DuckDB SQL grid-bucket join + haversine + arg_min", self.many)],
             "heatmap": [("DuckDB GROUP BY precomputed res-8 cell", self.heatmap)],
         }
 
@@ -224,23 +236,23 @@ class BallTreePeer:
                              "lng": self.lng[rows], "distance_m": dist[0] * MEAN_RADIUS_M})
 
     def many(self, radius_m: float) -> pd.DataFrame:
-        ind, dist = self._query(self.stores["lat"].to_numpy(), self.stores["lng"].to_numpy(), radius_m)
-        sizes = np.fromiter((len(i) for i in ind), dtype="int64", count=len(ind))
-        rows = np.concatenate(ind) if len(ind) else np.zeros(0, dtype="int64")
-        d = np.concatenate(dist) * MEAN_RADIUS_M if len(dist) else np.zeros(0)
-        store = np.repeat(np.arange(len(ind)), sizes)
-        order = np.lexsort((d, rows))
-        rows, d, store = rows[order], d[order], store[order]
-        first = np.ones(rows.size, dtype=bool)
-        first[1:] = rows[1:] != rows[:-1]
-        rows, d, store = rows[first], d[first], store[first]
+        """One query per store, keeping each customer's nearest store as it goes (memory O(customers))."""
+        best_d = np.full(self.lat.size, np.inf)
+        best_s = np.full(self.lat.size, -1, dtype="int32")
+        for i, (lat, lng) in enumerate(zip(self.stores["lat"].to_numpy(), self.stores["lng"].to_numpy())):
+            ind, dist = self._query(lat, lng, radius_m)
+            rows, d = ind[0], dist[0] * MEAN_RADIUS_M
+            closer = d < best_d[rows]
+            best_d[rows[closer]] = d[closer]
+            best_s[rows[closer]] = i
+        rows = np.flatnonzero(best_s >= 0)
         return pd.DataFrame({"customer_id": self.frame["customer_id"].to_numpy()[rows], "lat": self.lat[rows],
-                             "lng": self.lng[rows], "store_id": self.stores["store_id"].to_numpy()[store],
-                             "distance_m": d})
+                             "lng": self.lng[rows], "store_id": self.stores["store_id"].to_numpy()[best_s[rows]],
+                             "distance_m": best_d[rows]})
 
     def tasks(self) -> dict:
         return {"single": [("BallTree haversine query_radius", self.single)],
-                "many": [("BallTree query_radius + numpy dedupe", self.many)]}
+                "many": [("BallTree query_radius per store, running nearest", self.many)]}
 
     def close(self) -> None:
         self.tree = None

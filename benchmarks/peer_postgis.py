@@ -15,12 +15,15 @@ import json
 import time
 
 import pandas as pd
+import psycopg2
+import psycopg2.errors
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import shapely
 
 from .data import Dataset
 from .postgis import Cluster
+from .workloads import TimedOut
 
 __all__ = ["PostgisPeer"]
 
@@ -65,7 +68,7 @@ class PostgisPeer:
 
     name = "postgis"
 
-    def __init__(self, cluster: Cluster, ds: Dataset, ntas, *, log=print, statement_timeout_s: int = 3600):
+    def __init__(self, cluster: Cluster, ds: Dataset, ntas, *, log=print, timeout_s: float = 900.0):
         self.cluster = cluster
         self.ds = ds
         self.ntas = ntas
@@ -75,12 +78,13 @@ class PostgisPeer:
         existed = cluster.ensure_database(self.dbname)
         self.con = cluster.connect(self.dbname)
         self.cur = self.con.cursor()
-        self.cur.execute("SET statement_timeout = %s", (f"{statement_timeout_s}s",))
+        self.timeout_s = timeout_s
         if not (existed and self._ready()):
             self._load()
         else:
             self.log(f"  postgis: reusing loaded database {self.dbname}")
         self._prewarm()
+        self.cur.execute("SET statement_timeout = %s", (f"{int(timeout_s * 1000)}ms",))
 
     # -- loading -----------------------------------------------------------
     def _ready(self) -> bool:
@@ -138,7 +142,10 @@ class PostgisPeer:
     def _frame(self, sql: str, params: dict, names: list[str]) -> pd.DataFrame:
         query = self.cur.mogrify(sql, params).decode()
         buf = io.BytesIO()
-        self.cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buf)
+        try:
+            self.cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buf)
+        except psycopg2.errors.QueryCanceled:
+            raise TimedOut(self.timeout_s) from None
         buf.seek(0)
         if buf.getbuffer().nbytes == 0:
             return pd.DataFrame({n: pd.Series(dtype="object") for n in names})

@@ -40,6 +40,7 @@ SETTINGS = {
     "max_wal_size": "8GB",
     "shared_preload_libraries": "pg_prewarm",
     "pg_prewarm.autoprewarm": "off",
+    "jit": "off",  # JIT compiles for ~100 ms on every index query: PostGIS functions carry high costs
 }
 
 

@@ -8,6 +8,7 @@ whose warm-up alone takes longer than ``slow_s`` is timed by that single run.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import traceback
@@ -20,7 +21,7 @@ import pandas as pd
 from . import truth
 from .data import RADIUS_M, SINGLE_STORE, Dataset, ids_to_rows
 
-__all__ = ["Settings", "Timing", "measure", "run_dataset", "run_map"]
+__all__ = ["Settings", "TimedOut", "Timing", "measure", "run_dataset", "run_map"]
 
 HEAT_RES = 8
 K_MIN = 10
@@ -32,6 +33,15 @@ class Settings:
     budget_s: float = 60.0
     slow_s: float = 240.0
     nearest_sample: int = 2000
+    timeout_s: float = 900.0  # a peer that can stop a query (PostGIS) stops it after this long
+
+
+class TimedOut(Exception):
+    """A peer gave up on a query after ``limit_s`` seconds; its time is a lower bound."""
+
+    def __init__(self, limit_s: float):
+        super().__init__(f"stopped after {limit_s:.0f} s")
+        self.limit_s = limit_s
 
 
 @dataclass
@@ -147,11 +157,15 @@ def run_dataset(ds: Dataset, peers: list, ntas, cfg: Settings, *, log=print) -> 
                 try:
                     answer, timing = measure(fn, args, cfg)
                     rec["timing"] = timing.as_dict()
+                    rec["load_average"] = os.getloadavg()[0]  # other work on the machine skews timings
                     rec["count"] = len(answer)
                     rec["agreement"] = _check(workload, answer, ds, truths, cfg)
                     del answer
                     log(f"  {workload:8s} {label:52s} median {timing.median:9.4f} s  n={len(timing.runs)}"
                         f"  count {rec['count']:>10,}  exact={rec['agreement']['exact']}")
+                except TimedOut as exc:
+                    rec["timed_out_s"] = exc.limit_s
+                    log(f"  {workload:8s} {label:52s} TIMED OUT after {exc.limit_s:.0f} s")
                 except Exception as exc:  # noqa: BLE001 - a failing peer is reported, not fatal
                     rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                     log(f"  {workload:8s} {label:52s} FAILED {rec['error']}")
