@@ -80,7 +80,8 @@ class HeatmapResult:
     def caption(self) -> str:
         """A legend caption naming the metric, its units and the unit of area."""
         where = f"per H3 cell (res {self.res})" if self.level == "cell" else f"per region of {self.layer}"
-        return f"{self.metric.label} {where} ({self.metric.units}); k ≥ {self.k_min}"
+        units = "" if self.metric.kind == "count" else f" ({self.metric.units})"
+        return f"{self.metric.label} {where}{units}; k ≥ {self.k_min}"
 
     def summary(self) -> str:
         """One line: what is shown and what the floor left out."""

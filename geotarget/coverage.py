@@ -118,7 +118,8 @@ def _overlaps(aud, rings) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, np.asarray(geoms, dtype=object)
 
 
-def coverage(eng, stores="all", radius="2mi", *, res: int | None = None, k_min: int | None = DEFAULT_K_MIN, allow_no_floor: bool = False) -> Coverage:
+def coverage(eng, stores="all", radius="2mi", *, res: int | None = None, k_min: int | None = DEFAULT_K_MIN,
+             allow_no_floor: bool = False) -> Coverage:
     """Summarize what the rings of ``radius`` around ``stores`` cover.
 
     Parameters
@@ -141,7 +142,8 @@ def coverage(eng, stores="all", radius="2mi", *, res: int | None = None, k_min: 
     --------
     >>> import geotarget, pandas as pd
     >>> eng = geotarget.open(":memory:")
-    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.758, 40.76], "lng": [-73.9855, -73.97]}))
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.758, 40.76],
+    ...                                     "lng": [-73.9855, -73.97]}))
     >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(30)],
     ...     "lat": [40.759] * 20 + [40.9] * 10, "lng": [-73.98] * 20 + [-73.9] * 10}))
     >>> cov = coverage(eng, ["S1", "S2"], "1km", k_min=5)

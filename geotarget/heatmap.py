@@ -115,10 +115,10 @@ def parse_metric(spec: str | Metric) -> Metric:
     --------
     >>> parse_metric("sum:spend_12m")
     Metric(kind='sum', column='spend_12m', layer=None)
-    >>> parse_metric("avg:price")
+    >>> parse_metric("avg:price")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    geotarget.errors.InvalidInputError: unknown metric 'avg:price'; use count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL
+    geotarget.errors.InvalidInputError: unknown metric 'avg:price'; use count, sum:COL, ...
     """
     if isinstance(spec, Metric):
         return spec
@@ -146,10 +146,10 @@ def check_k_min(k_min: int | None, allow_no_floor: bool = False) -> int:
     10
     >>> check_k_min(0, allow_no_floor=True)
     1
-    >>> check_k_min(0)
+    >>> check_k_min(0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    geotarget.errors.PrivacyError: k_min=0 turns the k-anonymity floor off; pass allow_no_floor=True (CLI --no-privacy-floor) if you mean it, or use k_min >= 2
+    geotarget.errors.PrivacyError: k_min=0 turns the k-anonymity floor off; pass allow_no_floor=True ...
     """
     if k_min is None:
         k_min = 0
@@ -198,7 +198,8 @@ def _source(eng, audience, exclude: bool = False):
     name = f"_gt_audience_{uuid.uuid4().hex}"
     con.register(name, pa.Table.from_pandas(_audience_ids(audience), preserve_index=False))
     try:
-        yield f"FROM customers WHERE {where} AND customer_id {'NOT IN' if exclude else 'IN'} (SELECT customer_id FROM {name})"
+        member = "NOT IN" if exclude else "IN"
+        yield f"FROM customers WHERE {where} AND customer_id {member} (SELECT customer_id FROM {name})"
     finally:
         con.unregister(name)
 
@@ -259,7 +260,8 @@ def _floor(df: pd.DataFrame, k_min: int) -> tuple[pd.DataFrame, int, int]:
     if "n_values" in df.columns:
         keep &= df["n_values"] >= k_min
     dropped = df.loc[~keep]
-    return df.loc[keep].drop(columns=["n_values"], errors="ignore").copy(), len(dropped), int(dropped["customers"].sum())
+    shown = df.loc[keep].drop(columns=["n_values"], errors="ignore").copy()
+    return shown, len(dropped), int(dropped["customers"].sum())
 
 
 def _finish(shown: pd.DataFrame, metric: Metric, population) -> pd.DataFrame:

@@ -17,8 +17,8 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapdata import sample_engine
+
 from geotarget.heatmap import HeatmapResult, Metric
 from geotarget.maps import choropleth_map, heatmap_map, save_html
 
@@ -146,7 +146,7 @@ def test_choropleth_layer_control_switches_metric_and_legend(browser, city, tmp_
     assert page.errors == []
     n = page.count("path.gt-region")
     assert n > 0 and len(page.legends()) == 2
-    assert page.visible_legends() == ["customers per region of hoods (customers); k ≥ 10"]
+    assert page.visible_legends() == ["customers per region of hoods; k ≥ 10"]
     page.page.get_by_text("mean spend_12m", exact=True).click()
     page.page.wait_for_timeout(200)
     assert page.visible_legends() == ["mean spend_12m per region of hoods (units of spend_12m); k ≥ 10"]

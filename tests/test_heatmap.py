@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from _mapdata import sample_engine
+from conftest import real_file
 from hypothesis import given
 from hypothesis import strategies as st
 
 import geotarget
-from _mapdata import sample_engine
-from conftest import real_file
 from geotarget.errors import ColumnNotFoundError, InvalidInputError, NotFoundError, PrivacyError
 from geotarget.heatmap import _parent_masks, check_k_min, parse_metric
 

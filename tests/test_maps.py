@@ -1,6 +1,5 @@
 """Folium maps and PNG pictures: what they show, and what they must never show."""
 
-import re
 import subprocess
 import sys
 import time
@@ -9,13 +8,13 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
+from _mapdata import embedded_geojson, leaked_customers, sample_engine
 from typer.testing import CliRunner
 
 import geotarget
-from _mapdata import embedded_geojson, leaked_customers, sample_engine
 from geotarget.geodesy import geodesic_distance_m
 from geotarget.heatmap import HeatmapResult, Metric
-from geotarget.maps import choropleth_map, coverage_map, heatmap_map, save_html
+from geotarget.maps import choropleth_map, heatmap_map
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +130,13 @@ def test_coverage_counts_and_overlaps_are_exact():
 
 
 def test_small_counts_in_popups_follow_the_floor():
-    from geotarget.maps import _store_popup
-
     from types import SimpleNamespace
 
+    from geotarget.maps import _store_popup
+
     row = SimpleNamespace(store_id="S<1>", name="A & B", customers=4)
-    assert _store_popup(row, 10, 3218.7) == "<b>S&lt;1&gt;</b> A &amp; B<br>audience within 3,219 m: fewer than 10 customers"
+    assert _store_popup(row, 10, 3218.7) == ("<b>S&lt;1&gt;</b> A &amp; B<br>"
+                                             "audience within 3,219 m: fewer than 10 customers")
 
 
 def test_twenty_thousand_hexes_stay_under_10_mb():
@@ -164,8 +164,8 @@ def test_pngs(city, tmp_path):
 
 
 def test_import_geotarget_stays_light():
-    code = ("import sys, geotarget; "
-            "print(','.join(m for m in ('folium', 'branca', 'matplotlib', 'shapely', 'geopandas') if m in sys.modules))")
+    heavy = ("folium", "branca", "matplotlib", "shapely", "geopandas")
+    code = f"import sys, geotarget; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
