@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, state
+from ..errors import GeotargetError
+from ._app import app, err_console, state
 
 
 @app.command("serve")
@@ -20,7 +21,13 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
     """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs."""
+    from rich.markup import escape
+
     from ..service import serve as run_service
 
-    run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
-                read_only=read_only, access_log=access_log)
+    try:
+        run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
+                    read_only=read_only, access_log=access_log)
+    except GeotargetError as exc:  # escaped: the install hint's [server] is not console markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None

@@ -20,6 +20,7 @@ from .. import __version__
 from ..errors import GeotargetError, InvalidInputError, NotFoundError, PrivacyError
 from ._config import API_KEY_HEADER, KeyRing, ServiceSettings
 from ._downloads import DownloadStore
+from ._schemas import ERROR_RESPONSES
 
 log = logging.getLogger("geotarget.service")
 
@@ -172,5 +173,5 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
     app.include_router(_routes_lookup.health)
     auth = [Depends(_auth_dependency(keys))]
     for module in (_routes_lookup, _routes_campaigns, _routes_audiences):
-        app.include_router(module.router, prefix="/v1", dependencies=auth)
+        app.include_router(module.router, prefix="/v1", dependencies=auth, responses=ERROR_RESPONSES)
     return app

@@ -24,20 +24,18 @@ class Download:
     media_type: str
     key_id: str | None
     rows: int
+    size_bytes: int
     created: float
     expires: float
-
-    @property
-    def size_bytes(self) -> int:
-        """The file's size."""
-        return self.path.stat().st_size
 
 
 class DownloadStore:
     """A folder of audience files with a time to live and a cap on their number.
 
     Expired files are removed whenever a file is added or fetched, and the
-    whole folder at :meth:`close` when the store made it.
+    whole folder at :meth:`close` when the store made it. A store made
+    without a folder creates a private temporary one on first use (again
+    after a close, as when an app's lifespan runs more than once).
 
     Examples
     --------
@@ -52,12 +50,21 @@ class DownloadStore:
 
     def __init__(self, folder: str | Path | None = None, *, ttl_s: float = 3600.0, max_files: int = 200):
         self._own = folder is None
-        self.folder = Path(tempfile.mkdtemp(prefix="geotarget-downloads-") if folder is None else folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._folder = None if folder is None else Path(folder)
         self.ttl_s = float(ttl_s)
         self.max_files = int(max_files)
         self._items: dict[str, Download] = {}
         self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """The folder files are written to (created, mode 0700 when temporary, on first use)."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="geotarget-downloads-"))
+            elif not self._own:
+                self._folder.mkdir(parents=True, exist_ok=True)
+            return self._folder
 
     def reserve(self, suffix: str) -> tuple[str, Path]:
         """A fresh token and the path to write its file to."""
@@ -68,7 +75,8 @@ class DownloadStore:
                 rows: int) -> Download:
         """Make a written file downloadable by ``key_id`` until its time to live runs out."""
         now = time.time()
-        item = Download(token, Path(path), filename, media_type, key_id, int(rows), now, now + self.ttl_s)
+        size = Path(path).stat().st_size
+        item = Download(token, Path(path), filename, media_type, key_id, int(rows), size, now, now + self.ttl_s)
         with self._lock:
             self._items[token] = item
             self._sweep(now)
@@ -104,5 +112,6 @@ class DownloadStore:
             for item in self._items.values():
                 self.discard(item.path)
             self._items.clear()
-        if self._own:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            folder, self._folder = self._folder, (None if self._own else self._folder)
+        if self._own and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)

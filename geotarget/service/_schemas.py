@@ -123,13 +123,13 @@ class Campaign(BaseModel):
     name: str
     geofence: dict[str, Any]
     where: Any = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: str | None = Field(None, description="ISO 8601 with a timezone.")
+    end: str | None = Field(None, description="ISO 8601 with a timezone.")
     holdout: float | None = None
     metadata: dict[str, Any] | None = None
     status: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class Promotions(BaseModel):
@@ -143,7 +143,7 @@ class Promotions(BaseModel):
 class CampaignFields(_Strict):
     """Fields of a campaign that a client may set."""
 
-    stores: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
+    stores: Literal["all"] | Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
     radius: Radius | None = None
     region_layer: Name | None = None
     regions: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
@@ -241,6 +241,34 @@ class HeatmapQuery(BaseModel):
     region_layer: Name | None = None
     k_min: int | None = Field(None, ge=2, le=1_000_000, description=(
         "k-anonymity floor; at least the server's (10 by default). It cannot be switched off over HTTP."))
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    field: str = Field(description="Dotted path of the field, e.g. 'lat' or 'points.0.lng'.")
+    location: str = Field(alias="in", description="Where it was: query, body, path or header.")
+    message: str
+
+
+class Error(BaseModel):
+    """The body of every error response."""
+
+    error: str = Field(description="A short code: unauthorized, invalid_input, not_found, privacy, too_large, ...")
+    message: str = Field(description="What is wrong and what to do, naming the field or value.")
+    errors: list[FieldError] | None = Field(None, description="For invalid_input from validation: one per field.")
+
+
+#: Error responses every /v1 operation may give, for the OpenAPI description.
+ERROR_RESPONSES = {
+    400: {"model": Error, "description": "A body that cannot be read (e.g. not UTF-8)."},
+    401: {"model": Error, "description": "Missing or wrong API key."},
+    403: {"model": Error, "description": "A privacy rule: an audience below the minimum size."},
+    404: {"model": Error, "description": "Unknown store, layer, region, campaign or download."},
+    409: {"model": Error, "description": "The request conflicts with the server's state (e.g. a read-only database)."},
+    413: {"model": Error, "description": "Request body over the limit."},
+    422: {"model": Error, "description": "Invalid input; the message names the field."},
+}
 
 
 class Health(BaseModel):

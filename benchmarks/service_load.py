@@ -1,0 +1,338 @@
+"""``python -m benchmarks.service_load``: a bounded load test of ``geotarget serve`` on 127.0.0.1.
+
+Builds a seeded database, computes the library's answer to every query
+in-process, then starts ``geotarget serve`` as a child process and sends it a
+mix of requests from concurrent clients (20 for 10 seconds by default, each
+also capped in requests). Every answer is checked against the library's;
+every status is counted. The server is stopped by its PID at the end, whatever
+happens. Latencies (p50, p99 per endpoint) and counts go to
+``benchmarks/RESULTS_service.md``.
+
+Only the loopback address is ever contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+RADIUS = "2mi"
+
+
+# -- the database and the library's answers ---------------------------------------------------------
+def build_database(path: Path, *, customers: int, stores: int, campaigns: int, seed: int = 7) -> int:
+    """A seeded metro area: customers, stores, and (when the library has them) campaigns around stores.
+
+    Returns the number of campaigns created.
+    """
+    import geotarget
+    from geotarget.sample import sample_customers, sample_stores
+
+    with geotarget.open(path) as eng:
+        eng.ingest_customers(sample_customers(customers, seed=seed))
+        eng.ingest_stores(sample_stores(stores, seed=seed))
+        if hasattr(eng, "create_campaign"):
+            ids = eng.stores()["store_id"].tolist()
+            for i in range(campaigns):
+                eng.create_campaign(f"load-{i:04d}", stores=[ids[i % len(ids)]], radius=f"{1 + i % 3}mi",
+                                    metadata={"offer": f"{5 + i % 20}% off"})
+            return campaigns
+    return 0
+
+
+def make_queries(path: Path, *, n_points: int, seed: int = 11) -> list[dict]:
+    """Requests with the library's answer to each, computed before the server opens the file."""
+    import geotarget
+
+    rng = random.Random(seed)
+    queries: list[dict] = []
+    with geotarget.open(path) as eng:
+        stores = eng.stores()
+        has_lookup = hasattr(eng, "stores_near") and hasattr(eng, "promotions_at")
+        for _ in range(n_points):
+            s = stores.iloc[rng.randrange(len(stores))]
+            lat = float(round(s["lat"] + rng.uniform(-0.03, 0.03), 6))
+            lng = float(round(s["lng"] + rng.uniform(-0.03, 0.03), 6))
+            if has_lookup:
+                near = eng.stores_near(lat, lng, radius=RADIUS, limit=100)
+                queries.append({"name": "stores_near", "method": "GET", "path": "/v1/stores/near",
+                                "params": {"lat": lat, "lng": lng, "radius": RADIUS, "limit": 100},
+                                "expect": [(d["store_id"], d["distance_m"]) for d in near]})
+                promos = eng.promotions_at(lat, lng)
+                queries.append({"name": "promotions", "method": "GET", "path": "/v1/promotions",
+                                "params": {"lat": lat, "lng": lng}, "expect": sorted(str(c.id) for c in promos)})
+        for store_id in stores["store_id"].tolist()[: max(1, n_points // 4)]:
+            aud = eng.audience(stores=[store_id], radius=RADIUS)
+            query = {"name": "audience", "method": "POST", "path": "/v1/audiences",
+                     "body": {"stores": [store_id], "radius": RADIUS}}
+            if len(aud) < 100:  # below the minimum size: refused, size untold
+                query["expect_status"] = 403
+            else:
+                query["expect"] = (len(aud), aud.summary()["per_store"])
+            queries.append(query)
+        hm = eng.heatmap(7, "count", k_min=10)
+        queries.append({"name": "heatmap", "method": "GET", "path": "/v1/heatmap", "params": {"res": 7},
+                        "expect": sorted(zip(hm.frame["h3"].tolist(), hm.frame["customers"].tolist()))})
+    return queries
+
+
+def check(query: dict, status: int, body: bytes) -> bool:
+    """Whether a response is the library's answer."""
+    if "expect_status" in query:
+        return status == query["expect_status"]
+    if status != 200:
+        return False
+    data = json.loads(body)
+    name, expect = query["name"], query["expect"]
+    if name == "stores_near":
+        got = [(d["store_id"], d["distance_m"]) for d in data["stores"]]
+        return [g[0] for g in got] == [e[0] for e in expect] and all(
+            abs(g[1] - e[1]) <= 1e-6 for g, e in zip(got, expect))
+    if name == "promotions":
+        return sorted(str(c["id"]) for c in data["promotions"]) == expect
+    if name == "audience":
+        return (data["customers"], data["per_store"]) == (expect[0], expect[1])
+    if name == "heatmap":
+        return sorted((f["properties"]["h3"], f["properties"]["customers"]) for f in data["features"]) == expect
+    raise ValueError(f"unknown query kind {name!r}")
+
+
+# -- the server -----------------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start_server(db: Path, port: int, key: str, log_path: Path) -> subprocess.Popen:
+    """``geotarget serve`` on 127.0.0.1 as a child process (its own process group)."""
+    env = {**os.environ, "GEOTARGET_API_KEYS": key}
+    env.pop("GEOTARGET_DB", None)
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until stopped
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "geotarget", "serve", "--db", str(db), "--host", HOST, "--port", str(port),
+             "--no-access-log"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, timeout_s: float = 60.0) -> None:
+    """Poll ``/health`` until it answers 200; raise if the server dies or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode} before it was healthy")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer /health within {timeout_s:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen, timeout_s: float = 15.0) -> int:
+    """Stop the server by its PID: SIGTERM (uvicorn shuts down cleanly), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout_s)
+    return proc.returncode
+
+
+# -- the load ---------------------------------------------------------------------------------------
+@dataclass
+class LoadResult:
+    """What the clients saw."""
+
+    clients: int
+    seconds: float
+    statuses: Counter = field(default_factory=Counter)
+    wrong: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    latency_ms: dict = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def requests(self) -> int:
+        """Requests answered."""
+        return sum(self.statuses.values())
+
+    @property
+    def server_errors(self) -> int:
+        """Answers with a 5xx status."""
+        return sum(n for s, n in self.statuses.items() if s >= 500)
+
+    def percentiles(self, name: str | None = None) -> tuple[float, float]:
+        """(p50, p99) in milliseconds, of one kind of query or of all."""
+        values = [v for k, vs in self.latency_ms.items() if name in (None, k) for v in vs]
+        if not values:
+            return float("nan"), float("nan")
+        p50, p99 = np.percentile(np.asarray(values), [50, 99])
+        return float(p50), float(p99)
+
+
+def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration_s: float,
+             max_requests_per_client: int, seed: int = 3) -> LoadResult:
+    """``clients`` threads, each with one keep-alive connection, for ``duration_s`` or their request cap."""
+    result = LoadResult(clients=clients, seconds=0.0)
+    lock = threading.Lock()
+    stop_at = time.monotonic() + duration_s
+
+    def client(n: int) -> None:
+        rng = random.Random(seed * 1000 + n)
+        conn = http.client.HTTPConnection(HOST, port, timeout=60)
+        statuses, wrong, errors, lat = Counter(), Counter(), Counter(), defaultdict(list)
+        try:
+            for _ in range(max_requests_per_client):
+                if time.monotonic() >= stop_at:
+                    break
+                q = queries[rng.randrange(len(queries))]
+                path = q["path"] + ("?" + urlencode(q["params"]) if q.get("params") else "")
+                body = json.dumps(q["body"]).encode() if "body" in q else None
+                headers = {"X-API-Key": key, **({"Content-Type": "application/json"} if body else {})}
+                t0 = time.perf_counter()
+                try:
+                    conn.request(q["method"], path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    errors[type(exc).__name__] += 1
+                    conn.close()
+                    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+                    continue
+                lat[q["name"]].append((time.perf_counter() - t0) * 1000)
+                statuses[resp.status] += 1
+                if not check(q, resp.status, data):
+                    wrong[q["name"]] += 1
+        finally:
+            conn.close()
+            with lock:
+                result.statuses.update(statuses)
+                result.wrong.update(wrong)
+                result.errors.update(errors)
+                for k, v in lat.items():
+                    result.latency_ms[k].extend(v)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration_s + 120)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def run(*, customers: int, stores: int, campaigns: int, points: int, clients: int, duration_s: float,
+        max_requests_per_client: int, work: Path | None = None, log=print) -> tuple[LoadResult, dict]:
+    """Build, serve, load, stop. Returns the result and facts for the report."""
+    with tempfile.TemporaryDirectory(prefix="geotarget-load-", dir=work) as tmp:
+        db = Path(tmp) / "load.duckdb"
+        t0 = time.perf_counter()
+        made = build_database(db, customers=customers, stores=stores, campaigns=campaigns)
+        queries = make_queries(db, n_points=points)
+        log(f"database and {len(queries)} checked queries ready in {time.perf_counter() - t0:.1f} s")
+        key = secrets.token_urlsafe(32)
+        port = free_port()
+        proc = start_server(db, port, key, Path(tmp) / "server.log")
+        try:
+            wait_healthy(proc, port)
+            log(f"server PID {proc.pid} on {HOST}:{port}; {clients} clients for {duration_s:g} s")
+            result = run_load(port, key, queries, clients=clients, duration_s=duration_s,
+                              max_requests_per_client=max_requests_per_client)
+        finally:
+            code = stop_server(proc)
+            server_log = (Path(tmp) / "server.log").read_text(errors="replace")
+        facts = {"customers": customers, "stores": stores, "campaigns": made, "queries": len(queries),
+                 "kinds": sorted({q["name"] for q in queries}), "exit_code": code,
+                 "clean_shutdown": "Application shutdown complete" in server_log}
+        return result, facts
+
+
+def report(result: LoadResult, facts: dict) -> str:
+    """The Markdown written to RESULTS_service.md."""
+    p50, p99 = result.percentiles()
+    lines = [
+        "# HTTP service load test",
+        "",
+        "Written by `python -m benchmarks.service_load`. One `geotarget serve` process on 127.0.0.1 "
+        "(one engine, uvicorn's thread pool); the clients run in another process on the same machine, "
+        "so they share its cores with the server.",
+        "",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"- data: {facts['customers']:,} customers, {facts['stores']} stores, {facts['campaigns']} campaigns",
+        f"- load: {result.clients} concurrent keep-alive clients for {result.seconds:.1f} s; "
+        f"{len(facts['kinds'])} kinds of query ({', '.join(facts['kinds'])}), {facts['queries']} distinct "
+        "requests, each answer checked against the library's",
+        "",
+        "| | requests | throughput | p50 ms | p99 ms | wrong answers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in sorted(result.latency_ms):
+        n = len(result.latency_ms[name])
+        q50, q99 = result.percentiles(name)
+        lines.append(f"| {name} | {n:,} | {n / result.seconds:,.0f}/s | {q50:.2f} | {q99:.2f} | {result.wrong[name]} |")
+    lines.append(f"| **all** | **{result.requests:,}** | **{result.requests / result.seconds:,.0f}/s** | "
+                 f"**{p50:.2f}** | **{p99:.2f}** | **{sum(result.wrong.values())}** |")
+    statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
+    lines += ["", f"- statuses: {statuses}", f"- 5xx answers: **{result.server_errors}**",
+              f"- connection errors: {sum(result.errors.values())}",
+              f"- server stopped by SIGTERM to its PID; lifespan shutdown completed: "
+              f"{'yes' if facts['clean_shutdown'] else 'NO'} (exit code {facts['exit_code']}: uvicorn re-raises "
+              "the signal once it has shut down)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load test and write the report; exit 1 on any 5xx, wrong answer or connection error."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.service_load", description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to send (default 10)")
+    p.add_argument("--max-requests", type=int, default=20_000, help="cap per client (default 20,000)")
+    p.add_argument("--customers", type=int, default=200_000, help="customers in the database (default 200,000)")
+    p.add_argument("--stores", type=int, default=40)
+    p.add_argument("--campaigns", type=int, default=500)
+    p.add_argument("--points", type=int, default=200, help="distinct query points (default 200)")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS_service.md")
+    args = p.parse_args(argv)
+    result, facts = run(customers=args.customers, stores=args.stores, campaigns=args.campaigns, points=args.points,
+                        clients=args.clients, duration_s=args.seconds, max_requests_per_client=args.max_requests)
+    text = report(result, facts)
+    args.out.write_text(text)
+    print(text)
+    bad = result.server_errors or sum(result.wrong.values()) or sum(result.errors.values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
