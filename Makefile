@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SAMPLE := data/sample
 OUT    := out
 
-.PHONY: demo test install install-test bench notebooks screenshots clean
+.PHONY: demo test install install-test bench bench-service notebooks screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(VENV)/.installed-test
 BENCH_ARGS ?= --sizes 1e6,1e7
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Load test of `geotarget serve` on 127.0.0.1 (20 clients, 10 s); writes benchmarks/RESULTS_service.md.
+bench-service: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.service_load
 
 # Executes every notebook (kernel: this venv's Python); executed copies go to out/notebooks/.
 # `make test` runs them too (tests/test_notebooks.py).
