@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..errors import InvalidInputError
 from ..heatmap import DEFAULT_K_MIN
-from ._app import app, console, engine, fail, output_path
+from ._app import app, console, engine, output_path
 
 map_app = typer.Typer(help="Maps of stores and what their rings cover.", no_args_is_help=True)
 app.add_typer(map_app, name="map")
@@ -54,13 +55,13 @@ def heatmap(
 
     metrics = list(metric) or ["count"]
     if len(metrics) > 1 and (cells_out or png):
-        fail("--cells-out and --png take a single --metric; run once per metric")
+        raise InvalidInputError("--cells-out and --png take a single --metric; run once per metric")
     if store and all_stores:
-        fail("give --store or --all-stores, not both")
+        raise InvalidInputError("give --store or --all-stores, not both")
     if (store or all_stores or where) and not radius:
-        fail("an audience heatmap needs --radius with a unit, e.g. --radius 2mi")
+        raise InvalidInputError("an audience heatmap needs --radius with a unit, e.g. --radius 2mi")
     if radius and not (store or all_stores):
-        fail("--radius needs --store S001 (repeat for several) or --all-stores")
+        raise InvalidInputError("--radius needs --store S001 (repeat for several) or --all-stores")
     with engine(read_only=True) as eng:
         audience = None
         if radius:
@@ -98,9 +99,9 @@ def coverage(
     from ..maps import coverage_map, save_html
 
     if store and all_stores:
-        fail("give --store or --all-stores, not both")
+        raise InvalidInputError("give --store or --all-stores, not both")
     if not store and not all_stores:
-        fail("name the stores: --store S001 (repeat for several) or --all-stores")
+        raise InvalidInputError("name the stores: --store S001 (repeat for several) or --all-stores")
     with engine(read_only=True) as eng:
         cov = eng.coverage("all" if all_stores else list(store), radius, res=res, k_min=k_min,
                            allow_no_floor=no_privacy_floor)
