@@ -124,7 +124,8 @@ def _auth_dependency(keys: KeyRing | None):
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                           description="An API key configured on the server (GEOTARGET_API_KEYS or --keys-file).")
 
-    def require_key(request: Request, key: str | None = Security(header)) -> str | None:
+    async def require_key(request: Request, key: str | None = Security(header)) -> str | None:
+        # async: a hash and a comparison, run inline rather than on the thread pool
         if keys is None:  # started with --insecure-no-auth
             request.state.key_id = None
             return None

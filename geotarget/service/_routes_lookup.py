@@ -31,28 +31,33 @@ _FEATURE_COLLECTION = {
 }
 
 
+def _json(content: dict) -> Response:
+    """The library's JSON-able answer as is: the hot lookups skip re-validating their own output."""
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
 @health.get("/health", response_model=Health, summary="Liveness (no API key needed)")
-def get_health() -> Health:
-    """Say the service is up; reveals nothing about the data."""
+async def get_health() -> Health:
+    """Say the service is up; reveals nothing about the data (async: it touches no database)."""
     return Health(status="ok", version=__version__)
 
 
 @router.get("/stores/near", response_model=StoresNear, summary="Stores within a radius of a point")
-def stores_near(q: Annotated[NearQuery, Query()], eng=Depends(_deps.engine)) -> StoresNear:
+def stores_near(q: Annotated[NearQuery, Query()], eng=Depends(_deps.engine)) -> Response:
     """The stores within ``radius`` of (lat, lng), nearest first, by exact WGS84 geodesic distance."""
     stores = eng.stores_near(q.lat, q.lng, radius=q.radius, limit=q.limit)
-    return StoresNear(count=len(stores), stores=stores)
+    return _json({"count": len(stores), "stores": stores})
 
 
 @router.get("/promotions", response_model=Promotions, summary="Promotions active at a point")
-def promotions(q: Annotated[PromotionsQuery, Query()], eng=Depends(_deps.engine)) -> Promotions:
+def promotions(q: Annotated[PromotionsQuery, Query()], eng=Depends(_deps.engine)) -> Response:
     """Active campaigns whose geofence holds (lat, lng) at ``at`` (now by default).
 
     With ``customer_id``, only those whose segment the customer matches and
     whose holdout does not hold them back.
     """
     found = eng.promotions_at(q.lat, q.lng, at=q.at, customer_id=q.customer_id)
-    return Promotions(count=len(found), promotions=[c.to_dict() for c in found])
+    return _json({"count": len(found), "promotions": [c.to_dict() for c in found]})
 
 
 @router.get("/heatmap", summary="A heatmap as GeoJSON, above the k-anonymity floor",
