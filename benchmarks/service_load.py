@@ -253,9 +253,14 @@ def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration
     return result
 
 
+#: Query mixes: the app-open path alone, and everything at once.
+MIXES = {"lookups": ("stores_near", "promotions"), "mixed": ("stores_near", "promotions", "audience", "heatmap")}
+
+
 def run(*, customers: int, stores: int, campaigns: int, points: int, clients: int, duration_s: float,
-        max_requests_per_client: int, work: Path | None = None, log=print) -> tuple[LoadResult, dict]:
-    """Build, serve, load, stop. Returns the result and facts for the report."""
+        max_requests_per_client: int, mixes=("mixed",), work: Path | None = None,
+        log=print) -> tuple[dict[str, LoadResult], dict]:
+    """Build, serve, send each mix in turn to the same server, stop. Returns results per mix and facts."""
     with tempfile.TemporaryDirectory(prefix="geotarget-load-", dir=work) as tmp:
         db = Path(tmp) / "load.duckdb"
         t0 = time.perf_counter()
@@ -264,40 +269,31 @@ def run(*, customers: int, stores: int, campaigns: int, points: int, clients: in
         log(f"database and {len(queries)} checked queries ready in {time.perf_counter() - t0:.1f} s")
         key = secrets.token_urlsafe(32)
         port = free_port()
+        load_before = os.getloadavg()[0]
         proc = start_server(db, port, key, Path(tmp) / "server.log")
+        results: dict[str, LoadResult] = {}
         try:
             wait_healthy(proc, port)
-            log(f"server PID {proc.pid} on {HOST}:{port}; {clients} clients for {duration_s:g} s")
-            result = run_load(port, key, queries, clients=clients, duration_s=duration_s,
-                              max_requests_per_client=max_requests_per_client)
+            for mix in mixes:
+                chosen = [q for q in queries if q["name"] in MIXES[mix]]
+                if not chosen:
+                    continue
+                log(f"server PID {proc.pid} on {HOST}:{port}; mix {mix!r}: {clients} clients for {duration_s:g} s")
+                results[mix] = run_load(port, key, chosen, clients=clients, duration_s=duration_s,
+                                        max_requests_per_client=max_requests_per_client)
         finally:
             code = stop_server(proc)
             server_log = (Path(tmp) / "server.log").read_text(errors="replace")
         facts = {"customers": customers, "stores": stores, "campaigns": made, "queries": len(queries),
-                 "kinds": sorted({q["name"] for q in queries}), "exit_code": code,
+                 "kinds": sorted({q["name"] for q in queries}), "exit_code": code, "load_before": load_before,
                  "clean_shutdown": "Application shutdown complete" in server_log}
-        return result, facts
+        return results, facts
 
 
-def report(result: LoadResult, facts: dict) -> str:
-    """The Markdown written to RESULTS_service.md."""
+def _table(result: LoadResult) -> list[str]:
     p50, p99 = result.percentiles()
-    lines = [
-        "# HTTP service load test",
-        "",
-        "Written by `python -m benchmarks.service_load`. One `geotarget serve` process on 127.0.0.1 "
-        "(one engine, uvicorn's thread pool); the clients run in another process on the same machine, "
-        "so they share its cores with the server.",
-        "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"- data: {facts['customers']:,} customers, {facts['stores']} stores, {facts['campaigns']} campaigns",
-        f"- load: {result.clients} concurrent keep-alive clients for {result.seconds:.1f} s; "
-        f"{len(facts['kinds'])} kinds of query ({', '.join(facts['kinds'])}), {facts['queries']} distinct "
-        "requests, each answer checked against the library's",
-        "",
-        "| | requests | throughput | p50 ms | p99 ms | wrong answers |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    lines = ["| | requests | throughput | p50 ms | p99 ms | wrong answers |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name in sorted(result.latency_ms):
         n = len(result.latency_ms[name])
         q50, q99 = result.percentiles(name)
@@ -305,11 +301,32 @@ def report(result: LoadResult, facts: dict) -> str:
     lines.append(f"| **all** | **{result.requests:,}** | **{result.requests / result.seconds:,.0f}/s** | "
                  f"**{p50:.2f}** | **{p99:.2f}** | **{sum(result.wrong.values())}** |")
     statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
-    lines += ["", f"- statuses: {statuses}", f"- 5xx answers: **{result.server_errors}**",
-              f"- connection errors: {sum(result.errors.values())}",
-              f"- server stopped by SIGTERM to its PID; lifespan shutdown completed: "
-              f"{'yes' if facts['clean_shutdown'] else 'NO'} (exit code {facts['exit_code']}: uvicorn re-raises "
-              "the signal once it has shut down)", ""]
+    return lines + ["", f"- {result.clients} clients for {result.seconds:.1f} s; statuses: {statuses}; "
+                        f"5xx answers: **{result.server_errors}**; connection errors: {sum(result.errors.values())}"]
+
+
+def report(results: dict[str, LoadResult], facts: dict) -> str:
+    """The Markdown written to RESULTS_service.md."""
+    lines = [
+        "# HTTP service load test",
+        "",
+        "Written by `python -m benchmarks.service_load`. One `geotarget serve` process on 127.0.0.1 "
+        "(one engine, uvicorn's thread pool); the clients run in another process on the same machine, "
+        "so they share its cores with the server. Every answer is checked against the library's.",
+        "",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"1-minute load average before the run: {facts['load_before']:.1f} (other work on the machine "
+        "inflates the latencies)",
+        f"- data: {facts['customers']:,} customers, {facts['stores']} stores, {facts['campaigns']} campaigns; "
+        f"{facts['queries']} distinct requests",
+        "- `lookups`: the app-open path only (stores near a point, promotions at a point); `mixed`: those with "
+        "audience counts (one store, 2 mi) and a res-7 heatmap, which hold the GIL for tens of milliseconds",
+    ]
+    for mix, result in results.items():
+        lines += ["", f"## {mix}", ""] + _table(result)
+    lines += ["", f"Server stopped by SIGTERM to its PID; lifespan shutdown completed: "
+                  f"{'yes' if facts['clean_shutdown'] else 'NO'} (exit code {facts['exit_code']}: uvicorn "
+                  "re-raises the signal once it has shut down).", ""]
     return "\n".join(lines)
 
 
@@ -325,12 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", type=int, default=200, help="distinct query points (default 200)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS_service.md")
     args = p.parse_args(argv)
-    result, facts = run(customers=args.customers, stores=args.stores, campaigns=args.campaigns, points=args.points,
-                        clients=args.clients, duration_s=args.seconds, max_requests_per_client=args.max_requests)
-    text = report(result, facts)
+    results, facts = run(customers=args.customers, stores=args.stores, campaigns=args.campaigns,
+                         points=args.points, clients=args.clients, duration_s=args.seconds,
+                         max_requests_per_client=args.max_requests, mixes=tuple(MIXES))
+    text = report(results, facts)
     args.out.write_text(text)
     print(text)
-    bad = result.server_errors or sum(result.wrong.values()) or sum(result.errors.values())
+    bad = any(r.server_errors or sum(r.wrong.values()) or sum(r.errors.values()) for r in results.values())
     return 1 if bad else 0
 
 
