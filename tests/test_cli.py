@@ -33,6 +33,7 @@ def test_ingest_info_rejects(tmp_path, tiny_customers):
     ["no-such-command"],
     ["audience", "--store", "S1", "--radius", "2", "-o", "a.csv"],  # radius without a unit
     ["audience", "--lat", "40.7", "--lng", "-74", "--radius", "1mi", "-o", "a.txt"],
+    ["audience", "--lat", "40.7", "-o", "a.csv"],  # fail() inside a command
 ])
 def test_user_errors_are_one_line(tmp_path, tiny_customers, args):
     tiny_customers.to_csv(tmp_path / "c.csv", index=False)

@@ -67,7 +67,10 @@ def run() -> None:
         from click import exceptions as click
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # without standalone mode, typer.Exit raised by a command comes back as its code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except getattr(click, "NoArgsIsHelpError", ()) as exc:
