@@ -74,12 +74,13 @@ def _json_value(value, what: str):
     raise InvalidFilterError(f"where: {what} has a value of type {type(value).__name__}; use text, numbers or booleans")
 
 
-def normalize_where(engine, where) -> list:
+def normalize_where(engine, where, columns=None) -> list:
     """Filters in any accepted form as JSON-able ``[column, op, value]`` lists, checked against the customers."""
     conds = parse_filters(where)
     if not conds:
         return []
-    compile_filters(conds, engine.store.columns("customers"))  # unknown columns raise, naming the known ones
+    # unknown columns raise, naming the known ones
+    compile_filters(conds, engine.store.columns("customers") if columns is None else columns)
     out = []
     for c in conds:
         item = [c.column, c.op] if c.op in ("is null", "is not null") else [c.column, c.op, _json_value(c.value, str(c))]
@@ -88,19 +89,23 @@ def normalize_where(engine, where) -> list:
 
 
 def _store_ids(engine, stores) -> list[str]:
-    lookup = engine._store_positions()
+    con = engine.store.con
     if isinstance(stores, str) and stores.lower() == "all":
-        if not lookup:
+        everything = [r[0] for r in con.execute("SELECT store_id FROM stores ORDER BY store_id").fetchall()]
+        if not everything:
             raise NotFoundError("stores: there are no stores yet; ingest some with `geotarget ingest stores FILE`")
-        return sorted(lookup)
+        return everything
     wanted = [stores] if isinstance(stores, str) else list(stores or [])
     if not wanted:
         raise InvalidInputError("stores: name at least one store id, or 'all'")
     out = sorted({str(s) for s in wanted})
-    missing = [s for s in out if s not in lookup]
+    known = {r[0] for r in con.execute("SELECT store_id FROM stores WHERE list_contains($ids, store_id)",
+                                       {"ids": out}).fetchall()}
+    missing = [s for s in out if s not in known]
     if missing:
-        sample = ", ".join(sorted(lookup)[:8]) or "none yet"
-        raise NotFoundError(f"stores: store {missing[0]!r} not found; known stores include: {sample}")
+        sample = [r[0] for r in con.execute("SELECT store_id FROM stores ORDER BY store_id LIMIT 8").fetchall()]
+        raise NotFoundError(f"stores: store {missing[0]!r} not found; known stores include: "
+                            f"{', '.join(sample) or 'none yet'}")
     return out
 
 

@@ -58,6 +58,21 @@ class CampaignMethods:
             self, name, where=where, start=start, end=end, holdout=holdout, metadata=metadata, stores=stores,
             radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells)
 
+    def create_campaigns(self, specs: list[dict]) -> list[_campaigns.Campaign]:
+        """Create many campaigns in one transaction: all are validated first, and all or none are stored.
+
+        Each item holds the arguments of :meth:`create_campaign`, ``name`` included.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> [c.name for c in eng.create_campaigns([{"name": "a", "cells": ["872a1072bffffff"]},
+        ...                                        {"name": "b", "cells": ["872a1072bffffff"]}])]
+        ['a', 'b']
+        """
+        return _campaigns.create_campaigns(self, specs)
+
     def campaigns(self, *, status: str | None = None) -> list[_campaigns.Campaign]:
         """Every campaign, sorted by name; ``status="active"`` or ``"paused"`` keeps those only."""
         return _campaigns.load_campaigns(self.store.con, status=status)

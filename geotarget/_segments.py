@@ -154,34 +154,46 @@ class _Column:
 
 
 class Segments:
-    """Eligibility, segment columns and per-campaign checks at one data version."""
+    """Eligibility, segment columns and per-campaign checks at one data version.
 
-    def __init__(self, version: int, ineligible: set, rows: dict | None, columns: dict, checks: list,
-                 holdouts: list):
+    Campaigns with the same filter share one segment, evaluated once per call.
+    """
+
+    def __init__(self, version: int, ineligible: set, rows: dict | None, columns: dict, segment_of: list,
+                 segments: list, holdouts: list):
         self.version = version
         self._ineligible = ineligible
         self._rows = rows
         self._columns = columns
-        self._checks = checks
+        self._segment_of = segment_of
+        self._segments = segments
         self._holdouts = holdouts
+
+    def _matches(self, segment: int, row) -> bool:
+        if row is None:
+            return False
+        return all(col is not None and f(self._columns[col].get(row)) for col, f in self._segments[segment])
 
     def allowed(self, customer_id: str, positions: list[int]) -> list[int]:
         """The campaign positions that may target this customer."""
         if customer_id in self._ineligible:
             return []
         row = self._rows.get(customer_id) if self._rows is not None else None
-        out = []
+        memo: dict = {}
         encoded = customer_id.encode("utf-8")
+        out = []
         for pos in positions:
-            checks = self._checks[pos]
-            if checks and (row is None or not all(f(self._columns[col].get(row)) if col else False
-                                                  for col, f in checks)):
-                continue
+            seg = self._segment_of[pos]
+            if seg is not None:
+                ok = memo.get(seg)
+                if ok is None:
+                    ok = memo[seg] = self._matches(seg, row)
+                if not ok:
+                    continue
             held = self._holdouts[pos]
             if held is not None:
                 prefix, threshold = held
-                draw = int.from_bytes(hashlib.sha256(prefix + encoded).digest()[:8], "big")
-                if draw < threshold:
+                if int.from_bytes(hashlib.sha256(prefix + encoded).digest()[:8], "big") < threshold:
                     continue
             out.append(pos)
         return out
@@ -191,11 +203,20 @@ def build_segments(store, campaigns) -> Segments:
     """Read eligibility and the filtered columns in one transaction; compile each campaign's checks."""
     types = store.columns("customers")
     lookup = {c.lower(): c for c in types}
-    compiled: list = []
+    segment_of: list = []
+    segments: list = []
+    seen: dict = {}
     needed: list[str] = []
     for c in campaigns:
+        key = repr(c.where)
+        if not c.where or c.status != "active":
+            segment_of.append(None)
+            continue
+        if key in seen:
+            segment_of.append(seen[key])
+            continue
         checks = []
-        for cond in (parse_filters(c.where) if c.status == "active" else []):
+        for cond in parse_filters(c.where):
             real = lookup.get(cond.column.lower())
             if real is None:  # the column is gone since the campaign was made: nobody matches
                 checks.append((None, None))
@@ -203,7 +224,9 @@ def build_segments(store, campaigns) -> Segments:
             if real not in needed:
                 needed.append(real)
             checks.append((real, compile_condition(cond, types[real])))
-        compiled.append(checks)
+        seen[key] = len(segments)
+        segment_of.append(len(segments))
+        segments.append(checks)
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
@@ -228,7 +251,7 @@ def build_segments(store, campaigns) -> Segments:
             holdouts.append((f"{c.id}:".encode(), int(float(c.holdout) * 2**64)))
         else:
             holdouts.append(None)
-    return Segments(version, ineligible, rows, columns, compiled, holdouts)
+    return Segments(version, ineligible, rows, columns, segment_of, segments, holdouts)
 
 
 def check_customer_id(customer_id) -> str:

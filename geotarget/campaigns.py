@@ -212,23 +212,43 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_campaign(engine, name, *, where=None, start=None, end=None, holdout=None, metadata=None,
-                    **geofence) -> Campaign:
-    """Validate and store a new campaign (see :meth:`geotarget.Engine.create_campaign`)."""
+def _new_campaign(engine, name, *, where=None, start=None, end=None, holdout=None, metadata=None,
+                  customer_columns=None, **geofence) -> Campaign:
     name = check_name(name)
     fence = geofence_from_options(engine, geofence)
     start, end = parse_when(start, "start"), parse_when(end, "end")
     _check_window(start, end)
     now = _now()
-    c = Campaign(
-        id=f"cmp_{uuid.uuid4().hex[:12]}", name=name, geofence=fence, where=normalize_where(engine, where),
-        start=start, end=end, holdout=_check_holdout(holdout), metadata=_check_metadata(metadata),
-        status="active", created_at=now, updated_at=now,
+    return Campaign(
+        id=f"cmp_{uuid.uuid4().hex[:12]}", name=name, geofence=fence,
+        where=normalize_where(engine, where, customer_columns), start=start, end=end,
+        holdout=_check_holdout(holdout), metadata=_check_metadata(metadata), status="active", created_at=now,
+        updated_at=now,
     )
+
+
+def create_campaign(engine, name, **options) -> Campaign:
+    """Validate and store a new campaign (see :meth:`geotarget.Engine.create_campaign`)."""
+    return create_campaigns(engine, [{"name": name, **options}])[0]
+
+
+def create_campaigns(engine, specs) -> list[Campaign]:
+    """Validate every campaign first, then store them all in one transaction (all or none)."""
+    columns = engine.store.columns("customers")
+    made = []
+    for k, spec in enumerate(specs):
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise InvalidInputError(f"campaign {k}: give a dict with at least 'name' and a geofence")
+        made.append(_new_campaign(engine, customer_columns=columns, **spec))
+    names = [c.name for c in made]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInputError(f"name: {twice[0]!r} is given more than once; campaign names are unique")
     with engine.store.transaction() as con:
-        _check_unique(con, name, None)
-        _write(con, c, insert=True)
-    return c
+        for c in made:
+            _check_unique(con, c.name, None)
+            _write(con, c, insert=True)
+    return made
 
 
 def update_campaign(engine, name_or_id, changes: dict) -> Campaign:

@@ -7,18 +7,17 @@ a lookup never mixes two states.
 
 How a lookup stays exact and fast (single points: plain ``math``, no numpy):
 
-- **Grid.** Each geofence shape (a store circle of a campaign's radius, or a
-  region polygon) is filed in the buckets of a lat/lng grid that its
-  conservative bounding box touches. The grid has several levels (bucket
-  sides 0.005 to 20.48 degrees) and each shape goes to the level where its
-  box spans at most four buckets a side. The box of a geodesic circle is
-  provably wide enough: on WGS84 a metre of latitude is at least
-  ``1 / (a (1 - e^2))`` radians and a metre of longitude at least
-  ``1 / (a cos(lat))``, ``a`` the equatorial radius.
-- **Refine.** Candidates are tested exactly: the haversine decides every
-  point further than 1 % of the radius (plus 0.5 m) from the edge, where it
-  provably agrees with the WGS84 geodesic; the rest go to ``pyproj.Geod``.
-  Regions use ``shapely.intersects_xy`` (boundary inside), as audiences do.
+- **Grid** (:mod:`geotarget._grid`). Every store with radius campaigns is
+  filed, under the box of its largest radius, in the buckets of a multi-level
+  lat/lng grid; so is every region polygon, in the buckets its polygon
+  touches. The box of a geodesic disk is provably wide enough.
+- **Stores.** A store's campaigns are sorted by radius, so one distance per
+  nearby store decides all of them with a binary search. The haversine
+  decides unless the geodesic could be on the other side of a radius (the
+  two differ by under 1 %); then ``pyproj.Geod`` measures it once.
+- **Regions.** A bucket lying wholly inside a polygon answers without a
+  test; in an edge bucket ``shapely.intersects_xy`` decides (boundary
+  inside), as audiences do.
 - **Cells.** An explicit cell set is a dict lookup of the parent, at each
   resolution present, of the point's resolution-15 cell.
 """
@@ -27,207 +26,143 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
-import numpy as np
+from . import _grid
+from .units import EARTH_RADIUS_M
 
-from .cells import _hav_m
-from .geodesy import BAND_RELATIVE, WGS84
+__all__ = ["LookupCache", "LookupSnapshot", "build_snapshot"]
 
-__all__ = ["LookupSnapshot", "build_snapshot", "bounding_box", "grid_level"]
-
-#: Bucket side in degrees of each grid level.
-LEVELS = tuple(0.005 * 4**k for k in range(7))
-_SPAN = 4  # buckets per side at most, when choosing a level
-_KEY = 1 << 17  # more than 360 / 0.005 buckets of longitude
-_A = 6378137.0
-_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
-_M_PER_DEG_LAT_MIN = _A * (1 - _E2) * math.pi / 180.0  # meridian metres per degree at the equator
-_M_PER_DEG_LNG_EQ = _A * math.pi / 180.0
-_SLACK = 1.001
+_TWO_R = 2.0 * EARTH_RADIUS_M
+_REL = 0.01  # the haversine and the WGS84 geodesic differ by less than this, relatively (about 0.56 % at most)
+_ABS = 0.5  # metres of slack on top
 
 
-def bounding_box(lat: float, lng: float, radius_m: float) -> tuple[float, float, list[tuple[float, float]]]:
-    """A lat/lng box holding every point within geodesic ``radius_m``, as (lat_lo, lat_hi, lng_ranges).
+def _geodesic_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    from .geodesy import WGS84
 
-    Longitude ranges are split at the antimeridian.
-
-    Examples
-    --------
-    >>> lo, hi, lngs = bounding_box(0.0, 179.99, 5000.0)
-    >>> round(hi - lo, 4), [tuple(round(v, 3) for v in r) for r in lngs]
-    (0.0905, [(179.945, 180.0), (-180.0, -179.965)])
-    """
-    dlat = radius_m / _M_PER_DEG_LAT_MIN * _SLACK + 1e-9
-    lat_lo, lat_hi = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    lat_far = max(abs(lat_lo), abs(lat_hi))
-    cos_far = math.cos(math.radians(lat_far))
-    if lat_far >= 89.9 or cos_far <= 0:
-        return lat_lo, lat_hi, [(-180.0, 180.0)]
-    dlng = radius_m / (_M_PER_DEG_LNG_EQ * cos_far) * _SLACK + 1e-9
-    if dlng >= 180.0:
-        return lat_lo, lat_hi, [(-180.0, 180.0)]
-    lo, hi = lng - dlng, lng + dlng
-    ranges = [(max(lo, -180.0), min(hi, 180.0))]
-    if hi >= 180.0:
-        ranges.append((-180.0, max(hi - 360.0, -180.0)))
-    if lo <= -180.0:
-        ranges.append((min(lo + 360.0, 180.0), 180.0))
-    return lat_lo, lat_hi, ranges
-
-
-def grid_level(lat_extent: float, lng_extent: float) -> int:
-    """The finest grid level whose buckets cover the extents with at most four a side."""
-    for k, side in enumerate(LEVELS):
-        if lat_extent <= _SPAN * side and lng_extent <= _SPAN * side:
-            return k
-    return len(LEVELS) - 1
-
-
-def _iy(side: float, lat: float) -> int:
-    return min(int((lat + 90.0) // side), int(180.0 / side))
-
-
-def _ix(side: float, lng: float) -> int:
-    return min(int((lng + 180.0) // side), int(360.0 / side))
-
-
-def _bucket(level: int, lat: float, lng: float) -> int:
-    side = LEVELS[level]
-    return _iy(side, lat) * _KEY + _ix(side, lng)
-
-
-def _buckets(level: int, lat_lo: float, lat_hi: float, lng_ranges) -> list[int]:
-    side = LEVELS[level]
-    rows = range(_iy(side, lat_lo), _iy(side, lat_hi) + 1)
-    out = []
-    for lo, hi in lng_ranges:
-        cols = range(_ix(side, lo), _ix(side, hi) + 1)
-        out.extend(iy * _KEY + ix for iy in rows for ix in cols)
-    return out
-
-
-class _Grid:
-    """Items filed by bucket at several levels; ``at(lat, lng)`` lists the candidates."""
-
-    def __init__(self):
-        self.levels: dict[int, dict[int, list[int]]] = {}
-
-    def add_box(self, item: int, lat_lo: float, lat_hi: float, lng_ranges, keep=None) -> None:
-        extent = max(hi - lo for lo, hi in lng_ranges)
-        level = grid_level(lat_hi - lat_lo, extent)
-        table = self.levels.setdefault(level, {})
-        for key in _buckets(level, lat_lo, lat_hi, lng_ranges):
-            if keep is None or keep(level, key):
-                table.setdefault(key, []).append(item)
-
-    def frozen(self) -> tuple:
-        return tuple((lvl, {k: tuple(v) for k, v in table.items()}) for lvl, table in sorted(self.levels.items()))
-
-
-def _bucket_box(level: int, key: int):
-    side = LEVELS[level]
-    iy, ix = divmod(key, _KEY)
-    eps = 1e-9
-    return (ix * side - 180.0 - eps, iy * side - 90.0 - eps, (ix + 1) * side - 180.0 + eps, (iy + 1) * side - 90.0 + eps)
-
-
-# -- exact tests on one point ------------------------------------------------------
-def within(lat: float, lng: float, clat: float, clng: float, radius_m: float) -> bool:
-    """Exact WGS84 test ``geodesic distance <= radius_m`` for one point (scalar).
-
-    Examples
-    --------
-    >>> within(40.0, -74.0, 40.0, -74.0, 1.0), within(40.01, -74.0, 40.0, -74.0, 1000.0)
-    (True, False)
-    """
-    d = _hav_m(clat, clng, lat, lng)
-    band = BAND_RELATIVE * radius_m + 0.5
-    if d <= radius_m - band:
-        return True
-    if d > radius_m + band:
-        return False
-    return WGS84.inv(clng, clat, lng, lat)[2] <= radius_m
+    return WGS84.inv(lng1, lat1, lng2, lat2)[2]
 
 
 @dataclass(frozen=True, eq=False)
 class LookupSnapshot:
-    """Stores, live-able campaigns and their geofences at one ``data_version``.
+    """Stores, campaigns and their geofence indexes at one ``data_version``.
 
-    Built by :func:`build_snapshot`; never mutated afterwards (the customer
-    table for segment checks is attached once, lazily).
+    Built by :func:`build_snapshot` and never changed afterwards, except that
+    the customer checks are attached to ``extra`` once, on first use.
     """
 
     version: int
     campaigns: tuple  # every stored campaign, sorted by name
+    windows: tuple  # campaign position -> (start_ts, end_ts)
     store_ids: tuple
     store_names: tuple
     store_lat: tuple
     store_lng: tuple
-    store_grid: dict  # level -> bucket -> store positions
-    shape_grid: tuple  # ((level, bucket -> shape ids), ...)
-    circles: tuple  # shape id -> (lat, lng, radius_m) or None
-    polygons: tuple  # shape id -> (prepared geometry, xmin, ymin, xmax, ymax) or None
-    shape_campaigns: tuple  # shape id -> campaign positions
+    store_grid: dict  # level -> bucket -> store positions, every store at every level
+    fence_grid: tuple  # grid of the stores with radius campaigns, by their largest radius
+    store_rad: tuple  # store position -> (lat radians, lng radians, cos lat)
+    store_radii: tuple  # store position -> radii ascending
+    store_from: tuple  # store position -> k -> campaigns with radius >= radii[k]
+    region_sure: tuple  # grid: bucket -> campaigns of the regions holding the whole bucket
+    region_edge: tuple  # grid: bucket -> regions whose edge crosses the bucket
+    regions: tuple  # region number -> (prepared polygon, campaigns)
     cell_res: tuple
     cell_campaigns: dict  # H3 cell (int) -> campaign positions
-    windows: tuple  # campaign position -> (start_ts, end_ts)
     extra: dict = field(default_factory=dict)
 
-    # -- promotions ---------------------------------------------------------------
     def campaigns_at(self, lat: float, lng: float, ts: float) -> list[int]:
-        """Positions of the active campaigns whose geofence holds the point at time ``ts`` (epoch seconds)."""
-        found = set()
-        shapes = set()
-        for level, table in self.shape_grid:
-            ids = table.get(_bucket(level, lat, lng))
-            if ids:
-                shapes.update(ids)
-        for sid in shapes:
-            circle = self.circles[sid]
-            if circle is not None:
-                if not within(lat, lng, circle[0], circle[1], circle[2]):
+        """Positions of the active campaigns whose geofence holds the point at ``ts`` (epoch seconds), in name order."""
+        found: set = set()
+        phi, lam = math.radians(lat), math.radians(lng)
+        cos_phi = math.cos(phi)
+        sin, asin = math.sin, math.asin
+        for level, table in self.fence_grid:
+            for i in table.get(_grid.bucket(level, lat, lng), ()):
+                slat, slng, scos = self.store_rad[i]
+                a = sin((slat - phi) * 0.5) ** 2 + cos_phi * scos * sin((slng - lam) * 0.5) ** 2
+                d = _TWO_R * asin(math.sqrt(a if a < 1.0 else 1.0))
+                radii = self.store_radii[i]
+                low = d / (1.0 + _REL) - _ABS  # the geodesic distance lies in [low, high]
+                if low > radii[-1]:
                     continue
-            else:
-                geom, xmin, ymin, xmax, ymax = self.polygons[sid]
-                if not (xmin <= lng <= xmax and ymin <= lat <= ymax) or not _intersects(geom, lng, lat):
-                    continue
-            found.update(self.shape_campaigns[sid])
+                k = bisect_left(radii, low)
+                high = d / (1.0 - _REL) + _ABS
+                if k < len(radii) and radii[k] < high:  # a radius could fall either side: measure exactly
+                    k = bisect_left(radii, _geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]))
+                if k < len(radii):
+                    found.update(self.store_from[i][k])
+        for level, table in self.region_sure:
+            hit = table.get(_grid.bucket(level, lat, lng))
+            if hit:
+                found.update(hit)
+        for level, table in self.region_edge:
+            for r in table.get(_grid.bucket(level, lat, lng), ()):
+                geom, camps = self.regions[r]
+                if _intersects(geom, lng, lat):
+                    found.update(camps)
         if self.cell_res:
             from h3.api.basic_int import latlng_to_cell
 
             fine = latlng_to_cell(lat, lng, 15)
             for res in self.cell_res:
-                low = (1 << (3 * (15 - res))) - 1
-                parent = (fine & ~((0xF << 52) | low)) | (res << 52) | low
-                hit = self.cell_campaigns.get(parent)
+                low_bits = (1 << (3 * (15 - res))) - 1
+                hit = self.cell_campaigns.get((fine & ~((0xF << 52) | low_bits)) | (res << 52) | low_bits)
                 if hit:
                     found.update(hit)
-        windows = self.windows
-        return sorted(i for i in found if windows[i][0] <= ts < windows[i][1])
+        return sorted(found & self.live_at(ts))
 
-    # -- stores ------------------------------------------------------------------
+    def live_at(self, ts: float) -> frozenset:
+        """Positions of the active campaigns whose window holds ``ts``; cached between window edges."""
+        cached = self.extra.get("live")
+        if cached is not None and cached[0] <= ts < cached[1]:
+            return cached[2]
+        lo, hi = -math.inf, math.inf
+        live = []
+        for pos, (start, end) in enumerate(self.windows):
+            if start <= ts < end:
+                live.append(pos)
+                hi = min(hi, end)
+            elif ts < start:
+                hi = min(hi, start)
+            else:
+                lo = max(lo, end)
+            if start <= ts:
+                lo = max(lo, start)
+        live_set = frozenset(p for p in live if self.campaigns[p].status == "active")
+        self.extra["live"] = (lo, hi, live_set)  # one tuple swapped in whole: safe for concurrent readers
+        return live_set
+
     def stores_within(self, lat: float, lng: float, radius_m: float) -> list[tuple[float, int]]:
         """(exact geodesic distance, store position) of the stores within the radius, nearest first."""
-        lat_lo, lat_hi, lngs = bounding_box(lat, lng, radius_m)
-        level = grid_level(lat_hi - lat_lo, max(hi - lo for lo, hi in lngs))
+        level, keys = _grid.box_buckets(*_grid.bounding_box(lat, lng, radius_m))
         table = self.store_grid.get(level, {})
-        slat, slng = self.store_lat, self.store_lng
-        limit = radius_m * (1.0 + BAND_RELATIVE) + 0.5
+        phi, lam = math.radians(lat), math.radians(lng)
+        cos_phi = math.cos(phi)
+        sin, asin = math.sin, math.asin
+        limit = (radius_m + _ABS) * (1.0 + _REL)
         near = []
-        for key in _buckets(level, lat_lo, lat_hi, lngs):
+        for key in keys:
             for i in table.get(key, ()):
-                if _hav_m(lat, lng, slat[i], slng[i]) <= limit:
+                slat, slng, scos = self.store_rad[i]
+                a = sin((slat - phi) * 0.5) ** 2 + cos_phi * scos * sin((slng - lam) * 0.5) ** 2
+                if _TWO_R * asin(math.sqrt(a if a < 1.0 else 1.0)) <= limit:
                     near.append(i)
         if not near:
             return []
-        if len(near) > 16:
-            dist = WGS84.inv(np.full(len(near), lng), np.full(len(near), lat),
-                             np.array([slng[i] for i in near]), np.array([slat[i] for i in near]))[2].tolist()
+        if len(near) > 8:
+            import numpy as np
+
+            from .geodesy import WGS84
+
+            n = len(near)
+            dist = WGS84.inv(np.full(n, lng), np.full(n, lat), np.array([self.store_lng[i] for i in near]),
+                             np.array([self.store_lat[i] for i in near]))[2].tolist()
         else:
-            dist = [WGS84.inv(lng, lat, slng[i], slat[i])[2] for i in near]
+            dist = [_geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]) for i in near]
         out = [(d, i) for d, i in zip(dist, near) if d <= radius_m]
-        out.sort(key=lambda p: (p[0], self.store_ids[p[1]]))
+        out.sort()  # store positions follow store ids, so ties go by id
         return out
 
 
@@ -238,30 +173,22 @@ def _intersects(geom, x: float, y: float) -> bool:
 
 
 def _region_shapes(con, fences) -> dict:
-    """(layer, region_id) -> prepared polygon, for the regions the campaigns use."""
+    """(layer, region_id) -> polygon, for the regions the campaigns use."""
     import shapely
 
     wanted = {(f["layer"], r) for f in fences for r in f["regions"]}
-    if not wanted:
-        return {}
-    layers = sorted({w[0] for w in wanted})
-    rows = []
-    for layer in layers:
-        rows += con.execute("SELECT layer, region_id, geometry FROM regions WHERE layer = $l",
-                            {"l": layer}).fetchall()
     out = {}
-    for layer, rid, wkb in rows:
-        if (layer, rid) in wanted:
-            geom = shapely.from_wkb(bytes(wkb))
-            if not geom.is_valid:
-                geom = shapely.make_valid(geom)
-            shapely.prepare(geom)
-            out[(layer, rid)] = geom
+    for layer in sorted({w[0] for w in wanted}):
+        for rid, wkb in con.execute("SELECT region_id, geometry FROM regions WHERE layer = $l",
+                                    {"l": layer}).fetchall():
+            if (layer, rid) in wanted:
+                geom = shapely.from_wkb(bytes(wkb))
+                out[(layer, rid)] = geom if geom.is_valid else shapely.make_valid(geom)
     return out
 
 
 def build_snapshot(store) -> LookupSnapshot:
-    """Read stores, campaigns and the regions they use in one transaction and index them."""
+    """Read stores, campaigns and the regions they use in one transaction, and index them."""
     from .campaigns import load_campaigns
 
     con = store.con
@@ -270,79 +197,100 @@ def build_snapshot(store) -> LookupSnapshot:
         version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
         stores = con.execute("SELECT store_id, name, lat, lng FROM stores ORDER BY store_id").fetchall()
         campaigns = tuple(load_campaigns(con))
-        live = [c for c in campaigns if c.status == "active"]
-        regions = _region_shapes(con, [c.geofence for c in live if c.geofence["kind"] == "regions"])
+        regions = _region_shapes(con, [c.geofence for c in campaigns
+                                       if c.status == "active" and c.geofence["kind"] == "regions"])
     finally:
         con.execute("COMMIT")
     return _index(version, stores, campaigns, regions)
 
 
-def _index(version, stores, campaigns, regions) -> LookupSnapshot:
-    import shapely
+def _suffixes(pairs: list[tuple[float, int]]) -> tuple[tuple, tuple]:
+    """Radii ascending, and for each the campaigns whose radius is at least it."""
+    radii = sorted({r for r, _ in pairs})
+    out, acc = [], set()
+    by_radius: dict = {}
+    for r, pos in pairs:
+        by_radius.setdefault(r, []).append(pos)
+    for r in reversed(radii):
+        acc.update(by_radius[r])
+        out.append(tuple(sorted(acc)))
+    return tuple(radii), tuple(reversed(out))
 
+
+def _index(version, stores, campaigns, regions) -> LookupSnapshot:
     store_ids = tuple(str(r[0]) for r in stores)
     slat = tuple(float(r[2]) for r in stores)
     slng = tuple(float(r[3]) for r in stores)
     position = {s: i for i, s in enumerate(store_ids)}
     store_grid: dict = {}
     for i, (la, ln) in enumerate(zip(slat, slng)):
-        for level in range(len(LEVELS)):
-            store_grid.setdefault(level, {}).setdefault(_bucket(level, la, ln), []).append(i)
-    store_grid = {lvl: {k: tuple(v) for k, v in t.items()} for lvl, t in store_grid.items()}
-
-    grid = _Grid()
-    circles, polygons, shape_campaigns = [], [], []
-    shape_of: dict = {}
+        for level in range(len(_grid.LEVELS)):
+            store_grid.setdefault(level, {}).setdefault(_grid.bucket(level, la, ln), []).append(i)
+    per_store: dict = {}
+    per_region: dict = {}
     cell_campaigns: dict = {}
-
-    def shape(key, circle=None, polygon=None) -> int:
-        sid = shape_of.get(key)
-        if sid is None:
-            sid = shape_of[key] = len(circles)
-            circles.append(circle)
-            polygons.append(polygon)
-            shape_campaigns.append([])
-            if circle is not None:
-                grid.add_box(sid, *bounding_box(*circle))
-            else:
-                geom = polygon[0]
-
-                def touches(level, bucket, geom=geom):
-                    return bool(shapely.intersects(geom, shapely.box(*_bucket_box(level, bucket))))
-                grid.add_box(sid, polygon[2], polygon[4], [(polygon[1], polygon[3])], keep=touches)
-        return sid
-
     for pos, c in enumerate(campaigns):
         if c.status != "active":
             continue
         fence = c.geofence
         if fence["kind"] == "radius":
             for s in fence["stores"]:
-                i = position.get(s)
-                if i is not None:  # a store removed since the campaign was made no longer counts
-                    shape_campaigns[shape(("c", i, fence["radius_m"]), circle=(slat[i], slng[i],
-                                                                              fence["radius_m"]))].append(pos)
+                if s in position:  # a store gone since the campaign was made no longer counts
+                    per_store.setdefault(position[s], []).append((fence["radius_m"], pos))
         elif fence["kind"] == "regions":
             for rid in fence["regions"]:
-                geom = regions.get((fence["layer"], rid))
-                if geom is not None:
-                    xmin, ymin, xmax, ymax = geom.bounds
-                    shape_campaigns[shape(("r", fence["layer"], rid),
-                                          polygon=(geom, xmin, ymin, xmax, ymax))].append(pos)
+                if (fence["layer"], rid) in regions:
+                    per_region.setdefault((fence["layer"], rid), []).append(pos)
         else:
             import h3
 
             for cell in fence["cells"]:
                 cell_campaigns.setdefault(h3.str_to_int(cell), []).append(pos)
+    fence_grid: dict = {}
+    radii, suffix = [()] * len(store_ids), [()] * len(store_ids)
+    for i, pairs in per_store.items():
+        radii[i], suffix[i] = _suffixes(pairs)
+        level, keys = _grid.box_buckets(*_grid.bounding_box(slat[i], slng[i], radii[i][-1]))
+        for key in keys:
+            fence_grid.setdefault(level, {}).setdefault(key, []).append(i)
+    sure, edge, region_list = _index_regions(regions, per_region)
     cell_res = tuple(sorted({(cell >> 52) & 0xF for cell in cell_campaigns}))
     return LookupSnapshot(
-        version=version, campaigns=campaigns, store_ids=store_ids,
+        version=version, campaigns=campaigns, windows=tuple(c._window for c in campaigns), store_ids=store_ids,
         store_names=tuple(None if r[1] is None else str(r[1]) for r in stores), store_lat=slat, store_lng=slng,
-        store_grid=store_grid, shape_grid=grid.frozen(), circles=tuple(circles), polygons=tuple(polygons),
-        shape_campaigns=tuple(tuple(sorted(set(v))) for v in shape_campaigns), cell_res=cell_res,
+        store_grid=dict(_grid.freeze(store_grid)), fence_grid=_grid.freeze(fence_grid),
+        store_rad=tuple((math.radians(a), math.radians(b), math.cos(math.radians(a))) for a, b in zip(slat, slng)),
+        store_radii=tuple(radii), store_from=tuple(suffix), region_sure=sure, region_edge=edge,
+        regions=tuple(region_list), cell_res=cell_res,
         cell_campaigns={k: tuple(sorted(set(v))) for k, v in cell_campaigns.items()},
-        windows=tuple(c._window for c in campaigns),
     )
+
+
+def _index_regions(regions: dict, per_region: dict):
+    """Grids of the buckets wholly inside a region (campaigns directly) and on its edge (the region)."""
+    import numpy as np
+    import shapely
+
+    sure: dict = {}
+    edge: dict = {}
+    region_list = []
+    for key, camps in per_region.items():
+        geom = regions[key]
+        shapely.prepare(geom)
+        number = len(region_list)
+        region_list.append((geom, tuple(sorted(set(camps)))))
+        xmin, ymin, xmax, ymax = geom.bounds
+        level, keys = _grid.box_buckets(ymin, ymax, [(xmin, xmax)])
+        boxes = shapely.box(*np.array([_grid.bucket_bounds(level, k) for k in keys]).T)
+        inside = shapely.contains(geom, boxes)
+        touching = shapely.intersects(geom, boxes)
+        for k, whole, touch in zip(keys, inside, touching):
+            if whole:
+                sure.setdefault(level, {}).setdefault(k, set()).update(camps)
+            elif touch:
+                edge.setdefault(level, {}).setdefault(k, []).append(number)
+    sure_frozen = tuple((lvl, {k: tuple(sorted(v)) for k, v in t.items()}) for lvl, t in sorted(sure.items()))
+    return sure_frozen, _grid.freeze(edge), region_list
 
 
 class LookupCache:

@@ -134,3 +134,16 @@ def test_older_database_migrates(db_path, tiny_customers):
         eng.create_campaign("x", cells=["872a1072bffffff"])
     with geotarget.open(db_path, read_only=True) as eng:
         assert [c.name for c in eng.campaigns()] == ["x"]
+
+
+def test_create_campaigns_is_all_or_none(shop):
+    made = shop.create_campaigns([{"name": "a", "stores": ["S1"], "radius": "1mi"},
+                                  {"name": "b", "cells": ["872a1072bffffff"], "where": ["tier=gold"]}])
+    assert [c.name for c in made] == ["a", "b"] and shop.campaigns() == made
+    for bad in ([{"name": "c", "cells": ["872a1072bffffff"]}, {"name": "d", "stores": ["nope"], "radius": "1mi"}],
+                [{"name": "c", "cells": ["872a1072bffffff"]}, {"name": "c", "cells": ["872a1072bffffff"]}],
+                [{"name": "c", "cells": ["872a1072bffffff"]}, {"name": "a", "cells": ["872a1072bffffff"]}],
+                [{"cells": ["872a1072bffffff"]}]):
+        with pytest.raises(geotarget.GeotargetError):
+            shop.create_campaigns(bad)
+        assert [c.name for c in shop.campaigns()] == ["a", "b"]

@@ -15,7 +15,7 @@ from shapely.geometry import Polygon, box
 import geotarget
 from geotarget.errors import InvalidInputError, InvalidLocationError, InvalidRadiusError
 from geotarget.geodesy import WGS84
-from geotarget.lookup import bounding_box
+from geotarget._grid import bounding_box
 from geotarget.privacy import holdout_groups
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
