@@ -74,27 +74,37 @@ def _polygon_res(geom) -> int:
 
 
 def _polygon_ranges(geom, res: int) -> np.ndarray:
-    """Fine-cell ranges covering every point of a polygon, thin ones included.
+    """Fine-cell ranges covering every point of a polygon, thin ones included (cached per polygon)."""
+    import shapely
 
-    The polygon is widened by 0.3 cell edges before an overlapping covering,
-    so that neither H3's planar edge test, nor a sliver thinner than a
-    hexagon, nor a fine cell whose parent's hexagon lies just beside the point
-    (H3 children overhang their parent by under 0.1 edge) can drop a member.
+    return _polygon_ranges_wkb(shapely.to_wkb(geom), res)
+
+
+@functools.lru_cache(maxsize=2048)
+def _polygon_ranges_wkb(wkb: bytes, res: int) -> np.ndarray:
+    """The covering behind :func:`_polygon_ranges`.
+
+    Cells overlapping the polygon (H3's overlap containment, which keeps
+    slivers thinner than a hexagon), plus every neighbour of the cells on
+    its boundary: a point's res-15 cell may descend from the hexagon next to
+    the one drawn around it (H3 children overhang their parent by under 0.1
+    edge), and that neighbour may not touch the polygon itself. Cells wholly
+    inside need no neighbours: the hexagon beside one shares an edge with it,
+    and so touches the polygon.
     """
     import shapely
 
+    geom = shapely.from_wkb(wkb)
     res_c = _polygon_res(geom)
-    edge_deg = h3.average_hexagon_edge_length(res_c, unit="m") / 111_320.0
-    lat_max = min(89.0, max(abs(geom.bounds[1]), abs(geom.bounds[3])))
-    widened = shapely.buffer(geom, 0.3 * edge_deg / np.cos(np.radians(lat_max)), quad_segs=2)
-    cells = set()
-    for part in shapely.get_parts(widened):
+    overlap: set[str] = set()
+    inside: set[str] = set()
+    for part in shapely.get_parts(geom):
         shape = h3.geo_to_h3shape(part)
-        cells.update(h3.h3shape_to_cells_experimental(shape, res_c, contain="overlap"))
-    # points of the polygon that fall in no covered cell are impossible, but
-    # H3's own cell of each vertex is added as a last guard
-    coords = shapely.get_coordinates(geom)
-    cells.update(h3.latlng_to_cell(y, x, res_c) for x, y in coords[:: max(1, len(coords) // 2000)])
+        overlap.update(h3.h3shape_to_cells_experimental(shape, res_c, contain="overlap"))
+        inside.update(h3.h3shape_to_cells_experimental(shape, res_c, contain="full"))
+    cells = set(overlap)
+    for cell in overlap - inside:
+        cells.update(h3.grid_disk(cell, 1))
     return cell_ranges([h3.str_to_int(c) for c in cells], res)
 
 
@@ -158,13 +168,37 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
     return members, best_k[members], best_d[members], within
 
 
-def _regions(engine, layer: str, names) -> list:
-    import shapely
-
-    if isinstance(names, str):
-        names = [names]
+def _layer_frame(engine, layer: str) -> pd.DataFrame:
+    """A layer's rows, read once per data version (polygons rarely change; audiences reuse them)."""
+    version = engine.store.data_version
+    cache = engine.__dict__.setdefault("_layer_frames", {})
+    hit = cache.get(layer)
+    if hit is not None and hit[0] == version:
+        return hit[1]
     frame = engine.store.frame(
         "SELECT region_id, name, geometry FROM regions WHERE layer = $l", {"l": layer})
+    if len(cache) > 32:
+        cache.clear()
+    cache[layer] = (version, frame)
+    return frame
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared(wkb: bytes):
+    import shapely
+
+    g = shapely.from_wkb(wkb)
+    if not g.is_valid:
+        warnings.warn("an invalid region polygon was repaired with shapely.make_valid", stacklevel=6)
+        g = shapely.make_valid(g)
+    shapely.prepare(g)
+    return g
+
+
+def _regions(engine, layer: str, names) -> list:
+    if isinstance(names, str):
+        names = [names]
+    frame = _layer_frame(engine, layer)
     if frame.empty:
         known = ", ".join(engine.layers()) or "none yet"
         raise NotFoundError(f"region layer {layer!r} not found; layers: {known}")
@@ -181,15 +215,7 @@ def _regions(engine, layer: str, names) -> list:
                 raise NotFoundError(f"region {nm!r} not found in layer {layer!r}; e.g. {sample}")
             rows.append(i)
         chosen = frame.iloc[rows]
-    geoms = [shapely.from_wkb(bytes(b)) for b in chosen["geometry"]]
-    out = []
-    for g in geoms:
-        if not g.is_valid:
-            warnings.warn("an invalid region polygon was repaired with shapely.make_valid", stacklevel=4)
-            g = shapely.make_valid(g)
-        shapely.prepare(g)
-        out.append(g)
-    return out
+    return [_prepared(bytes(b)) for b in chosen["geometry"]]
 
 
 def _in_polygons(index, positions, geoms) -> np.ndarray:
