@@ -25,6 +25,7 @@ from .errors import (
 )
 from .heatmap import HeatmapResult, Metric, parse_metric
 from .ingest import GeotargetWarning, IngestReport
+from .replica import Replica
 from .units import parse_distance, parse_radius
 
 try:
@@ -50,6 +51,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PrivacyError",
+    "Replica",
     "SchemaVersionError",
     "SourceError",
     "SwappedCoordinatesError",

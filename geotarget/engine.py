@@ -13,7 +13,7 @@ from ._engine_campaigns import CampaignMethods
 from ._index import IndexCache
 from .errors import NotFoundError
 from .lookup import LookupCache
-from .store import Store
+from .store import Store, default_db_path
 
 __all__ = ["Engine", "open"]
 
@@ -353,7 +353,8 @@ def _open_text(path):
     return builtins.open(path, encoding="utf-8")
 
 
-def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> Engine:  # noqa: A001
+def open(path: str | os.PathLike | None = None, *, read_only: bool = False,  # noqa: A001
+         snapshot: bool = False, refresh_interval: float = 1.0, lock_timeout: float = 10.0):
     """Open (or create) a geotarget database.
 
     Parameters
@@ -362,11 +363,20 @@ def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> E
         The DuckDB file. Defaults to ``$GEOTARGET_DB`` or ``geotarget.duckdb``
         in the working directory. ``":memory:"`` keeps everything in memory.
     read_only : bool, default False
-        Open without write access (many processes may do so at once).
+        Open without write access. Many processes may do so at once, but no
+        process can write while any of them keeps the file open.
+    snapshot : bool, default False
+        For worker processes beside a writer: serve from an in-memory copy of
+        the file, holding no lock, and load a new copy when the file changes
+        (checked every ``refresh_interval`` seconds). Returns a
+        :class:`geotarget.replica.Replica`; see :mod:`geotarget.replica` for
+        what a worker sees and when.
+    lock_timeout : float, default 10.0
+        Seconds to wait, with backoff, while another process holds the file.
 
     Returns
     -------
-    Engine
+    Engine, or Replica with ``snapshot=True``
 
     Examples
     --------
@@ -375,4 +385,9 @@ def open(path: str | os.PathLike | None = None, *, read_only: bool = False) -> E
     ...     eng.info()["counts"]["customers"]
     0
     """
-    return Engine(Store(path, read_only=read_only))
+    if snapshot:
+        from .replica import Replica
+
+        return Replica(path if path is not None else default_db_path(), refresh_interval=refresh_interval,
+                       lock_timeout=lock_timeout)
+    return Engine(Store(path, read_only=read_only, lock_timeout=0.0 if path == ":memory:" else lock_timeout))
