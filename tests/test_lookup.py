@@ -271,3 +271,26 @@ def test_cell_geofences_follow_the_h3_hierarchy(lat, lng, res):
                 p = (clat + dlat, clng + dlat)
                 inside = h3.cell_to_parent(h3.latlng_to_cell(*p, 15), res) == cell
                 assert bool(eng.promotions_at(*p)) == inside
+
+
+@pytest.mark.parametrize("where", [
+    [("age", ">=", "40")],  # text against a number column: cast to the column's type
+    [("zip", "==", 10001)],  # a number against a text column: the text is read as a number
+    [("zip", "in", ["10001", "10003"])],
+    [("score", "between", (1, 2.5))],
+    [("vip", "==", "true")],
+    [("vip", "!=", True), ("age", "<", 60)],
+    [("zip", "is not null"), ("score", ">", 0)],
+    [("age", "in", [30, None])],
+])
+def test_segment_matching_equals_sql(eng, where):
+    rng = np.random.default_rng(5)
+    n = 300
+    eng.ingest_customers(pd.DataFrame({
+        "customer_id": [f"k{i}" for i in range(n)], "lat": 40.7, "lng": -74.0,
+        "age": rng.choice([18, 30, 40, 65, None], n), "zip": rng.choice(["10001", "10002", "10003", None], n),
+        "score": rng.choice([0.5, 1.0, 2.5, 3.0, np.nan], n), "vip": rng.choice([True, False], n)}))
+    c = eng.create_campaign("seg", cells=[h3.latlng_to_cell(40.7, -74.0, 6)], where=where)
+    members = set(eng.campaign_audience(c.id).to_pandas()["customer_id"])
+    promoted = {f"k{i}" for i in range(n) if eng.promotions_at(40.7, -74.0, customer_id=f"k{i}")}
+    assert promoted == members and 0 < len(members) < n
