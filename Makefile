@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SAMPLE := data/sample
 OUT    := out
 
-.PHONY: demo test install install-test bench bench-service notebooks screenshots clean
+.PHONY: demo test install install-test bench bench-lookup bench-service notebooks screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(VENV)/.installed-test
 BENCH_ARGS ?= --sizes 1e6,1e7
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.
+bench-lookup: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.lookup
 
 # Load test of `geotarget serve` on 127.0.0.1 (20 clients, 10 s); writes benchmarks/RESULTS_service.md.
 bench-service: $(VENV)/.installed-test

@@ -333,8 +333,9 @@ class Engine(CampaignMethods):
         """
         from .heatmap import heatmap
 
-        return heatmap(self, res, metric, audience=audience, region_layer=region_layer, k_min=k_min,
-                       allow_no_floor=allow_no_floor)
+        return self.store.read_consistent(lambda: heatmap(
+            self, res, metric, audience=audience, region_layer=region_layer, k_min=k_min,
+            allow_no_floor=allow_no_floor))
 
     def coverage(self, stores="all", radius="2mi", *, res: int | None = None, k_min: int | None = 10,
                  allow_no_floor: bool = False):
@@ -344,7 +345,8 @@ class Engine(CampaignMethods):
         """
         from .coverage import coverage
 
-        return coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor)
+        return self.store.read_consistent(
+            lambda: coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor))
 
 
 def _open_text(path):
