@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ._heatresult import HeatmapResult
-from .cells import cells_to_str
+from .cells import cells_to_parents, cells_to_str
 from .errors import ColumnNotFoundError, InvalidInputError, PrivacyError
 
 __all__ = [
@@ -274,6 +274,35 @@ def _finish(shown: pd.DataFrame, metric: Metric, population) -> pd.DataFrame:
     return shown.reset_index(drop=True)
 
 
+def _counts_from_index(eng, res: int, audience, exclude: bool) -> pd.DataFrame | None:
+    """Customers per cell straight from the in-memory snapshot, or None when it cannot answer.
+
+    The snapshot holds exactly the eligible customers, sorted by res-15 cell;
+    a parent is the cell with its low digits filled, so parents come out
+    sorted too and counting them is one pass over runs (no hash, no sort).
+    """
+    from .audience import Audience
+
+    index = eng._index_cache.get()
+    if audience is None:
+        cells = index.cells
+    elif isinstance(audience, Audience) and audience._index is index:
+        if exclude:
+            mask = np.ones(len(index), dtype=bool)
+            mask[audience.positions] = False
+            cells = index.cells[mask]
+        else:
+            cells = index.cells[audience.positions]  # positions are sorted, so cells are too
+    else:
+        return None
+    parents = cells_to_parents(cells, res)
+    if parents.size == 0:
+        return pd.DataFrame({"cell": np.zeros(0, dtype="uint64"), "customers": np.zeros(0, dtype="int64")})
+    starts = np.concatenate(([0], np.flatnonzero(parents[1:] != parents[:-1]) + 1))
+    counts = np.diff(np.append(starts, parents.size))
+    return pd.DataFrame({"cell": parents[starts], "customers": counts.astype("int64")})
+
+
 def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_audience: bool = False,
                     k_min: int = DEFAULT_K_MIN) -> HeatmapResult:
     """Aggregate eligible customers per H3 cell at ``res`` (``k_min`` already checked).
@@ -283,12 +312,14 @@ def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_aud
     res = _check_res(res)
     col = _value_column(eng, metric)
     keep, fill = _parent_masks(res)
-    with _source(eng, audience, exclude_audience) as source:
-        df = eng.store.frame(
-            f"SELECT (cell & CAST($keep AS UBIGINT)) | CAST($fill AS UBIGINT) AS cell, count(*) AS customers"
-            f"{_value_sql(metric, col)} {source} GROUP BY 1 ORDER BY 1",
-            {"keep": keep, "fill": fill},
-        )
+    df = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
+    if df is None:
+        with _source(eng, audience, exclude_audience) as source:
+            df = eng.store.frame(
+                f"SELECT (cell & CAST($keep AS UBIGINT)) | CAST($fill AS UBIGINT) AS cell, count(*) AS customers"
+                f"{_value_sql(metric, col)} {source} GROUP BY 1 ORDER BY 1",
+                {"keep": keep, "fill": fill},
+            )
     df["cell"] = df["cell"].astype("uint64")
     df["customers"] = df["customers"].astype("int64")
     total = int(df["customers"].sum())
