@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900.0,
                    help="seconds after which PostGIS stops a query; its time is then a lower bound (default 900)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install PostGIS")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite the report from the last run's results.json in --work")
     p.add_argument("--no-profile", action="store_true", help="skip profiling geotarget on missed targets")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -162,11 +164,19 @@ def run(args: argparse.Namespace, *, log=print) -> dict:
 def _write(args, records, extra_facts, profiles, postgis_error, log) -> dict:
     """Write RESULTS.md and results.json from what has been measured so far."""
     facts = report.machine_facts(extra_facts)
-    command = " ".join(["python -m benchmarks", *(shlex.quote(a) for a in args.argv)])
+    shown, skip = [], False
+    for a in args.argv:  # where the files went is not part of what was measured
+        if skip or a.startswith(("--work=", "--out=")):
+            skip = False
+            continue
+        skip = a in ("--work", "--out")
+        if not skip:
+            shown.append(shlex.quote(a))
+    command = " ".join(["python -m benchmarks", *shown])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.render(records, facts, command, profiles))
     result = {"records": records, "facts": facts, "profiles": profiles, "postgis_error": postgis_error,
-              "nta_path": str(nta_path()) if nta_path() else None}
+              "nta_path": str(nta_path()) if nta_path() else None, "command": command}
     (args.work / "results.json").write_text(json.dumps(result, indent=1, default=str))
     log(f"wrote {args.out}")
     return result
@@ -227,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _terminate)
+    if args.render:
+        saved = json.loads((args.work / "results.json").read_text())
+        args.out.write_text(report.render(saved["records"], saved["facts"], saved["command"], saved["profiles"]))
+        print(f"wrote {args.out} from {args.work / 'results.json'}")
+        return 0
     run(args)
     return 0
 
