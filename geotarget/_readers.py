@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import SourceError
 
-BATCH_ROWS = 1_000_000
+BATCH_ROWS = 262_144
 
 _TABULAR = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"}
 _PARQUET = {".parquet", ".pq"}
@@ -119,6 +119,7 @@ def _duckdb_source(
     path: Path, kind: str, batch_rows: int, force_text: tuple[str, ...], full_sniff: bool = False
 ) -> Source:
     reader = duckdb.connect(":memory:")
+    reader.execute("SET enable_progress_bar = false")
     params: dict = {"p": str(path)}
     delimiter = _delimiter(path) if kind == "csv" else ","
     try:

@@ -176,6 +176,7 @@ class Store:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self._con.cursor()
+            cur.execute("SET enable_progress_bar = false")
             self._local.cursor = cur
         return cur
 
