@@ -112,11 +112,11 @@ def test_bash_blocks_run(tmp_path):
                 pass
         assert proc.returncode == 0, f"README.md bash block {i} failed ({proc.returncode}):\n{script}\n{out}\n{err}"
         if "/v1/promotions" in script:
-            assert '"midtown 15% off"' in out, out
+            assert '"midtown free delivery"' in out and '"midtown 15% off"' in out, out
         ran += 1
     assert ran >= 3
     for written in ("audience_S001.csv", "spring_google.csv", "heatmap.html", "heatmap.png", "hoods.html",
-                    "coverage.html", "coverage.png"):
+                    "coverage.html", "coverage.png", "midtown.csv"):
         assert (tmp_path / written).stat().st_size > 0, written
 
 
@@ -136,10 +136,13 @@ def test_benchmark_excerpt_reads_the_report_layout():
               "distribution": "uniform", "count": 3,
               "timing": {"median": 0.002, "min": 0.002, "max": 0.003, "runs": [0.002], "warmup": 0.01},
               "agreement": {"exact": True, "missing": 0, "extra": 0}}
-    text = readme_bench.excerpt(render([record], facts, "make bench", {}))
+    peer = record | {"peer": "postgis", "variant": "PostGIS ST_DWithin geography + GiST",
+                     "timing": record["timing"] | {"median": 0.02}}
+    text = readme_bench.excerpt(render([record, peer], facts, "make bench", {}))
     assert "2026-01-02 03:04 UTC" in text and "`make bench`" in text and "2 cores (a CPU)" in text
     assert "| target | dataset | measured | verdict |" in text
     assert "| single: identical to the truth | 1M uniform | 0 missing, 0 extra | met |" in text
+    assert "| single store: >= 10x faster than PostGIS | 1M uniform | 10.0x | met |" in text
 
 
 def test_data_section_lists_every_shared_dataset():
