@@ -101,10 +101,10 @@ def build(path: str, *, stores: int, campaigns: int, customers: int, hubs=None, 
             res = int(rng.integers(7, 10))
             fence = {"kind": "cells", "cells": sorted(h3.grid_disk(h3.latlng_to_cell(lat[0], lng[0], res),
                                                                    int(rng.integers(0, 3))))}
-        rows.append(dict(name=f"campaign {i:05d}", fence=fence,
-                         where=wheres[rng.integers(3)] if rng.random() < 0.33 else None,
-                         holdout=0.1 if rng.random() < 0.2 else None,
-                         start=now - timedelta(days=1), end=now + timedelta(days=30)))
+        rows.append({"name": f"campaign {i:05d}", "fence": fence,
+                         "where": wheres[rng.integers(3)] if rng.random() < 0.33 else None,
+                         "holdout": 0.1 if rng.random() < 0.2 else None,
+                         "start": now - timedelta(days=1), "end": now + timedelta(days=30)})
     _insert_campaigns(eng, rows)
     return eng
 
@@ -181,9 +181,9 @@ def scenario(label: str, args) -> list[str]:
         _row("`promotions_at(lat, lng)`", promos, n_promos),
         _row("`promotions_at(lat, lng, customer_id=...)`", personal, n_personal),
         "",
-        f"Index of stores and campaigns built in {t_index * 1000:,.0f} ms after a write; customer segment table "
+        (f"Index of stores and campaigns built in {t_index * 1000:,.0f} ms after a write; customer segment table "
         f"in {t_segments * 1000:,.0f} ms (on the first call with a customer id); the first call after a campaign "
-        f"update rebuilt both in {t_refresh * 1000:,.0f} ms. Set-up of the database: {t_db:,.0f} s.",
+        f"update rebuilt both in {t_refresh * 1000:,.0f} ms. Set-up of the database: {t_db:,.0f} s."),
         "",
     ]
 
@@ -193,11 +193,11 @@ def run(args) -> str:
     lines = [
         "## Reverse lookup latency (in-process)",
         "",
-        f"`python -m benchmarks.lookup`, {datetime.now(UTC):%Y-%m-%d}, Python {sys.version.split()[0]} on "
+        (f"`python -m benchmarks.lookup`, {datetime.now(UTC):%Y-%m-%d}, Python {sys.version.split()[0]} on "
         f"{os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} when it started. Single calls in "
         f"one thread, warm, at {args.queries:,} random points clustered like app users; microseconds. Campaigns: "
         "70 % a radius of 0.5-3 mi around 1-3 stores, 20 % 1-3 polygons of a 300-polygon layer, 10 % H3 cells "
-        "(res 7-9); a third with a segment filter, a fifth with a 10 % holdout; all live now.",
+        "(res 7-9); a third with a segment filter, a fifth with a 10 % holdout; all live now."),
         "",
     ]
     for label in args.scenarios:

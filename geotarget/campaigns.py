@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from ._campaign_input import check_name, geofence_from_options, normalize_where, parse_when
 from .errors import InvalidInputError, NotFoundError
 
-__all__ = ["Campaign", "GEOFENCE_KEYS"]
+__all__ = ["GEOFENCE_KEYS", "Campaign"]
 
 #: Options of create/update that describe the geofence.
 GEOFENCE_KEYS = ("stores", "radius", "radius_m", "region_layer", "regions", "cells")

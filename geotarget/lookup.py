@@ -82,7 +82,7 @@ class LookupSnapshot:
             for i in table.get(_grid.bucket(level, lat, lng), ()):
                 slat, slng, scos = self.store_rad[i]
                 a = sin((slat - phi) * 0.5) ** 2 + cos_phi * scos * sin((slng - lam) * 0.5) ** 2
-                d = _TWO_R * asin(math.sqrt(a if a < 1.0 else 1.0))
+                d = _TWO_R * asin(math.sqrt(min(1.0, a)))
                 radii = self.store_radii[i]
                 low = d / (1.0 + _REL) - _ABS  # the geodesic distance lies in [low, high]
                 if low > radii[-1]:
@@ -147,7 +147,7 @@ class LookupSnapshot:
             for i in table.get(key, ()):
                 slat, slng, scos = self.store_rad[i]
                 a = sin((slat - phi) * 0.5) ** 2 + cos_phi * scos * sin((slng - lam) * 0.5) ** 2
-                if _TWO_R * asin(math.sqrt(a if a < 1.0 else 1.0)) <= limit:
+                if _TWO_R * asin(math.sqrt(min(1.0, a))) <= limit:
                     near.append(i)
         if not near:
             return []

@@ -31,6 +31,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import duckdb
 
@@ -219,7 +220,7 @@ class Replica:
         with self._lock:
             self._engine = None
 
-    def __enter__(self) -> Replica:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

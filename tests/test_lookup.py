@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
 import geotarget
+from geotarget._grid import bounding_box
 from geotarget.errors import InvalidInputError, InvalidLocationError, InvalidRadiusError
 from geotarget.geodesy import WGS84
-from geotarget._grid import bounding_box
 from geotarget.privacy import holdout_groups
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -107,17 +107,17 @@ def _world():
               [("age", "between", (30, 50))], [("vip", "==", True)], [("tier", "is null")], ["tier!=bronze"],
               [("spend", "<", 100), ("tier", "not in", ["silver"])]]
     for i in range(30):
-        kw = dict(stores=list(rng.choice(stores["store_id"], rng.integers(1, 4), replace=False)),
-                  radius_m=float(rng.uniform(300, 5000)))
+        kw = {"stores": list(rng.choice(stores["store_id"], rng.integers(1, 4), replace=False)),
+                  "radius_m": float(rng.uniform(300, 5000))}
         _campaign(eng, rng, f"radius-{i:02d}", kw, wheres)
     for i in range(8):
-        kw = dict(region_layer="hoods", regions=list(rng.choice([f"R{j}" for j in range(5)], rng.integers(1, 3),
-                                                               replace=False)))
+        kw = {"region_layer": "hoods", "regions": list(rng.choice([f"R{j}" for j in range(5)], rng.integers(1, 3),
+                                                               replace=False))}
         _campaign(eng, rng, f"regions-{i}", kw, wheres)
     for i in range(8):
         cells = [h3.latlng_to_cell(rng.uniform(40.6, 40.9), rng.uniform(-74.1, -73.8), int(r))
                  for r in rng.integers(6, 10, 4)]
-        _campaign(eng, rng, f"cells-{i}", dict(cells=cells), wheres)
+        _campaign(eng, rng, f"cells-{i}", {"cells": cells}, wheres)
     return eng, customers
 
 

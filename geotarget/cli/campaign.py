@@ -63,6 +63,14 @@ def _geofence(store, all_stores, radius, region_layer, region, cell) -> dict:
     return out
 
 
+def _describe(fence: dict) -> str:
+    if fence["kind"] == "radius":
+        return f"{len(fence['stores'])} store(s) + {fence['radius_m']:,.0f} m"
+    if fence["kind"] == "regions":
+        return f"{len(fence['regions'])} region(s) of {fence['layer']}"
+    return f"{len(fence['cells'])} cell(s)"
+
+
 def _show(c) -> None:
     console.print_json(json.dumps(c.to_dict()))
 
@@ -91,10 +99,7 @@ def list_(status: str = typer.Option(None, "--status", help="active or paused.")
     if not found:
         console.print("no campaigns")
     for c in found:
-        fence = c.geofence
-        what = {"radius": lambda: f"{len(fence['stores'])} store(s) + {fence['radius_m']:,.0f} m",
-                "regions": lambda: f"{len(fence['regions'])} region(s) of {fence['layer']}",
-                "cells": lambda: f"{len(fence['cells'])} cell(s)"}[fence["kind"]]()
+        what = _describe(c.geofence)
         window = f"{c.start.isoformat() if c.start else '…'} → {c.end.isoformat() if c.end else '…'}"
         typer.echo(f"{c.name}\t{c.id}\t{c.status}\t{what}\t{window}")  # tab-separated, for scripts
 
