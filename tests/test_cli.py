@@ -21,7 +21,8 @@ def test_ingest_info_rejects(tmp_path, tiny_customers):
     assert out.returncode == 0, out.stderr
     assert "read 4, loaded 3" in out.stdout and "rejected 1" in out.stdout
     info = run("info", cwd=tmp_path, env_db=db)
-    assert "customers" in info.stdout and "latitude out of range" in info.stdout
+    assert "customers" in info.stdout and "latitude out of range [-90, 90]" in info.stdout
+    assert "rejected 1: latitude out of range [-90, 90]" in out.stdout  # brackets survive
     rej = run("rejects", "-o", str(tmp_path / "r.csv"), cwd=tmp_path, env_db=db)
     assert rej.returncode == 0 and (tmp_path / "r.csv").read_text().count("\n") == 2
 

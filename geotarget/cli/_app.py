@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import GeotargetError
 
@@ -18,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console(highlight=False)
+console = Console(highlight=False, markup=False)  # data text may hold [brackets]
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -48,7 +49,7 @@ def engine(*, read_only: bool = False):
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line saying what is wrong and what to do, then exit."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -78,17 +79,17 @@ def run() -> None:
         sys.exit(0)
     except click.UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err_console.print(f"[bold red]error:[/] {exc.format_message()}{where}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.format_message() + where)}", soft_wrap=True)
         sys.exit(2)
     except GeotargetError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
         sys.exit(130)
     except PermissionError as exc:
-        err_console.print(f"[bold red]error:[/] permission denied: {exc.filename or exc}; choose another path")
+        err_console.print(f"[bold red]error:[/] permission denied: {escape(str(exc.filename or exc))}; choose another path")
         sys.exit(2)
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/] no such file or folder: {exc.filename or exc}; check the path")
+        err_console.print(f"[bold red]error:[/] no such file or folder: {escape(str(exc.filename or exc))}; check the path")
         sys.exit(2)

@@ -16,7 +16,7 @@ app.add_typer(ingest_app, name="ingest")
 
 def _with_progress(label: str, fn):
     with Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=None)
