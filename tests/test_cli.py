@@ -1,5 +1,6 @@
 """The CLI is a thin layer: it reports, and user errors are one line, never a traceback."""
 
+import json
 import subprocess
 import sys
 
@@ -20,8 +21,9 @@ def test_ingest_info_rejects(tmp_path, tiny_customers):
     out = run("ingest", "customers", str(csv), cwd=tmp_path, env_db=db)
     assert out.returncode == 0, out.stderr
     assert "read 4, loaded 3" in out.stdout and "rejected 1" in out.stdout
-    info = run("info", cwd=tmp_path, env_db=db)
-    assert "customers" in info.stdout and "latitude out of range [-90, 90]" in info.stdout
+    info = run("info", "--json", cwd=tmp_path, env_db=db)
+    assert json.loads(info.stdout)["rejects_by_reason"] == {"latitude out of range [-90, 90]": 1}
+    assert "customers" in run("info", cwd=tmp_path, env_db=db).stdout
     assert "rejected 1: latitude out of range [-90, 90]" in out.stdout  # brackets survive
     rej = run("rejects", "-o", str(tmp_path / "r.csv"), cwd=tmp_path, env_db=db)
     assert rej.returncode == 0 and (tmp_path / "r.csv").read_text().count("\n") == 2
