@@ -88,35 +88,43 @@ def normalize_where(engine, where, columns=None) -> list:
     return out
 
 
-def _store_ids(engine, stores) -> list[str]:
-    con = engine.store.con
+def _all_stores(engine, known: dict) -> list[str]:
+    if "stores" not in known:
+        known["stores"] = [r[0] for r in engine.store.con.execute(
+            "SELECT store_id FROM stores ORDER BY store_id").fetchall()]
+    return known["stores"]
+
+
+def _store_ids(engine, stores, known: dict) -> list[str]:
+    everything = _all_stores(engine, known)
     if isinstance(stores, str) and stores.lower() == "all":
-        everything = [r[0] for r in con.execute("SELECT store_id FROM stores ORDER BY store_id").fetchall()]
         if not everything:
             raise NotFoundError("stores: there are no stores yet; ingest some with `geotarget ingest stores FILE`")
-        return everything
+        return list(everything)
     wanted = [stores] if isinstance(stores, str) else list(stores or [])
     if not wanted:
         raise InvalidInputError("stores: name at least one store id, or 'all'")
     out = sorted({str(s) for s in wanted})
-    known = {r[0] for r in con.execute("SELECT store_id FROM stores WHERE list_contains($ids, store_id)",
-                                       {"ids": out}).fetchall()}
-    missing = [s for s in out if s not in known]
+    if "store_set" not in known:
+        known["store_set"] = frozenset(everything)
+    missing = [s for s in out if s not in known["store_set"]]
     if missing:
-        sample = [r[0] for r in con.execute("SELECT store_id FROM stores ORDER BY store_id LIMIT 8").fetchall()]
         raise NotFoundError(f"stores: store {missing[0]!r} not found; known stores include: "
-                            f"{', '.join(sample) or 'none yet'}")
+                            f"{', '.join(everything[:8]) or 'none yet'}")
     return out
 
 
-def _region_ids(engine, layer, regions) -> list[str]:
+def _region_ids(engine, layer, regions, known: dict) -> list[str]:
     if not isinstance(layer, str) or not layer.strip():
         raise InvalidInputError(f"region_layer: give the layer name, e.g. 'nyc_nta', got {layer!r}")
-    rows = engine.store.con.execute(
-        "SELECT region_id, name FROM regions WHERE layer = $l ORDER BY region_id", {"l": layer}).fetchall()
+    key = ("layer", layer)
+    if key not in known:
+        known[key] = engine.store.con.execute(
+            "SELECT region_id, name FROM regions WHERE layer = $l ORDER BY region_id", {"l": layer}).fetchall()
+    rows = known[key]
     if not rows:
-        known = ", ".join(engine.layers()) or "none yet"
-        raise NotFoundError(f"region_layer: layer {layer!r} not found; layers: {known}")
+        layers = ", ".join(engine.layers()) or "none yet"
+        raise NotFoundError(f"region_layer: layer {layer!r} not found; layers: {layers}")
     if regions is None:
         return [str(r[0]) for r in rows]
     by_id = {str(r[0]).lower(): str(r[0]) for r in rows}
@@ -134,8 +142,12 @@ def _region_ids(engine, layer, regions) -> list[str]:
     return sorted(out)
 
 
-def geofence_from_options(engine, opts: dict) -> dict:
-    """The geofence dict from ``stores``/``radius``/``radius_m``, ``region_layer``/``regions`` or ``cells``."""
+def geofence_from_options(engine, opts: dict, known: dict | None = None) -> dict:
+    """The geofence dict from ``stores``/``radius``/``radius_m``, ``region_layer``/``regions`` or ``cells``.
+
+    ``known`` caches the store ids and regions read, across the campaigns of one batch.
+    """
+    known = {} if known is None else known
     opts = {k: v for k, v in opts.items() if v is not None}
     radius_kind = bool({"stores", "radius", "radius_m"} & set(opts))
     region_kind = bool({"region_layer", "regions"} & set(opts))
@@ -150,12 +162,12 @@ def geofence_from_options(engine, opts: dict) -> dict:
         if "radius" not in opts and "radius_m" not in opts:
             raise InvalidInputError("radius: a store geofence needs radius= with a unit, e.g. '2mi'")
         metres = parse_radius(opts.get("radius"), radius_m=opts.get("radius_m"))
-        return {"kind": "radius", "stores": _store_ids(engine, opts["stores"]), "radius_m": metres}
+        return {"kind": "radius", "stores": _store_ids(engine, opts["stores"], known), "radius_m": metres}
     if region_kind:
         if "region_layer" not in opts:
             raise InvalidInputError("region_layer: regions= needs the layer they belong to, region_layer=")
         layer = opts["region_layer"]
-        return {"kind": "regions", "layer": layer, "regions": _region_ids(engine, layer, opts.get("regions"))}
+        return {"kind": "regions", "layer": layer, "regions": _region_ids(engine, layer, opts.get("regions"), known)}
     cells = opts["cells"]
     cells = [cells] if isinstance(cells, (str, int)) else list(cells)
     if not cells:

@@ -217,8 +217,9 @@ class CampaignMethods:
             with self._lookup._lock:
                 segments = snap.extra.get("segments")
                 if segments is None:
-                    segments = build_segments(self.store, snap.campaigns)
+                    segments = build_segments(self.store, snap.campaigns, self._lookup.last_segments)
                     if segments.version != snap.version:
                         return None
                     snap.extra["segments"] = segments
+                    self._lookup.last_segments = segments
         return segments

@@ -160,8 +160,9 @@ class Segments:
     """
 
     def __init__(self, version: int, ineligible: set, rows: dict | None, columns: dict, segment_of: list,
-                 segments: list, holdouts: list):
+                 segments: list, holdouts: list, fingerprint: tuple = ()):
         self.version = version
+        self.fingerprint = fingerprint
         self._ineligible = ineligible
         self._rows = rows
         self._columns = columns
@@ -199,8 +200,14 @@ class Segments:
         return out
 
 
-def build_segments(store, campaigns) -> Segments:
-    """Read eligibility and the filtered columns in one transaction; compile each campaign's checks."""
+def build_segments(store, campaigns, previous: Segments | None = None) -> Segments:
+    """Read eligibility and the filtered columns in one transaction; compile each campaign's checks.
+
+    The customer part of ``previous`` is reused when the customers and the
+    suppression list have not changed since: same counts, same latest
+    ``updated_at``/``added_at`` (every ingest stamps the rows it writes), same
+    columns and types.
+    """
     types = store.columns("customers")
     lookup = {c.lower(): c for c in types}
     segment_of: list = []
@@ -231,27 +238,34 @@ def build_segments(store, campaigns) -> Segments:
     con.execute("BEGIN TRANSACTION")
     try:
         version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
-        ok = eligible_customers_sql(types)
-        ineligible = {r[0] for r in con.execute(f"SELECT customer_id FROM customers WHERE NOT ({ok})").fetchall()}
-        ineligible |= {r[0] for r in con.execute("SELECT value FROM suppressions WHERE kind = 'id'").fetchall()}
+        fingerprint = (tuple(types.items()), tuple(needed)) + con.execute(
+            "SELECT (SELECT count(*) FROM customers), (SELECT epoch_us(max(updated_at)) FROM customers), "
+            "(SELECT count(*) FROM suppressions), (SELECT epoch_us(max(added_at)) FROM suppressions)").fetchall()[0]
+        unchanged = previous is not None and previous.fingerprint == fingerprint
         table = None
-        if needed:
-            select = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
-            table = con.sql(f"SELECT customer_id, {select} FROM customers WHERE {ok}").to_arrow_table()
+        if not unchanged:
+            ok = eligible_customers_sql(types)
+            ineligible = {r[0] for r in con.execute(f"SELECT customer_id FROM customers WHERE NOT ({ok})").fetchall()}
+            ineligible |= {r[0] for r in con.execute("SELECT value FROM suppressions WHERE kind = 'id'").fetchall()}
+            if needed:
+                select = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
+                table = con.sql(f"SELECT customer_id, {select} FROM customers WHERE {ok}").to_arrow_table()
     finally:
         con.execute("COMMIT")
+    if unchanged:
+        return Segments(version, previous._ineligible, previous._rows, previous._columns, segment_of, segments,
+                        _holdouts(campaigns), fingerprint)
     rows, columns = None, {}
     if table is not None:
         table = table.combine_chunks()
         rows = {cid: i for i, cid in enumerate(table.column("customer_id").to_pylist())}
         columns.update({c: _Column(table.column(c).combine_chunks()) for c in needed})
-    holdouts = []
-    for c in campaigns:
-        if c.holdout:
-            holdouts.append((f"{c.id}:".encode(), int(float(c.holdout) * 2**64)))
-        else:
-            holdouts.append(None)
-    return Segments(version, ineligible, rows, columns, segment_of, segments, holdouts)
+    return Segments(version, ineligible, rows, columns, segment_of, segments, _holdouts(campaigns), fingerprint)
+
+
+def _holdouts(campaigns) -> list:
+    """Per campaign: the hash prefix and threshold of its holdout split (:func:`geotarget.privacy.holdout_groups`)."""
+    return [(f"{c.id}:".encode(), int(float(c.holdout) * 2**64)) if c.holdout else None for c in campaigns]
 
 
 def check_customer_id(customer_id) -> str:

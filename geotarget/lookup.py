@@ -187,16 +187,20 @@ def _region_shapes(con, fences) -> dict:
     return out
 
 
-def build_snapshot(store) -> LookupSnapshot:
-    """Read stores, campaigns and the regions they use in one transaction, and index them."""
+def build_snapshot(store, previous: LookupSnapshot | None = None) -> LookupSnapshot:
+    """Read stores, campaigns and the regions they use in one transaction, and index them.
+
+    Campaigns unchanged since ``previous`` are reused rather than parsed again.
+    """
     from .campaigns import load_campaigns
 
+    reuse = {(c.id, c.updated_at): c for c in previous.campaigns} if previous is not None else None
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
         version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
         stores = con.execute("SELECT store_id, name, lat, lng FROM stores ORDER BY store_id").fetchall()
-        campaigns = tuple(load_campaigns(con))
+        campaigns = tuple(load_campaigns(con, reuse=reuse))
         regions = _region_shapes(con, [c.geofence for c in campaigns
                                        if c.status == "active" and c.geofence["kind"] == "regions"])
     finally:
@@ -300,6 +304,7 @@ class LookupCache:
         self._store = store
         self._lock = threading.Lock()
         self._snapshot: LookupSnapshot | None = None
+        self.last_segments = None  # the customer checks of an earlier snapshot, reused while customers are unchanged
 
     def get(self) -> LookupSnapshot:
         """The snapshot of the current data version (built on first use after a write)."""
@@ -309,6 +314,6 @@ class LookupCache:
         with self._lock:
             snap = self._snapshot
             if snap is None or snap.version != self._store.data_version:
-                snap = build_snapshot(self._store)
+                snap = build_snapshot(self._store, snap)
                 self._snapshot = snap
         return snap

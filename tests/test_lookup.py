@@ -294,3 +294,20 @@ def test_segment_matching_equals_sql(eng, where):
     members = set(eng.campaign_audience(c.id).to_pandas()["customer_id"])
     promoted = {f"k{i}" for i in range(n) if eng.promotions_at(40.7, -74.0, customer_id=f"k{i}")}
     assert promoted == members and 0 < len(members) < n
+
+
+def test_customer_changes_reach_promotions_at_once(eng):
+    cell = h3.latlng_to_cell(40.7, -74.0, 6)
+    eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": 40.7, "lng": -74.0, "tier": "gold"}))
+    eng.create_campaign("gold", cells=[cell], where=["tier=gold"])
+    names = lambda cid: [c.name for c in eng.promotions_at(40.7, -74.0, customer_id=cid)]  # noqa: E731
+    assert names("a") == names("b") == ["gold"]
+    eng.create_campaign("everyone", cells=[cell])  # a campaign change alone keeps the customer table
+    assert names("a") == ["everyone", "gold"]
+    eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": 40.7, "lng": -74.0, "tier": "silver"}))
+    assert names("a") == ["everyone"]
+    eng.ingest_suppressions(["b"])
+    assert names("b") == []
+    eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": 40.7, "lng": -74.0, "tier": "gold",
+                                       "opted_out": True}))
+    assert names("a") == []
