@@ -17,29 +17,32 @@ import numpy as np
 from branca.element import Element, MacroElement, Template
 from folium.utilities import JsCode
 
+from ._mapassets import LEAFLET_CSS, LEAFLET_JS, use_assets
 from ._mapgeometry import COORD_DECIMALS, cells_to_rings, round_geometry
 from .errors import InvalidInputError
 
 #: Scripts and styles a geotarget map needs: Leaflet only (branca adds d3 for
 #: legends). folium's defaults also pull jQuery, Bootstrap and Font Awesome,
-#: which these maps never use.
-_JS = [("leaflet", "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js")]
-_CSS = [("leaflet_css", "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css")]
+#: which these maps never use. :mod:`geotarget._mapassets` writes them inline.
+_JS = [("leaflet", LEAFLET_JS)]
+_CSS = [("leaflet_css", LEAFLET_CSS)]
 
 SCALES = ("quantile", "linear")
 
 
-def new_map(bounds, *, tiles: str | None) -> folium.Map:
+def new_map(bounds, *, tiles: str | None, inline_js: bool = True) -> folium.Map:
     """An empty map fitted to ``bounds`` = (min_lng, min_lat, max_lng, max_lat).
 
     The tile layer, when there is one, is not in the layer control, so that
-    switching metrics never switches the tiles off.
+    switching metrics never switches the tiles off. With ``inline_js`` the
+    page carries Leaflet and d3 itself; otherwise it links their CDNs.
     """
     minx, miny, maxx, maxy = (round(float(b), COORD_DECIMALS) for b in bounds)
     m = folium.Map(location=[round((miny + maxy) / 2, COORD_DECIMALS), round((minx + maxx) / 2, COORD_DECIMALS)],
                    tiles=None, control_scale=True)
     m.default_js = list(_JS)
     m.default_css = list(_CSS)
+    use_assets(m, inline=inline_js)
     if tiles:
         folium.TileLayer(tiles, control=False).add_to(m)
     m.get_root().header.add_child(Element(_LEGEND_CSS), name="gt_legend_css")

@@ -6,6 +6,11 @@ point or id is ever written into a map, and every coordinate is rounded to 6
 decimals. Vector layers do not depend on tiles: pass ``tiles=None`` for a
 map that renders with no tile server.
 
+A page is self-contained by default: Leaflet and d3 are written into it from
+the installed packages ``xstatic-leaflet`` and ``xstatic-d3``, so a saved map
+opens with no internet. ``inline_js=False`` links their CDNs instead, for a
+page about half a megabyte lighter.
+
 folium, branca and matplotlib are imported only when a map is made.
 """
 
@@ -41,7 +46,7 @@ def _bounds(results) -> tuple[float, float, float, float]:
 
 
 def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str = "YlOrRd_09",
-                tiles: str | None = DEFAULT_TILES, opacity: float = 0.7):
+                tiles: str | None = DEFAULT_TILES, opacity: float = 0.7, inline_js: bool = True):
     """Draw one heatmap result, or several as layers to switch between.
 
     Parameters
@@ -60,6 +65,9 @@ def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str 
         folium tiles; None draws the vector layers alone.
     opacity : float
         Fill opacity.
+    inline_js : bool
+        Write Leaflet and d3 into the page (it opens offline); False links
+        their CDNs.
 
     Returns
     -------
@@ -71,16 +79,16 @@ def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str 
     --------
     >>> import geotarget, pandas as pd
     >>> eng = geotarget.open(":memory:")
-    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(12)],
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"cust-{i:03d}" for i in range(12)],
     ...                                        "lat": [40.758] * 12, "lng": [-73.9855] * 12}))
     >>> html = heatmap_map(eng.heatmap(8), tiles=None).get_root().render()
-    >>> "882a100d67fffff" in html, "c1" in html
-    (True, False)
+    >>> "882a100d67fffff" in html, "cust-001" in html, "<script src=" in html
+    (True, False, False)
     """
     from ._mapstyle import LegendSwitch, colormap, new_map, value_layer
 
     results = list(result) if isinstance(result, (list, tuple)) else [result]
-    m = new_map(_bounds(results), tiles=tiles)
+    m = new_map(_bounds(results), tiles=tiles, inline_js=inline_js)
     several = len(results) > 1
     names = []
     for i, r in enumerate(results):
@@ -115,7 +123,7 @@ def choropleth_map(eng, layer: str, metrics=("count",), *, audience=None, k_min:
     audience, k_min, allow_no_floor
         As in :func:`geotarget.heatmap.heatmap`.
     **style
-        Passed to :func:`heatmap_map` (scale, bins, palette, tiles, opacity).
+        Passed to :func:`heatmap_map` (scale, bins, palette, tiles, opacity, inline_js).
 
     Returns
     -------
@@ -135,7 +143,7 @@ def _store_popup(row, k_min: int, radius_m: float) -> str:
 
 
 def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quantile", bins: int = 7,
-                 palette: str = "YlOrRd_09", opacity: float = 0.6):
+                 palette: str = "YlOrRd_09", opacity: float = 0.6, inline_js: bool = True):
     """Draw a :class:`~geotarget.coverage.Coverage`: stores, rings, density, overlaps, uncovered cells.
 
     Layers (each in the layer control, CSS class in brackets): uncovered
@@ -143,6 +151,8 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
     (``gt-hex``), ring overlaps dashed in red (``gt-overlap``), the geodesic
     rings (``gt-ring``) and the stores (``gt-store``) with popups giving id,
     name and audience size. Counts under the floor read "fewer than k".
+    ``tiles``, ``scale``, ``bins``, ``palette``, ``opacity`` and
+    ``inline_js`` are as in :func:`heatmap_map`.
 
     Returns
     -------
@@ -159,7 +169,7 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
         rb = shapely.total_bounds(cov.rings)
         bounds = (min(bounds[0], rb[0]), min(bounds[1], rb[1]), max(bounds[2], rb[2]), max(bounds[3], rb[3])) \
             if len(cov.density.frame) or len(cov.uncovered.frame) else tuple(rb)
-    m = new_map(bounds, tiles=tiles)
+    m = new_map(bounds, tiles=tiles, inline_js=inline_js)
     k = cov.k_min
 
     uncovered = folium.FeatureGroup(name=f"Uncovered customers (cells with {k}+)")
@@ -212,7 +222,11 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
 
 
 def save_html(m, path: str | Path) -> Path:
-    """Write a folium map as one HTML file; return its path."""
+    """Write a folium map as one HTML file; return its path.
+
+    A map made here needs no other file: Leaflet and d3 are inside it unless
+    it was made with ``inline_js=False``.
+    """
     path = Path(path)
     m.save(str(path))
     return path

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Set up what the real-browser map tests need, from Debian packages only:
-#   chromium       driven by playwright through executable_path=/usr/bin/chromium
-#                  (no browser build is ever downloaded);
-#   libjs-leaflet  Leaflet and d3 served to the page in place of their CDNs,
-#   libjs-d3       so that the test runs without the internet.
+#   chromium  driven by playwright through executable_path=/usr/bin/chromium
+#             (no browser build is ever downloaded).
+# The map pages carry Leaflet and d3 themselves (from the PyPI packages
+# xstatic-leaflet and xstatic-d3), so the tests need nothing else.
 # Installs with apt-get (as root, or with passwordless sudo) only what is
 # missing. When it cannot, it says so and exits 0: the browser tests then
 # skip with that reason.
@@ -11,8 +11,6 @@ set -euo pipefail
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
-[ -f /usr/share/javascript/leaflet/leaflet.js ] || need+=(libjs-leaflet)
-[ -f /usr/share/javascript/d3/d3.min.js ] || need+=(libjs-d3)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

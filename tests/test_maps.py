@@ -1,5 +1,6 @@
 """Folium maps and PNG pictures: what they show, and what they must never show."""
 
+import re
 import subprocess
 import sys
 import time
@@ -12,9 +13,10 @@ from _mapdata import embedded_geojson, leaked_customers, sample_engine
 from typer.testing import CliRunner
 
 import geotarget
+from geotarget._mapassets import ASSETS, LEAFLET_VERSION, asset_code
 from geotarget.geodesy import geodesic_distance_m
 from geotarget.heatmap import HeatmapResult, Metric
-from geotarget.maps import choropleth_map, heatmap_map
+from geotarget.maps import choropleth_map, heatmap_map, save_html
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,67 @@ def test_tiles_are_optional(city):
     hm = city.heatmap(8)
     assert "tile.openstreetmap.org" in _html(hm.to_map())
     assert "tile.openstreetmap.org" not in _html(hm.to_map(tiles=None))
+
+
+# what would make a browser fetch a script, a stylesheet or a font
+_FETCHES = re.compile(r"<script[^>]*\ssrc=|<link[^>]*\shref=|@import|url\(\s*['\"]?(https?:)?//",
+                      re.IGNORECASE)
+
+
+def _without_libraries(html: str) -> str:
+    """The page less the Leaflet and d3 code written into it."""
+    for url in ASSETS:
+        assert asset_code(url) in html, url
+        html = html.replace(asset_code(url), "")
+    return html
+
+
+def test_saved_maps_are_self_contained(city, tmp_path):
+    maps = {"heatmap": city.heatmap(8).to_map(tiles=None),
+            "coverage": city.coverage(["S001", "S002"], "2mi").to_map(tiles=None),
+            "choropleth": choropleth_map(city, "hoods", ["count", "mean:spend_12m"], tiles=None)}
+    for name, m in maps.items():
+        html = save_html(m, tmp_path / f"{name}.html").read_text(encoding="utf-8")
+        assert _FETCHES.findall(html) == [], name
+        assert re.findall(r"https?://\S*", _without_libraries(html)) == [], name
+    html = _without_libraries(save_html(city.heatmap(8).to_map(), tmp_path / "tiles.html").read_text(encoding="utf-8"))
+    assert _FETCHES.findall(html) == []
+    assert {u.split("/")[2] for u in re.findall(r"https?://[^\s\"'\\]+", html)} == {"tile.openstreetmap.org",
+                                                                                 "www.openstreetmap.org"}
+
+
+def test_cdn_links_on_request(city):
+    html = _html(city.coverage(["S001"], "2mi").to_map(tiles=None, inline_js=False))
+    assert sorted(re.findall(r'<script src="([^"]+)"|<link rel="stylesheet" href="([^"]+)"', html)) == sorted(
+        [(u, "") if u.endswith(".js") else ("", u) for u in ASSETS])
+    assert not [u for u in ASSETS if asset_code(u) in html]
+
+
+def test_inlined_libraries_are_the_versions_folium_and_branca_expect():
+    import folium
+
+    from geotarget._mapassets import version
+
+    assert version("leaflet") == LEAFLET_VERSION
+    assert f"/leaflet@{LEAFLET_VERSION}/" in dict(folium.Map.default_js)["leaflet"]
+    assert version("d3").split(".")[0] == "3"  # branca's legend: d3.scale.threshold, d3.svg.axis
+    css = asset_code(next(u for u in ASSETS if u.endswith(".css")))
+    assert "url(images/" not in css and css.count("url(data:image/png;base64,") == 3
+
+
+def test_inline_code_cannot_end_its_tag_early():
+    from geotarget._mapassets import _safe_in_tag
+
+    assert _safe_in_tag('s = "</SCRIPT><!--";', "script") == 's = "<\\/SCRIPT><\\!--";'
+    assert _safe_in_tag("a::after {content: '</style>'}", "style") == "a::after {content: '<\\/style>'}"
+
+
+def test_missing_asset_package_says_what_to_install(monkeypatch):
+    from geotarget._mapassets import data_dir
+
+    monkeypatch.setitem(sys.modules, "xstatic.pkg.d3", None)
+    with pytest.raises(geotarget.MissingDependencyError, match="pip install xstatic-d3.*inline_js=False"):
+        data_dir("d3")
 
 
 @pytest.mark.parametrize("scale", ["quantile", "linear"])
@@ -194,13 +257,15 @@ def test_cli_heatmap_and_coverage(city_db, tmp_path):
     assert "suppressed below k=10" in res.output
     cells = pd.read_csv(tmp_path / "c.csv")
     assert (cells["customers"] >= 10).all() and (tmp_path / "h.png").exists()
+    assert "<script src=" not in (tmp_path / "h.html").read_text()
     res = _cli(city_db, "heatmap", "--region-layer", "hoods", "--metric", "count", "--metric", "mean:age",
                "-o", str(tmp_path / "r.html"))
     assert res.exit_code == 0, res.output
     assert "baselayerchange" in (tmp_path / "r.html").read_text()
-    res = _cli(city_db, "map", "coverage", "--radius", "2mi", "--store", "S001", "--store", "S002",
+    res = _cli(city_db, "map", "coverage", "--radius", "2mi", "--store", "S001", "--store", "S002", "--cdn",
                "-o", str(tmp_path / "cov.html"), "--png", str(tmp_path / "cov.png"))
     assert res.exit_code == 0, res.output
+    assert '<script src="https://' in (tmp_path / "cov.html").read_text()
     assert "covered" in res.output and (tmp_path / "cov.png").exists()
     res = _cli(city_db, "heatmap", "--all-stores", "--radius", "1mi", "--k-min", "3", "-o", str(tmp_path / "a.html"))
     assert res.exit_code == 0, res.output

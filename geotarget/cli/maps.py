@@ -21,6 +21,8 @@ _SCALE = typer.Option("quantile", "--scale", help="Colour scale: quantile or lin
 _TILES = typer.Option("OpenStreetMap", "--tiles",
                       help="folium tiles, e.g. OpenStreetMap; 'none' draws the vector layers alone (offline).")
 _PNG = typer.Option(None, "--png", help="Also write a static PNG picture.")
+_CDN = typer.Option(False, "--cdn", help="Link Leaflet and d3 from their CDNs instead of writing them into the page "
+                    "(a lighter file that needs the internet to open).")
 
 
 def _tiles(value: str) -> str | None:
@@ -43,6 +45,7 @@ def heatmap(
     no_privacy_floor: bool = _NO_FLOOR,
     scale: str = _SCALE,
     tiles: str = _TILES,
+    cdn: bool = _CDN,
     cells_out: str = typer.Option(None, "--cells-out", help="Also write the aggregates: .csv, .parquet, .geojson."),
     png: str = _PNG,
     store: list[str] = typer.Option(None, "--store", help="Only the audience of this store (repeat; with --radius)."),
@@ -74,7 +77,8 @@ def heatmap(
         console.print(f"heatmap: {r.summary()}")
         if r.unassigned_customers:
             console.print(f"  {r.unassigned_customers:,} customers fall outside every region of {r.layer}")
-    m = heatmap_map(results if len(results) > 1 else results[0], scale=scale, tiles=_tiles(tiles))
+    m = heatmap_map(results if len(results) > 1 else results[0], scale=scale, tiles=_tiles(tiles),
+                    inline_js=not cdn)
     _written(save_html(m, output_path(output)))
     if cells_out:
         _written(results[0].save(output_path(cells_out)))
@@ -93,6 +97,7 @@ def coverage(
     no_privacy_floor: bool = _NO_FLOOR,
     scale: str = _SCALE,
     tiles: str = _TILES,
+    cdn: bool = _CDN,
     png: str = _PNG,
 ) -> None:
     """Map store rings, audience density, overlaps and the customers no store reaches."""
@@ -106,6 +111,6 @@ def coverage(
         cov = eng.coverage("all" if all_stores else list(store), radius, res=res, k_min=k_min,
                            allow_no_floor=no_privacy_floor)
     console.print(f"coverage: {cov.summary()}")
-    _written(save_html(coverage_map(cov, scale=scale, tiles=_tiles(tiles)), output_path(output)))
+    _written(save_html(coverage_map(cov, scale=scale, tiles=_tiles(tiles), inline_js=not cdn), output_path(output)))
     if png:
         _written(cov.to_png(output_path(png), scale=scale))
