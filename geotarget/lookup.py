@@ -30,6 +30,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from . import _grid
+from .geodesy import _A, _E2, LOCAL_MAX_LAT, WGS84, local_error_bound_m
 from .units import EARTH_RADIUS_M
 
 __all__ = ["LookupCache", "LookupSnapshot", "build_snapshot"]
@@ -40,9 +41,35 @@ _ABS = 0.5  # metres of slack on top
 
 
 def _geodesic_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    from .geodesy import WGS84
-
     return WGS84.inv(lng1, lat1, lng2, lat2)[2]
+
+
+def _local_bounds(lat1: float, lng1: float, lat2: float, lng2: float, low: float, high: float):
+    """Narrow [low, high] around the geodesic distance with the local-plane ellipsoidal distance.
+
+    The scalar form of :func:`geotarget.geodesy.local_distance_m`, whose error
+    :func:`geotarget.geodesy.local_error_bound_m` bounds (centimetres at city
+    scale); used below 80 degrees of latitude and 150 km only.
+
+    Examples
+    --------
+    >>> lo, hi = _local_bounds(40.758, -73.9855, 40.78, -73.96, 3000.0, 3500.0)
+    >>> bool(lo <= _geodesic_m(40.758, -73.9855, 40.78, -73.96) <= hi), round(float(hi - lo), 3)
+    (True, 0.021)
+    """
+    far = max(abs(lat1), abs(lat2))
+    if far > LOCAL_MAX_LAT or low > 150_000.0:
+        return low, high
+    phi = math.radians((lat1 + lat2) * 0.5)
+    s = math.sin(phi)
+    w2 = 1.0 - _E2 * s * s
+    n = _A / math.sqrt(w2)
+    m = n * (1.0 - _E2) / w2
+    dy = math.radians(lat2 - lat1) * m
+    dx = math.radians((lng2 - lng1 + 180.0) % 360.0 - 180.0) * n * math.cos(phi)
+    d = math.hypot(dx, dy)
+    err = float(local_error_bound_m(min(high, 150_000.0) * 1.02, far))
+    return max(low, d - err), min(high, d + err)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,8 +116,11 @@ class LookupSnapshot:
                     continue
                 k = bisect_left(radii, low)
                 high = d / (1.0 - _REL) + _ABS
-                if k < len(radii) and radii[k] < high:  # a radius could fall either side: measure exactly
-                    k = bisect_left(radii, _geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]))
+                if k < len(radii) and radii[k] < high:  # a radius could fall either side: narrow, then measure
+                    low, high = _local_bounds(lat, lng, self.store_lat[i], self.store_lng[i], low, high)
+                    k = bisect_left(radii, low)
+                    if k < len(radii) and radii[k] < high:
+                        k = bisect_left(radii, _geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]))
                 if k < len(radii):
                     found.update(self.store_from[i][k])
         for level, table in self.region_sure:

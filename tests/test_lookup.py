@@ -172,7 +172,8 @@ def _probe_points(eng, rng):
         fence = c.geofence
         if fence["kind"] == "radius":
             s = stores.loc[fence["stores"][0]]
-            for d in (fence["radius_m"] - 0.05, fence["radius_m"] + 0.05):
+            for d in (fence["radius_m"] - 0.05, fence["radius_m"] + 0.05, fence["radius_m"] - 0.002,
+                      fence["radius_m"] + 0.002):
                 x, y, _ = WGS84.fwd(s["lng"], s["lat"], rng.uniform(0, 360), d)
                 pts.append((y, x))
         elif fence["kind"] == "cells":
