@@ -138,6 +138,10 @@ class Store:
     The store owns its connection (never DuckDB's hidden default one) and
     hands each thread a cursor of its own. Writes are serialized by a lock and
     run in a transaction (:meth:`transaction`).
+
+    ``lock_timeout`` is how long to wait, with backoff, while another process
+    holds the file. ``connection`` wraps an in-memory copy of a file instead
+    of opening one (:mod:`geotarget.replica`); ``path`` then only names it.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
