@@ -169,6 +169,7 @@ class Segments:
         self._segment_of = segment_of
         self._segments = segments
         self._holdouts = holdouts
+        self._plain = None
 
     def _matches(self, segment: int, row) -> bool:
         if row is None:
@@ -176,28 +177,36 @@ class Segments:
         return all(col is not None and f(self._columns[col].get(row)) for col, f in self._segments[segment])
 
     def allowed(self, customer_id: str, positions: list[int]) -> list[int]:
-        """The campaign positions that may target this customer."""
+        """The campaign positions (sorted) that may target this customer."""
         if customer_id in self._ineligible:
             return []
+        if self._plain is None:  # the campaigns with neither a segment nor a holdout
+            self._plain = frozenset(i for i, (s, h) in enumerate(zip(self._segment_of, self._holdouts))
+                                    if s is None and h is None)
+        hits = set(positions)
+        out = hits & self._plain
+        rest = hits - out
+        if not rest:
+            return sorted(out)
         row = self._rows.get(customer_id) if self._rows is not None else None
         memo: dict = {}
         encoded = customer_id.encode("utf-8")
-        out = []
-        for pos in positions:
-            seg = self._segment_of[pos]
+        segment_of, holdouts = self._segment_of, self._holdouts
+        for pos in rest:
+            seg = segment_of[pos]
             if seg is not None:
                 ok = memo.get(seg)
                 if ok is None:
                     ok = memo[seg] = self._matches(seg, row)
                 if not ok:
                     continue
-            held = self._holdouts[pos]
+            held = holdouts[pos]
             if held is not None:
                 prefix, threshold = held
                 if int.from_bytes(hashlib.sha256(prefix + encoded).digest()[:8], "big") < threshold:
                     continue
-            out.append(pos)
-        return out
+            out.add(pos)
+        return sorted(out)
 
 
 def build_segments(store, campaigns, previous: Segments | None = None) -> Segments:
