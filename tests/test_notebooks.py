@@ -27,6 +27,8 @@ EXPECTED = ["01_quickstart", "02_neighborhood_heatmap", "03_backend"]
 
 # what a kernel may print on stderr without it being a problem in the notebook
 _HARMLESS_STDERR = re.compile(r"Kernel is running over TCP without encryption")
+# colours of the kernel's tracebacks, dropped from failure messages
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def test_the_tour_is_all_there():
@@ -73,7 +75,7 @@ def test_notebook_runs(path, kernel):
     except CellExecutionError as exc:
         if exc.ename == "FileNotFoundError" and "GEOTARGET_REAL_DATA" in exc.evalue:
             pytest.skip(f"{path.name}: {exc.evalue}")
-        raise
+        pytest.fail(f"{path.name} failed:\n{_ANSI.sub('', str(exc))}", pytrace=False)
     elapsed = time.perf_counter() - start
     print(f"{path.name} ran in {elapsed:.1f} s")
     # warnings are errors here as in the rest of the suite: the kernel prints them on stderr
