@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from .errors import SourceError
+from .store import quiet
 
 BATCH_ROWS = 262_144
 
@@ -119,7 +120,7 @@ def _duckdb_source(
     path: Path, kind: str, batch_rows: int, force_text: tuple[str, ...], full_sniff: bool = False
 ) -> Source:
     reader = duckdb.connect(":memory:")
-    reader.execute("SET enable_progress_bar = false")
+    quiet(reader)
     params: dict = {"p": str(path)}
     delimiter = _delimiter(path) if kind == "csv" else ","
     try:

@@ -127,6 +127,18 @@ _SEQS: dict = {}
 _VERSIONS_LOCK = threading.Lock()
 
 
+def quiet(con) -> None:
+    """Turn DuckDB's progress bar off on a connection (a library prints nothing unasked).
+
+    Inside Jupyter without ipywidgets DuckDB refuses to change the setting at
+    all; there it draws no bar either, so the refusal is ignored.
+    """
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass
+
+
 def default_db_path() -> str:
     """The database used when none is named: ``$GEOTARGET_DB`` or ``./geotarget.duckdb``."""
     return os.environ.get("GEOTARGET_DB") or DEFAULT_DB
@@ -180,7 +192,7 @@ class Store:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self._con.cursor()
-            cur.execute("SET enable_progress_bar = false")
+            quiet(cur)
             self._local.cursor = cur
         return cur
 
