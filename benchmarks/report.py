@@ -281,15 +281,21 @@ def _ingest_section(records, datasets) -> list[str]:
     for size, dist in datasets:
         for r in _find(records, workload="ingest", size=size, distribution=dist):
             if "seconds" not in r:
-                rows.append(f"| {_size(size)} {dist} | {r['variant']} | - | - | {r.get('error', '')} |")
+                rows.append(f"| {_size(size)} {dist} | {r['variant']} | - | - | - | {r.get('error', '')} |")
                 continue
             rss = f"{r['peak_rss_bytes'] / 1e9:.2f} GB" if r.get("peak_rss_bytes") else "-"
             runs = f" (median of {len(r['runs'])} runs)" if len(r.get("runs", [])) > 1 else ""
             sec = _ingest_seconds(r)
-            rows.append(f"| {_size(size)} {dist} | {r['variant']}{runs} | {sec:.2f} | {size / sec:,.0f} | {rss} |")
-    intro = ["geotarget runs in a child process (validation, H3 indexing, upsert, one transaction); its peak "
-             "RSS is that process's `ru_maxrss`. The peers' loads are their setup, timed by the harness.", ""]
-    return _section("5. Ingest from Parquet", intro, "dataset:l|what:l|seconds:r|rows/s:r|peak RSS:r", rows)
+            closed = statistics.median(r["runs_with_close"]) if r.get("runs_with_close") else None
+            with_close = f"{closed:.2f} ({size / closed:,.0f} rows/s)" if closed else "-"
+            rows.append(f"| {_size(size)} {dist} | {r['variant']}{runs} | {sec:.2f} | {size / sec:,.0f} "
+                        f"| {with_close} | {rss} |")
+    intro = ["geotarget runs in a child process (validation, H3 indexing, upsert, one committed transaction); "
+             "its peak RSS is that process's `ru_maxrss`. 'With close' adds closing the database, where DuckDB "
+             "checkpoints (compacts the committed rows into the file); the target is judged on the committed "
+             "figure, and both are shown. The peers' loads are their setup, timed by the harness.", ""]
+    return _section("5. Ingest from Parquet", intro,
+                    "dataset:l|what:l|seconds:r|rows/s:r|seconds with close:r|peak RSS:r", rows)
 
 
 def _map_section(records) -> list[str]:

@@ -16,6 +16,9 @@ fine cell.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import h3
 import numpy as np
@@ -58,6 +61,23 @@ def _check_res(res: int) -> int:
     return int(res)
 
 
+_PARALLEL_MIN = 100_000  # points per slice below which one thread is faster than handing off work
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _index_workers(n: int) -> int:
+    return max(1, min(os.cpu_count() or 1, 8, n // _PARALLEL_MIN))
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8), thread_name_prefix="geotarget-h3")
+        return _POOL
+
+
 def latlng_to_cells(lat, lng, res: int = FINE_RES) -> np.ndarray:
     """Index points into H3 cells, vectorized.
 
@@ -83,8 +103,14 @@ def latlng_to_cells(lat, lng, res: int = FINE_RES) -> np.ndarray:
     if lat.size == 0:
         return np.zeros(0, dtype="uint64")
     if _rust_coordinates_to_cells is not None:
-        out = _rust_coordinates_to_cells(lat, lng, res)
-        return np.asarray(out, dtype="uint64")
+        workers = _index_workers(lat.size)
+        if workers == 1:
+            return np.asarray(_rust_coordinates_to_cells(lat, lng, res), dtype="uint64")
+        # The Rust indexer releases the GIL: index slices on all cores at once.
+        bounds = np.linspace(0, lat.size, workers + 1).astype(int)
+        parts = _pool().map(lambda i: np.asarray(_rust_coordinates_to_cells(
+            lat[bounds[i]:bounds[i + 1]], lng[bounds[i]:bounds[i + 1]], res), dtype="uint64"), range(workers))
+        return np.concatenate(list(parts))
     return np.fromiter(
         (h3.str_to_int(h3.latlng_to_cell(a, b, res)) for a, b in zip(lat.tolist(), lng.tolist())),
         dtype="uint64",

@@ -106,20 +106,40 @@ def ingest_points(
                    opted_out_col=opted_out_col, name_col=name_col)
     source_name = probe.name
     tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
-    for attempt in (False, True):
-        src = open_source(source, force_text=(cols.id,), full_sniff=attempt, **opts) if tabular else probe
+    full_sniff, direct = False, True
+    while True:
+        src = open_source(source, force_text=(cols.id,), full_sniff=full_sniff, **opts) if tabular else probe
         try:
             with store.transaction() as con:
-                report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress)
+                report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
+                               direct=direct)
             break
         except NeedsFullSniff:
-            continue
+            if full_sniff:  # pragma: no cover - the reader raises it once at most
+                raise
+            full_sniff = True
+        except _NeedsStaging:
+            direct = False  # rolled back; load again through the staging table
+        if not tabular:
+            probe = open_source(source, **opts)
     report.source = source_name
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress) -> IngestReport:
+class _NeedsStaging(Exception):
+    """A direct load into the empty table found duplicate ids; load again through a staging table."""
+
+
+def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool) -> IngestReport:
+    """Read, validate, index and write one source inside the caller's transaction.
+
+    Rows go through a temporary staging table that is deduplicated and merged
+    (upsert) into the target table. When the target table is empty, and the
+    batches need no column type changes, rows are written straight into it
+    instead (about half the work); if that load turns out to hold duplicate
+    ids, :class:`_NeedsStaging` asks the caller to roll back and use staging.
+    """
     report = IngestReport(kind=kind, source=src.name)
     stage = f"_stage_{uuid.uuid4().hex[:12]}"
     key = "customer_id" if kind == "customers" else "store_id"
@@ -196,13 +216,28 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if not created:
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out")
             created = True
-        else:
+            if direct:
+                direct = _direct_ready(store, con, stage, kind, key)
+            if direct:
+                con.execute(f"DROP TABLE {stage}")
+        elif not direct:
             con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
+        if direct:
+            con.execute(
+                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source FROM out",
+                {"now": now, "s": src.name},
+            )
         row_offset += n
         if progress is not None:
             progress(row_offset, src.total_rows)
     _check_swapped(stats, cols, src)
     report.read = row_offset
+    if direct and created:
+        inserted, unique = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {kind}").fetchall()[0]
+        if inserted != unique:
+            raise _NeedsStaging
+        report.inserted = int(inserted)
+        created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
         dups = con.execute(
@@ -230,18 +265,40 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     return report
 
 
-def _merge(store: Store, con, stage: str, kind: str, key: str, source: str, now) -> tuple[int, int]:
-    existing = store.columns(kind)
-    staged = con.execute(
+def _direct_ready(store: Store, con, stage: str, kind: str, key: str) -> bool:
+    """Whether rows can go straight into ``kind``: it is empty and no column changes type.
+
+    New columns are added here, as the merge would add them.
+    """
+    if con.execute(f"SELECT count(*) FROM {kind}").fetchall()[0][0]:
+        return False
+    existing = {k.lower(): v for k, v in store.columns(kind).items()}
+    added = []
+    for name, dtype in _staged_types(con, stage):
+        if name.lower() not in existing:
+            added.append((name, dtype))
+        elif existing[name.lower()] not in (dtype, "VARCHAR") and name not in ("lat", "lng", "cell", "opted_out",
+                                                                                  key, "name"):
+            return False
+    for name, dtype in added:
+        con.execute(f"ALTER TABLE {kind} ADD COLUMN {_quote(name)} {dtype}")
+    return True
+
+
+def _staged_types(con, stage: str) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the staged input columns, NULL-typed columns as VARCHAR."""
+    rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $t ORDER BY ordinal_position",
         {"t": stage},
     ).fetchall()
+    return [(name, "VARCHAR" if dtype.upper() in ('"NULL"', "NULL") else dtype) for name, dtype in rows
+            if name != "_row"]
+
+
+def _merge(store: Store, con, stage: str, kind: str, key: str, source: str, now) -> tuple[int, int]:
+    existing = store.columns(kind)
     existing_lower = {k.lower(): (k, v) for k, v in existing.items()}
-    for name, dtype in staged:
-        if name == "_row":
-            continue
-        if dtype == '"NULL"' or dtype.upper() == "NULL":
-            dtype = "VARCHAR"
+    for name, dtype in _staged_types(con, stage):
         if name.lower() not in existing_lower:
             con.execute(f"ALTER TABLE {kind} ADD COLUMN {_quote(name)} {dtype}")
             continue

@@ -104,6 +104,35 @@ def test_reingest_is_idempotent_and_upserts(tmp_path, eng, tiny_customers):
     assert _count(eng) == 4
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "frame"])
+def test_fresh_and_merged_loads_agree_with_duplicates_across_batches(tmp_path, fmt):
+    """A load into an empty table (written directly) and one merged into a non-empty table
+    keep the same rows and record the same superseded duplicates, even across batches."""
+    n = 1_000
+    df = pd.DataFrame({"customer_id": [f"c{i % 700}" for i in range(n)],
+                       "lat": [40.5 + i * 1e-4 for i in range(n)], "lng": [-74.0 + i * 1e-4 for i in range(n)],
+                       "spend": [float(i) for i in range(n)]})
+    if fmt == "frame":
+        source = df
+    else:
+        source = tmp_path / f"c.{fmt}"
+        getattr(df, f"to_{fmt}")(source, index=False)
+    fresh = geotarget.open(":memory:")
+    rep = ig.ingest_points(fresh.store, source, "customers", batch_rows=128)
+    merged = geotarget.open(":memory:")
+    merged.ingest_customers(pd.DataFrame({"customer_id": ["other"], "lat": [1.0], "lng": [1.0]}))
+    rep2 = ig.ingest_points(merged.store, source, "customers", batch_rows=128)
+    assert (rep.read, rep.loaded, rep.rejected) == (n, 700, 300) == (rep2.read, rep2.loaded, rep2.rejected)
+    q = "SELECT customer_id, lat, spend FROM customers WHERE customer_id <> 'other' ORDER BY customer_id"
+    a, b = fresh.store.frame(q), merged.store.frame(q)
+    pd.testing.assert_frame_equal(a, b)
+    last = df.drop_duplicates("customer_id", keep="last").sort_values("customer_id").reset_index(drop=True)
+    assert a["spend"].tolist() == last.set_index("customer_id").loc[a["customer_id"], "spend"].tolist()
+    rej = fresh.rejects()
+    assert sorted(rej["row_number"]) == list(range(1, 301))  # rows 1..300 are superseded by rows 701..1000
+    assert set(rej["reason"]) == {ig.REASON_DUPLICATE}
+
+
 def test_cells_are_stored_for_every_row(eng, tiny_customers):
     eng.ingest_customers(tiny_customers)
     got = eng.store.frame("SELECT lat, lng, cell FROM customers")
