@@ -7,6 +7,7 @@ import os
 import re
 import platform
 import statistics
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["TARGETS", "check_targets", "machine_facts", "render"]
@@ -232,6 +233,7 @@ def render(records: list[dict], facts: dict, command: str, profiles: dict[str, s
         if body:
             out += [f"## {title}", "", *body]
     out += _ingest_section(records, datasets) + _map_section(records) + _setup_section(records)
+    out += _companion_sections()
     out += _method_section()
     return "\n".join(out) + "\n"
 
@@ -307,6 +309,24 @@ def _map_section(records) -> list[str]:
             rows.append(f"| {r['variant']} | {r['count']:,} (res {r['res']}) | {_fmt_s(r['timing']['median'])} "
                         f"| {r['html_bytes'] / 1e6:.2f} MB |")
     return _section("6. Map rendering", [], "variant:l|hexes:r|median:r|HTML size:r", rows)
+
+
+#: Reports of the backend benchmarks, run by their own commands and carried into RESULTS.md.
+COMPANIONS = ("RESULTS_lookup.md", "RESULTS_service.md")
+
+
+def _companion_sections() -> list[str]:
+    """The reverse-lookup and HTTP load reports, headings one level down, under a note of their source."""
+    out = []
+    for name in COMPANIONS:
+        path = Path(__file__).resolve().parent / name
+        if not path.exists():
+            continue
+        lines = path.read_text(encoding="utf-8").rstrip().splitlines()
+        out += [f"#{line}" if line.startswith("#") else line for line in lines]
+        out += ["", f"(From `benchmarks/{name}`, written by its own command, quoted here as it stood when "
+                "this file was generated.)", ""]
+    return out
 
 
 def _setup_section(records) -> list[str]:
