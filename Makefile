@@ -42,10 +42,13 @@ test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
-# Benchmarks against PostGIS, DuckDB SQL, GeoPandas and BallTree; writes benchmarks/RESULTS.md.
+# Benchmarks against PostGIS, DuckDB SQL, GeoPandas and BallTree, then the reverse lookup and the
+# HTTP service; writes benchmarks/RESULTS.md with every figure (the last two quoted from their own reports).
 # Override the sizes with e.g. `make bench BENCH_ARGS="--sizes 1e6"`, or `BENCH_ARGS=--quick`.
 BENCH_ARGS ?= --sizes 1e6,1e7
 bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.lookup
+	$(BIN)/python -m benchmarks.service_load
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.
