@@ -56,6 +56,21 @@ def test_health_needs_no_key_and_docs_are_served(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_docs_page_loads_nothing_from_other_hosts(client):
+    """/docs works offline: every script, style and icon it names is served by this server."""
+    import re
+
+    page = client.get("/docs").text
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", page) + re.findall(r"""url:\s*["']([^"']+)["']""", page)
+    assert urls and not [u for u in urls if "//" in u]  # no absolute or protocol-relative URL
+    assets = [u for u in urls if u.startswith("/docs/assets/")]
+    assert {u.rsplit("/", 1)[1] for u in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for url in urls:
+        got = client.get(url)
+        assert got.status_code == 200 and len(got.content) > 100, url
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+
+
 def _v1_routes(app):
     for path, methods in app.openapi()["paths"].items():
         if path.startswith("/v1"):

@@ -164,7 +164,9 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
             f"over {settings.max_body_bytes:,} bytes get 413. Heatmaps keep the k-anonymity floor."),
         lifespan=lifespan,
         redoc_url=None,
+        docs_url=None,
     )
+    _install_docs(app)
     app.state.engine = engine
     app.state.settings = settings
     app.state.downloads = downloads
@@ -176,3 +178,28 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
     for module in (_routes_lookup, _routes_campaigns, _routes_audiences):
         app.include_router(module.router, prefix="/v1", dependencies=auth, responses=ERROR_RESPONSES)
     return app
+
+
+#: Where the Swagger UI files are served from (the pages work without internet access).
+DOCS_ASSETS = "/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI for the OpenAPI schema, its script and styles served by this server.
+
+    The files come from the ``swagger-ui-bundle`` package (part of the server
+    extra), so the page works where no CDN is reachable. Like ``/openapi.json``
+    it needs no API key: it describes the API and holds no data.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
