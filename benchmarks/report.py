@@ -293,7 +293,8 @@ def _ingest_section(records, datasets) -> list[str]:
             rows.append(f"| {_size(size)} {dist} | {r['variant']}{runs} | {sec:.2f} | {size / sec:,.0f} "
                         f"| {with_close} | {rss} |")
     intro = ["geotarget runs in a child process (validation, H3 indexing, upsert, one committed transaction); "
-             "its peak RSS is that process's `VmHWM` (`ru_maxrss` would carry over the runner's own size from the fork). 'With close' adds closing the database, where DuckDB "
+             "its peak RSS is that process's `VmHWM` (`ru_maxrss` would carry over the runner's own size from "
+             "the fork). 'With close' adds closing the database, where DuckDB "
              "checkpoints (compacts the committed rows into the file); the target is judged on the committed "
              "figure, and both are shown. The peers' loads are their setup, timed by the harness.", ""]
     return _section("5. Ingest from Parquet", intro,
