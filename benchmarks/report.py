@@ -109,7 +109,7 @@ def check_targets(records: list[dict]) -> list[dict]:
                 continue
             speedup = p / g
             rows.append(row | {"measured": f"{speedup:.1f}x", "met": speedup >= need, "speedup": speedup})
-            ing = _find(records, workload="ingest", peer="geotarget", size=size, distribution=dist)
+        ing = _find(records, workload="ingest", peer="geotarget", size=size, distribution=dist)
         if ing and "rows_per_second" in ing[0]:
             rate, rss = size / _ingest_seconds(ing[0]), ing[0]["peak_rss_bytes"]
             rows.append({"target": "ingest: >= 1M rows/s from Parquet", "size": size, "distribution": dist,

@@ -178,7 +178,7 @@ def cell_ranges(cells, fine_res: int = FINE_RES) -> np.ndarray:
 
 def cells_to_str(cells) -> list[str]:
     """H3 cells as hexadecimal strings (h3-py's form)."""
-    return [h3.int_to_str(int(c)) for c in np.asarray(cells, dtype="uint64")]
+    return [f"{c:x}" for c in np.asarray(cells, dtype="uint64").tolist()]  # h3.int_to_str, without a call per cell
 
 
 def str_to_cells(cells) -> np.ndarray:

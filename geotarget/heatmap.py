@@ -256,12 +256,12 @@ def _population(eng, metric: Metric):
 
 def _floor(df: pd.DataFrame, k_min: int) -> tuple[pd.DataFrame, int, int]:
     """Rows meeting the floor, and (rows, customers) left out."""
-    keep = df["customers"] >= k_min
+    customers = df["customers"].to_numpy()
+    keep = customers >= k_min
     if "n_values" in df.columns:
-        keep &= df["n_values"] >= k_min
-    dropped = df.loc[~keep]
-    shown = df.loc[keep].drop(columns=["n_values"], errors="ignore").copy()
-    return shown, len(dropped), int(dropped["customers"].sum())
+        keep &= df["n_values"].to_numpy() >= k_min
+    shown = df.loc[keep].drop(columns=["n_values"], errors="ignore")
+    return shown, int(keep.size - keep.sum()), int(customers[~keep].sum())
 
 
 def _finish(shown: pd.DataFrame, metric: Metric, population) -> pd.DataFrame:
@@ -295,12 +295,15 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> pd.DataFrame |
             cells = index.cells[audience.positions]  # positions are sorted, so cells are too
     else:
         return None
-    parents = cells_to_parents(cells, res)
-    if parents.size == 0:
+    if cells.size == 0:
         return pd.DataFrame({"cell": np.zeros(0, dtype="uint64"), "customers": np.zeros(0, dtype="int64")})
-    starts = np.concatenate(([0], np.flatnonzero(parents[1:] != parents[:-1]) + 1))
-    counts = np.diff(np.append(starts, parents.size))
-    return pd.DataFrame({"cell": parents[starts], "customers": counts.astype("int64")})
+    # Two cells share the parent at ``res`` when they agree above its digits (all
+    # stored cells have the store's resolution): compare shifted values, build parents
+    # only for the first cell of each run.
+    prefix = cells >> np.uint64(3 * (index.res - res))
+    starts = np.flatnonzero(np.concatenate(([True], prefix[1:] != prefix[:-1])))
+    counts = np.diff(np.append(starts, cells.size))
+    return pd.DataFrame({"cell": cells_to_parents(cells[starts], res), "customers": counts.astype("int64")})
 
 
 def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_audience: bool = False,
