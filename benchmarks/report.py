@@ -324,7 +324,9 @@ def _companion_sections() -> list[str]:
         if not path.exists():
             continue
         lines = path.read_text(encoding="utf-8").rstrip().splitlines()
-        out += [f"#{line}" if line.startswith("#") else line for line in lines]
+        top = min((len(line) - len(line.lstrip("#")) for line in lines if line.startswith("#")), default=2)
+        shift = "#" * max(0, 2 - top)  # each report's title becomes a section of this file
+        out += [f"{shift}{line}" if line.startswith("#") else line for line in lines]
         out += ["", f"(From `benchmarks/{name}`, written by its own command, quoted here as it stood when "
                 "this file was generated.)", ""]
     return out
