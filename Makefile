@@ -42,14 +42,17 @@ test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
-# Benchmarks against PostGIS, DuckDB SQL, GeoPandas and BallTree, then the reverse lookup and the
-# HTTP service; writes benchmarks/RESULTS.md with every figure (the last two quoted from their own reports).
+# The reverse lookup and the HTTP service, then geotarget against PostGIS, DuckDB SQL, GeoPandas and
+# BallTree, then the ingest stage by stage (on the 1M Parquet file the run generated); benchmarks/RESULTS.md
+# holds every figure (the lookup, service and ingest-stage reports quoted from their own files).
 # Override the sizes with e.g. `make bench BENCH_ARGS="--sizes 1e6"`, or `BENCH_ARGS=--quick`.
 BENCH_ARGS ?= --sizes 1e6,1e7
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 	$(BIN)/python -m benchmarks.service_load
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.ingest_profile
+	$(BIN)/python -m benchmarks $(BENCH_ARGS) --render
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.
 bench-lookup: $(VENV)/.installed-test

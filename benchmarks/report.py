@@ -224,7 +224,9 @@ def render(records: list[dict], facts: dict, command: str, profiles: dict[str, s
         for t in missed:
             out.append(f"- {t['target']} at {_size(t['size']) if t['size'] else ''} "
                        f"{t['distribution'] or ''}: measured {t['measured']}.{_limit(t, profiles)}")
-        out += ["", "Profiles of one geotarget run of each missed workload (top functions by own time):", ""]
+        out += [""]
+        if profiles:
+            out += ["Profiles of one geotarget run of each missed workload (top functions by own time):", ""]
         for key, text in profiles.items():
             out += [f"`{key}`", "", "```", _short_paths(text).rstrip(), "```", ""]
     datasets = sorted({(r["size"], r["distribution"]) for r in records if "size" in r})
@@ -251,6 +253,9 @@ def _limit(target: dict, profiles: dict[str, str]) -> str:
     key = next((k for k in profiles if workload and k.startswith(f"{workload} {target['distribution']}_"
                                                                  f"{target['size']}_")), None)
     if key is None:
+        if target["target"].startswith("ingest") and (Path(__file__).resolve().parent / INGEST_PROFILE).exists():
+            return (" The ingest runs in a child process, so it is not profiled here: 'Ingest, stage by stage' "
+                    f"below (`benchmarks/{INGEST_PROFILE}`) times each stage alone.")
         return ""
     lines = profiles[key].splitlines()
     total = re.search(r"in ([0-9.]+) seconds", lines[0])
@@ -313,7 +318,8 @@ def _map_section(records) -> list[str]:
 
 
 #: Reports of the backend benchmarks, run by their own commands and carried into RESULTS.md.
-COMPANIONS = ("RESULTS_lookup.md", "RESULTS_service.md")
+INGEST_PROFILE = "RESULTS_ingest_profile.md"
+COMPANIONS = (INGEST_PROFILE, "RESULTS_lookup.md", "RESULTS_service.md")
 
 
 def _companion_sections() -> list[str]:
