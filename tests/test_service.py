@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -221,6 +222,21 @@ def test_download_is_the_library_export(client, engine, tmp_path, fmt):
     assert not set(frame["customer_id"]) & _opted_out(engine)
 
 
+def test_download_carries_requested_columns(client, engine):
+    body = {"stores": ["S001"], "radius": "2mi", "format": "csv", "columns": ["tier", "spend_12m"]}
+    r = client.post("/v1/audiences", headers=H, json=body)
+    assert r.status_code == 200, r.text
+    frame = pd.read_csv(io.BytesIO(client.get(r.json()["download"]["url"], headers=H).content),
+                        dtype={"customer_id": str})
+    expected = engine.audience(stores=["S001"], radius="2mi", columns=["tier", "spend_12m"]).to_pandas()
+    merged = frame.merge(expected, on="customer_id", suffixes=("", "_lib"))
+    assert len(merged) == len(frame) == len(expected)
+    assert (merged["tier"] == merged["tier_lib"]).all()
+    assert np.allclose(merged["spend_12m"], merged["spend_12m_lib"])
+    bad = client.post("/v1/audiences", headers=H, json={**body, "columns": ["no_such_column"]})
+    assert bad.status_code == 422 and "no_such_column" in bad.json()["message"] and "tier" in bad.json()["message"]
+
+
 def test_customer_match_holds_only_hashes(client, engine):
     r = client.post("/v1/audiences", headers=H, json={"stores": ["S001"], "radius": "2mi",
                                                        "format": "customer_match_google"})
@@ -328,6 +344,22 @@ def test_campaign_crud_and_promotions(client, engine):
         assert r.status_code == 200 and r.json()["customers"] == len(aud)
     else:
         assert r.status_code == 403
+    wide = {"name": "svc-wide", "stores": [store["store_id"]], "radius": "3mi"}
+    assert client.post("/v1/campaigns", headers=H, json=wide).status_code == 201
+    member = engine.campaign_audience("svc-wide").to_pandas().iloc[0]
+    zone = {"lat": float(member["lat"]), "lng": float(member["lng"]), "radius": "200m"}
+    r = client.post("/v1/campaigns/svc-wide/audience", headers=H,
+                    json={"exclude_within": [zone], "format": "csv", "columns": ["tier"]})
+    narrowed = engine.campaign_audience("svc-wide", exclude_within=[(zone["lat"], zone["lng"], "200m")],
+                                        columns=["tier"])
+    assert 100 <= len(narrowed) < len(engine.campaign_audience("svc-wide"))
+    assert r.status_code == 200, r.text
+    assert r.json()["customers"] == len(narrowed)
+    frame = pd.read_csv(io.BytesIO(client.get(r.json()["download"]["url"], headers=H).content),
+                        dtype={"customer_id": str})
+    assert sorted(frame["customer_id"]) == sorted(narrowed.to_pandas()["customer_id"])
+    assert member["customer_id"] not in set(frame["customer_id"]) and "tier" in frame
+    assert client.delete("/v1/campaigns/svc-wide", headers=H).status_code == 204
     assert client.delete("/v1/campaigns/svc-spring", headers=H).status_code == 204
     assert client.get("/v1/campaigns/svc-spring", headers=H).status_code == 404
 

@@ -42,15 +42,16 @@ def effective_min_size(body: AudienceOptions, request: Request) -> int:
     return floor if body.min_size is None else body.min_size
 
 
-def _library_kwargs(body: AudienceRequest) -> dict:
+def _library_kwargs(body: AudienceOptions) -> dict:
+    """The request as keyword arguments of the library's audience calls."""
     kwargs = body.model_dump(exclude_none=True, exclude={"format", "min_size"})
-    if body.points is not None:
+    if getattr(body, "points", None) is not None:
         kwargs["points"] = [(p.lat, p.lng) for p in body.points]
-    if body.ring_point is not None:
+    if getattr(body, "ring_point", None) is not None:
         kwargs["ring_point"] = (body.ring_point.lat, body.ring_point.lng)
-    if body.exclude_within is not None:
+    if getattr(body, "exclude_within", None) is not None:
         kwargs["exclude_within"] = [(z.lat, z.lng, z.radius) for z in body.exclude_within]
-    if body.exclude_regions is not None:
+    if getattr(body, "exclude_regions", None) is not None:
         kwargs["exclude_regions"] = [(r.layer, r.name) for r in body.exclude_regions]
     return kwargs
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from . import _deps
-from ._routes_audiences import audience_result, effective_min_size
-from ._schemas import AudienceOptions, AudienceResult, Campaign, CampaignCreate, CampaignList, CampaignUpdate
+from ._routes_audiences import _library_kwargs, audience_result, effective_min_size
+from ._schemas import AudienceResult, Campaign, CampaignAudienceOptions, CampaignCreate, CampaignList, CampaignUpdate
 
 router = APIRouter(tags=["campaigns"])
 
@@ -71,11 +71,16 @@ def delete_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Respons
 
 
 @router.post("/campaigns/{campaign}/audience", response_model=AudienceResult, summary="A campaign's audience")
-def campaign_audience(campaign: CampaignRef, request: Request, body: AudienceOptions | None = None,
+def campaign_audience(campaign: CampaignRef, request: Request, body: CampaignAudienceOptions | None = None,
                       eng=Depends(_deps.engine)) -> AudienceResult:
-    """The campaign's current audience, with every consent, suppression, minimum-size and holdout rule."""
-    body = body or AudienceOptions()
+    """The campaign's current audience, with every consent, suppression, minimum-size and holdout rule.
+
+    ``columns`` adds customer columns to the file; ``exclude_within`` and
+    ``exclude_regions`` leave out customers near given points or inside
+    given regions, as for any audience.
+    """
+    body = body or CampaignAudienceOptions()
     min_size = effective_min_size(body, request)
-    aud = eng.campaign_audience(campaign, min_size=min_size)
+    aud = eng.campaign_audience(campaign, min_size=min_size, **_library_kwargs(body))
     return audience_result(aud, body.format, min_size, request)
 

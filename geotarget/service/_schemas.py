@@ -187,6 +187,15 @@ class AudienceOptions(_Strict):
         "Minimum audience size; at least the server's floor (100 by default). Smaller audiences get 403."))
     format: ExportFormat | None = Field(None, description=(
         "Write the audience for download in this format; leave out for counts only."))
+    columns: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = Field(None, description=(
+        "Customer columns to add to each row of the file (an unknown column gets 422 listing the known ones)."))
+
+
+class CampaignAudienceOptions(AudienceOptions):
+    """A campaign's audience: its geography, segment and holdout, narrowed further by exclusions."""
+
+    exclude_within: Annotated[list[Zone], Field(max_length=MAX_ITEMS)] | None = None
+    exclude_regions: Annotated[list[RegionRef], Field(max_length=MAX_ITEMS)] | None = None
 
 
 class AudienceRequest(AudienceOptions):
