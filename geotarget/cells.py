@@ -15,6 +15,7 @@ fine cell.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -210,11 +211,26 @@ def _hav_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 DESCENDANT_REACH = 1.15
 
 
-def _cell_min_distance_m(center_lat: float, center_lng: float, cell: str) -> float:
-    """A lower bound on the haversine distance from the centre to any point whose fine cell descends from ``cell``."""
+@functools.lru_cache(maxsize=1 << 17)
+def _cell_reach(cell: str) -> tuple[float, float, float]:
+    """A cell's centre and how far its descendants can reach from it (metres).
+
+    Cached: the coverings of nearby stores visit the same cells again.
+    """
     clat, clng = h3.cell_to_latlng(cell)
     circumradius = max(_hav_m(clat, clng, vlat, vlng) for vlat, vlng in h3.cell_to_boundary(cell))
-    return _hav_m(center_lat, center_lng, clat, clng) - DESCENDANT_REACH * circumradius
+    return clat, clng, DESCENDANT_REACH * circumradius
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _neighbours(cell: str) -> tuple[str, ...]:
+    return tuple(h3.grid_disk(cell, 1))
+
+
+def _cell_min_distance_m(center_lat: float, center_lng: float, cell: str) -> float:
+    """A lower bound on the haversine distance from the centre to any point whose fine cell descends from ``cell``."""
+    clat, clng, reach = _cell_reach(cell)
+    return _hav_m(center_lat, center_lng, clat, clng) - reach
 
 
 def covering_res(radius_m: float, *, cells_across: float = 16.0) -> int:
@@ -272,7 +288,7 @@ def disk_covering(lat: float, lng: float, radius_m: float, *, res: int | None = 
     while frontier:
         nxt = []
         for cell in frontier:
-            for nb in h3.grid_disk(cell, 1):
+            for nb in _neighbours(cell):
                 if nb in seen:
                     continue
                 seen.add(nb)
