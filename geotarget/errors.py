@@ -30,6 +30,7 @@ __all__ = [
     "AudienceTooSmallError",
     "ColumnNotFoundError",
     "GeotargetError",
+    "GeotargetWarning",
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidLocationError",
@@ -96,3 +97,7 @@ class AudienceTooSmallError(PrivacyError):
 
 class MissingDependencyError(GeotargetError, ImportError):
     """An optional dependency is needed for this feature."""
+
+
+class GeotargetWarning(UserWarning):
+    """Something was repaired or skipped; the data still loaded."""

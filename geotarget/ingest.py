@@ -43,14 +43,11 @@ from ._validation import (  # noqa: F401  (reason texts are part of the public b
     _validate,
 )
 from .cells import latlng_to_cells
-from .errors import InvalidInputError, SourceError
+from ._upsert import direct_ready, merge
+from .errors import GeotargetWarning, InvalidInputError, SourceError
 from .store import Store
 
 __all__ = ["GeotargetWarning", "IngestReport", "ingest_points", "ingest_regions"]
-
-class GeotargetWarning(UserWarning):
-    """Something was repaired or skipped; the data still loaded."""
-
 
 @dataclass
 class IngestReport:
@@ -213,16 +210,15 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if rej is not None:
             con.execute("INSERT INTO rejects SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
-        if not created:
-            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out")
+        if not created:  # the first batch's columns and types shape the staging table
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out LIMIT 0")
             created = True
-            if direct:
-                direct = _direct_ready(store, con, stage, kind, key)
+            direct = direct and direct_ready(store, con, stage, kind, key)
             if direct:
                 con.execute(f"DROP TABLE {stage}")
-        elif not direct:
+        if not direct:
             con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
-        if direct:
+        else:
             con.execute(
                 f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source FROM out",
                 {"now": now, "s": src.name},
@@ -255,7 +251,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
             )
     if created:
-        report.updated, report.inserted = _merge(store, con, stage, kind, key, src.name, now)
+        report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
     report.loaded = report.inserted + report.updated
@@ -263,70 +259,6 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
         raise RuntimeError(f"ingest accounting broken: {report}")
     return report
-
-
-def _direct_ready(store: Store, con, stage: str, kind: str, key: str) -> bool:
-    """Whether rows can go straight into ``kind``: it is empty and no column changes type.
-
-    New columns are added here, as the merge would add them.
-    """
-    if con.execute(f"SELECT count(*) FROM {kind}").fetchall()[0][0]:
-        return False
-    existing = {k.lower(): v for k, v in store.columns(kind).items()}
-    added = []
-    for name, dtype in _staged_types(con, stage):
-        if name.lower() not in existing:
-            added.append((name, dtype))
-        elif existing[name.lower()] not in (dtype, "VARCHAR") and name not in ("lat", "lng", "cell", "opted_out",
-                                                                                  key, "name"):
-            return False
-    for name, dtype in added:
-        con.execute(f"ALTER TABLE {kind} ADD COLUMN {_quote(name)} {dtype}")
-    return True
-
-
-def _staged_types(con, stage: str) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of the staged input columns, NULL-typed columns as VARCHAR."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $t ORDER BY ordinal_position",
-        {"t": stage},
-    ).fetchall()
-    return [(name, "VARCHAR" if dtype.upper() in ('"NULL"', "NULL") else dtype) for name, dtype in rows
-            if name != "_row"]
-
-
-def _merge(store: Store, con, stage: str, kind: str, key: str, source: str, now) -> tuple[int, int]:
-    existing = store.columns(kind)
-    existing_lower = {k.lower(): (k, v) for k, v in existing.items()}
-    for name, dtype in _staged_types(con, stage):
-        if name.lower() not in existing_lower:
-            con.execute(f"ALTER TABLE {kind} ADD COLUMN {_quote(name)} {dtype}")
-            continue
-        old_name, old_type = existing_lower[name.lower()]
-        if old_type == dtype or old_type == "VARCHAR" or name in ("lat", "lng", "cell", "opted_out", key, "name"):
-            continue
-        lost = con.execute(
-            f"SELECT count(*) FROM {stage} WHERE {_quote(name)} IS NOT NULL "
-            f"AND TRY_CAST({_quote(name)} AS {old_type}) IS NULL"
-        ).fetchall()[0][0]
-        if lost:
-            warnings.warn(
-                f"column {old_name!r} of {kind} was {old_type}; {source} has values that are not, "
-                "so the column now holds text (VARCHAR)",
-                GeotargetWarning,
-                stacklevel=5,
-            )
-            con.execute(f"ALTER TABLE {kind} ALTER COLUMN {_quote(old_name)} TYPE VARCHAR")
-    total_before = con.execute(f"SELECT count(*) FROM {kind}").fetchall()[0][0]
-    updated = 0
-    if total_before:
-        updated = con.execute(f"DELETE FROM {kind} WHERE {key} IN (SELECT {key} FROM {stage})").fetchall()[0][0]
-    inserted = con.execute(
-        f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source "
-        f"FROM {stage}",
-        {"now": now, "s": source},
-    ).fetchall()[0][0]
-    return int(updated), int(inserted) - int(updated)
 
 
 def ingest_regions(
@@ -388,7 +320,7 @@ def ingest_regions(
     good = np.flatnonzero(reasons == "")
     bounds = shapely.bounds(geoms[good]) if good.size else np.zeros((0, 4))
     props = frame.drop(columns=[frame.geometry.name]).iloc[good]
-    rows = pd.DataFrame({
+    rows = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
         "layer": layer,
         "region_id": ids.to_numpy(dtype=object)[good],
         "name": frame[name_c].astype("string").to_numpy(dtype=object)[good] if name_c else None,
@@ -404,14 +336,13 @@ def ingest_regions(
         report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
         con.execute("INSERT INTO regions SELECT * FROM rows")
         if bad.size:
-            rej = pd.DataFrame({
+            rej = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
                 "kind": "regions", "source": name, "row_number": bad + 1,
                 "raw": _raw_json(frame.drop(columns=[frame.geometry.name]).iloc[bad]),
                 "reason": reasons[bad].astype(str), "rejected_at": now,
             })
             con.execute("INSERT INTO rejects SELECT * FROM rej")
     report.loaded = int(good.size)
-    report.inserted = int(good.size)
     report.updated = min(report.updated, report.loaded)
     report.inserted = report.loaded - report.updated
     report.rejected = int(bad.size)

@@ -67,20 +67,24 @@ def audience(
             holdout=holdout, campaign=campaign, columns=list(column) if column else None,
             min_size=min_size, allow_large_radius=allow_large_radius, **kwargs,
         )
-        console.print(f"audience: {len(aud):,} customers ({aud.description})")
-        if aud.groups is not None:
-            console.print(f"  treatment {aud.treatment_count:,}, control {aud.control_count:,}")
-        if aud.centers is not None and len(aud.centers) > 1:
-            counts = aud.counts()
-            shown = counts.head(20).to_string(index=False)
-            console.print(shown + (f"\n  ... {len(counts) - 20} more" if len(counts) > 20 else ""))
-        if chosen == "customer-match":
-            path = aud.to_customer_match(output, platform=platform, allow_small=no_min_size)
-        else:
-            from ..export import write_audience
-
-            path = write_audience(aud, output, chosen, allow_small=no_min_size)
+        path = report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
     console.print(f"wrote {path}")
+
+
+def report_and_write(aud, output: str, chosen: str, *, platform: str, allow_small: bool):
+    """Print an audience's size, groups and per-store counts, then write it as ``chosen``; returns the path."""
+    from ..export import write_audience
+
+    console.print(f"audience: {len(aud):,} customers ({aud.description})")
+    if aud.groups is not None:
+        console.print(f"  treatment {aud.treatment_count:,}, control {aud.control_count:,}")
+    if aud.centers is not None and len(aud.centers) > 1:
+        counts = aud.counts()
+        shown = counts.head(20).to_string(index=False)
+        console.print(shown + (f"\n  ... {len(counts) - 20} more" if len(counts) > 20 else ""))
+    if chosen == "customer-match":
+        return aud.to_customer_match(output, platform=platform, allow_small=allow_small)
+    return write_audience(aud, output, chosen, allow_small=allow_small)
 
 
 @app.command("suppress")

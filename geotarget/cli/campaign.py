@@ -176,18 +176,13 @@ def audience(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Export even below the minimum (internal use)."),
 ) -> None:
     """Export the campaign's current audience (consent, suppression, segment, holdout, minimum size)."""
-    from ..export import format_for_path, write_audience
+    from ..export import format_for_path
+    from .audience import report_and_write
 
     chosen = format_for_path(output, fmt)
     with engine(read_only=True) as eng:
         aud = eng.campaign_audience(name, columns=list(column) if column else None, min_size=min_size)
-        console.print(f"audience: {len(aud):,} customers ({aud.description})")
-        if aud.groups is not None:
-            console.print(f"  treatment {aud.treatment_count:,}, control {aud.control_count:,}")
-        if chosen == "customer-match":
-            path = aud.to_customer_match(output, platform=platform, allow_small=no_min_size)
-        else:
-            path = write_audience(aud, output, chosen, allow_small=no_min_size)
+        path = report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
     console.print(f"wrote {path}")
 
 
