@@ -39,8 +39,9 @@ def profile(parquet: Path, repeats: int = 3) -> list[tuple[str, float]]:
     import duckdb
 
     import geotarget
-    from geotarget import _validation, cells
-    from geotarget._readers import open_source
+    from geotarget.geo import cells
+    from geotarget.store import validation as _validation
+    from geotarget.store.readers import open_source
 
     src = open_source(parquet)
     frames = list(src.batches)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import platform
+import re
 import statistics
-from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 __all__ = ["TARGETS", "check_targets", "machine_facts", "render"]
 

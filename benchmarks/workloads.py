@@ -94,7 +94,7 @@ class _Truth:
             else:
                 from h3ronpy.vector import coordinates_to_cells
 
-                from geotarget.cells import cells_to_parents
+                from geotarget.geo.cells import cells_to_parents
 
                 value = []
                 for res in (HEAT_RES, 15):  # the cell containing each point; the parent of its res-15 cell

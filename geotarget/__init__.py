@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import maps
-from .campaigns import Campaign
-from .coverage import Coverage
-from .engine import Engine, open
-from .errors import (
+from geotarget import maps
+from geotarget.campaigns import Campaign
+from geotarget.connect import open
+from geotarget.engine import Engine
+from geotarget.errors import (
     AudienceTooSmallError,
     ColumnNotFoundError,
     GeotargetError,
@@ -23,10 +23,10 @@ from .errors import (
     SourceError,
     SwappedCoordinatesError,
 )
-from .heatmap import HeatmapResult, Metric, parse_metric
-from .ingest import GeotargetWarning, IngestReport
-from .replica import Replica
-from .units import parse_distance, parse_radius
+from geotarget.maps import Coverage, HeatmapResult, Metric, parse_metric
+from geotarget.replica import Replica
+from geotarget.store.ingest import GeotargetWarning, IngestReport
+from geotarget.units import parse_distance, parse_radius
 
 try:
     __version__ = version("geotarget")

@@ -1,6 +1,6 @@
 """``python -m geotarget`` runs the command line."""
 
-from .cli import run
+from geotarget.cli import run
 
 if __name__ == "__main__":
     run()

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from . import ingest as _ingest
-from ._engine_campaigns import CampaignMethods
-from ._index import IndexCache
-from .errors import NotFoundError
-from .lookup import LookupCache
-from .store import Store, default_db_path
+from geotarget.audience.index import IndexCache
+from geotarget.campaigns import campaign as _campaigns
+from geotarget.campaigns.campaign import Campaign
+from geotarget.campaigns.promotions import ReverseLookup
+from geotarget.errors import NotFoundError
+from geotarget.store import ingest as _ingest
+from geotarget.store.database import Store
 
-__all__ = ["Engine", "open"]
+__all__ = ["Engine"]
 
 
-class Engine(CampaignMethods):
+class Engine:
     """geotarget's engine over one DuckDB database.
 
     Create it with :func:`geotarget.open`. It is safe to share between
     threads: each thread gets its own DuckDB cursor, writes are serialized,
     and each query answers from one committed state (see
     :meth:`Store.read_consistent`). Campaigns and the reverse lookup
-    (:meth:`stores_near`, :meth:`promotions_at`) come from
-    :class:`geotarget._engine_campaigns.CampaignMethods`.
+    (:meth:`stores_near`, :meth:`promotions_at`) are answered by its
+    :class:`~geotarget.campaigns.ReverseLookup` part.
 
     Examples
     --------
@@ -40,7 +42,8 @@ class Engine(CampaignMethods):
     def __init__(self, store: Store):
         self.store = store
         self._index_cache = IndexCache(store)
-        self._lookup = LookupCache(store)
+        self.lookup = ReverseLookup(store)
+        self._lookup = self.lookup.cache
         self._stores_cache: tuple[int, pd.DataFrame, dict] | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -278,7 +281,7 @@ class Engine(CampaignMethods):
         >>> len(aud), aud.to_pandas()["customer_id"].tolist()
         (1, ['a'])
         """
-        from .audience import build_audience
+        from geotarget.audience.audience import build_audience
 
         return self.store.read_consistent(lambda: build_audience(
             self, stores=stores, points=points, radius=radius, radius_m=radius_m,
@@ -304,7 +307,7 @@ class Engine(CampaignMethods):
         int
             How many new entries the list gained.
         """
-        from .privacy import suppression_frame
+        from geotarget.audience.privacy import suppression_frame
 
         if isinstance(values, (str, os.PathLike)):
             with _open_text(values) as fh:
@@ -321,6 +324,179 @@ class Engine(CampaignMethods):
             after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
         return int(after - before)
 
+    # -- campaigns -------------------------------------------------------------
+    def create_campaign(self, name: str, *, stores=None, radius=None, radius_m: float | None = None,
+                        region_layer: str | None = None, regions=None, cells=None, where=None,
+                        start: datetime | str | None = None, end: datetime | str | None = None,
+                        holdout: float | None = None, metadata: dict | None = None) -> Campaign:
+        """Store a new campaign (a promotion) and return it.
+
+        Parameters
+        ----------
+        name : str
+            Unique name.
+        stores, radius, radius_m : optional
+            Radius geofence: store ids (or ``"all"``, expanded now) and a
+            radius with a unit (``"2mi"``) or ``radius_m`` in metres.
+        region_layer, regions : optional
+            Region geofence: a layer and region names or ids (all when omitted).
+        cells : list of str, optional
+            Explicit H3 cells (any resolutions).
+        where : filters, optional
+            Segment, in any form :meth:`audience` accepts; columns must exist.
+        start, end : datetime or ISO 8601 text, optional
+            Timezone-aware window; ``start`` inclusive, ``end`` exclusive.
+        holdout : float, optional
+            Control-group fraction in [0, 1), split by the campaign id.
+        metadata : dict, optional
+            Free-form JSON-able data (offer text, discount).
+
+        Returns
+        -------
+        Campaign
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> c = eng.create_campaign("soho", cells=["872a1072bffffff"], start="2026-05-01T00:00:00+00:00")
+        >>> c.geofence, c.start.year
+        ({'kind': 'cells', 'cells': ['872a1072bffffff']}, 2026)
+        """
+        return _campaigns.create_campaign(
+            self, name, where=where, start=start, end=end, holdout=holdout, metadata=metadata, stores=stores,
+            radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells)
+
+    def create_campaigns(self, specs: list[dict]) -> list[Campaign]:
+        """Create many campaigns in one transaction: all are validated first, and all or none are stored.
+
+        Each item holds the arguments of :meth:`create_campaign`, ``name`` included.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> [c.name for c in eng.create_campaigns([{"name": "a", "cells": ["872a1072bffffff"]},
+        ...                                        {"name": "b", "cells": ["872a1072bffffff"]}])]
+        ['a', 'b']
+        """
+        return _campaigns.create_campaigns(self, specs)
+
+    def campaigns(self, *, status: str | None = None) -> list[Campaign]:
+        """Every campaign, sorted by name; ``status="active"`` or ``"paused"`` keeps those only."""
+        return _campaigns.load_campaigns(self.store.con, status=status)
+
+    def campaign(self, name_or_id: str) -> Campaign:
+        """One campaign by id or name; :class:`NotFoundError` when there is none."""
+        return _campaigns.find_campaign(self.store.con, name_or_id)
+
+    def update_campaign(self, name_or_id: str, **changes) -> Campaign:
+        """Change fields of a campaign and return it.
+
+        Accepts the options of :meth:`create_campaign` plus ``status``. A new
+        ``radius`` keeps the stores and new ``regions`` keep the layer; any
+        other geofence option replaces the geofence. ``start=None`` or
+        ``end=None`` opens that side of the window.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.create_campaign("a", cells=["872a1072bffffff"])
+        >>> eng.update_campaign("a", name="b", metadata={"offer": "2 for 1"}).metadata
+        {'offer': '2 for 1'}
+        """
+        return _campaigns.update_campaign(self, name_or_id, changes)
+
+    def pause_campaign(self, name_or_id: str) -> Campaign:
+        """Pause a campaign: :meth:`promotions_at` stops returning it."""
+        return _campaigns.update_campaign(self, name_or_id, {"status": "paused"})
+
+    def resume_campaign(self, name_or_id: str) -> Campaign:
+        """Resume a paused campaign."""
+        return _campaigns.update_campaign(self, name_or_id, {"status": "active"})
+
+    def delete_campaign(self, name_or_id: str) -> None:
+        """Delete a campaign; :class:`NotFoundError` when there is none."""
+        _campaigns.delete_campaign(self, name_or_id)
+
+    def campaign_audience(self, name_or_id: str, **audience_options):
+        """The campaign's current audience, with consent, suppression, segment and holdout applied.
+
+        ``audience_options`` may be ``columns``, ``min_size``,
+        ``exclude_within`` and ``exclude_regions``; the geography, segment and
+        holdout come from the campaign. Paused campaigns and campaigns outside
+        their time window still have an audience. Exports keep the minimum
+        audience size.
+
+        Returns
+        -------
+        Audience
+        """
+        return _campaigns.campaign_audience(self, self.campaign(name_or_id), audience_options)
+
+    # -- reverse lookup ------------------------------------------------------------
+    def stores_near(self, lat: float, lng: float, radius: str | None = "2mi", *, radius_m: float | None = None,
+                    limit: int | None = None) -> list[dict]:
+        """Stores within a radius of a point, nearest first by exact WGS84 geodesic distance.
+
+        Answered from an in-memory index refreshed after each write; safe to
+        call from many threads.
+
+        Parameters
+        ----------
+        lat, lng : float
+            The point in degrees.
+        radius : str, default "2mi"
+            With a unit; or give ``radius_m`` (metres) instead. At most 100 km.
+        limit : int, optional
+            Return at most this many (the nearest).
+
+        Returns
+        -------
+        list of dict
+            ``store_id``, ``name``, ``lat``, ``lng``, ``distance_m``; ties by store id.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.758, 40.9], "lng": [-73.9855, -73.9]}))
+        >>> [(s["store_id"], round(s["distance_m"])) for s in eng.stores_near(40.76, -73.98)]
+        [('S1', 515)]
+        """
+        return self.lookup.stores_near(lat, lng, radius, radius_m=radius_m, limit=limit)
+
+    def promotions_at(self, lat: float, lng: float, *, at: datetime | str | None = None,
+                      customer_id: str | None = None) -> list[Campaign]:
+        """Active campaigns whose geofence holds the point at time ``at``, sorted by name.
+
+        A campaign applies when it is not paused, ``start <= at < end``
+        (``at`` timezone-aware, default now) and the point is inside its
+        geofence under the exact audience rules (geodesic radius, region
+        boundary inside, H3 hierarchy for cells). With ``customer_id``, only
+        the campaigns that may target that customer: none for an opted-out or
+        suppressed customer; a segment filter must match the customer's row
+        (an unknown id matches no filter); the holdout control group is held
+        back, exactly as in :meth:`campaign_audience`.
+
+        Answered from in-memory indexes refreshed after each write; an answer
+        reflects one committed state. Safe to call from many threads.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1"], "lat": [40.758], "lng": [-73.9855]}))
+        >>> _ = eng.create_campaign("near S1", stores=["S1"], radius="500m")
+        >>> [c.name for c in eng.promotions_at(40.76, -73.985)], eng.promotions_at(40.77, -73.985)
+        (['near S1'], [])
+        """
+        return self.lookup.promotions_at(lat, lng, at=at, customer_id=customer_id)
+
+    def _segments(self, snap):
+        return self.lookup.segments(snap)
+
     # -- heatmaps and maps ---------------------------------------------------
     def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
                 k_min: int | None = 10, allow_no_floor: bool = False):
@@ -329,9 +505,9 @@ class Engine(CampaignMethods):
         ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or
         ``penetration:LAYER:COL``. Cells or regions with fewer than ``k_min``
         customers are left out (``allow_no_floor=True`` is needed below 2).
-        See :func:`geotarget.heatmap.heatmap`; ``.to_map()`` draws the result.
+        See :func:`geotarget.maps.heatmap.heatmap`; ``.to_map()`` draws the result.
         """
-        from .heatmap import heatmap
+        from geotarget.maps.heatmap import heatmap
 
         return self.store.read_consistent(lambda: heatmap(
             self, res, metric, audience=audience, region_layer=region_layer, k_min=k_min,
@@ -341,9 +517,9 @@ class Engine(CampaignMethods):
                  allow_no_floor: bool = False):
         """What the geodesic rings of ``radius`` around ``stores`` cover, and whom they miss.
 
-        See :func:`geotarget.coverage.coverage`; ``.to_map()`` draws it.
+        See :func:`geotarget.maps.coverage.coverage`; ``.to_map()`` draws it.
         """
-        from .coverage import coverage
+        from geotarget.maps.coverage import coverage
 
         return self.store.read_consistent(
             lambda: coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor))
@@ -353,43 +529,3 @@ def _open_text(path):
     import builtins
 
     return builtins.open(path, encoding="utf-8")
-
-
-def open(path: str | os.PathLike | None = None, *, read_only: bool = False,  # noqa: A001
-         snapshot: bool = False, refresh_interval: float = 1.0, lock_timeout: float = 10.0):
-    """Open (or create) a geotarget database.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        The DuckDB file. Defaults to ``$GEOTARGET_DB`` or ``geotarget.duckdb``
-        in the working directory. ``":memory:"`` keeps everything in memory.
-    read_only : bool, default False
-        Open without write access. Many processes may do so at once, but no
-        process can write while any of them keeps the file open.
-    snapshot : bool, default False
-        For worker processes beside a writer: serve from an in-memory copy of
-        the file, holding no lock, and load a new copy when the file changes
-        (checked every ``refresh_interval`` seconds). Returns a
-        :class:`geotarget.replica.Replica`; see :mod:`geotarget.replica` for
-        what a worker sees and when.
-    lock_timeout : float, default 10.0
-        Seconds to wait, with backoff, while another process holds the file.
-
-    Returns
-    -------
-    Engine, or Replica with ``snapshot=True``
-
-    Examples
-    --------
-    >>> import geotarget
-    >>> with geotarget.open(":memory:") as eng:
-    ...     eng.info()["counts"]["customers"]
-    0
-    """
-    if snapshot:
-        from .replica import Replica
-
-        return Replica(path if path is not None else default_db_path(), refresh_interval=refresh_interval,
-                       lock_timeout=lock_timeout)
-    return Engine(Store(path, read_only=read_only, lock_timeout=0.0 if path == ":memory:" else lock_timeout))

@@ -35,7 +35,7 @@ from typing import Self
 
 import duckdb
 
-from .errors import GeotargetError, SourceError
+from geotarget.errors import GeotargetError, SourceError
 
 __all__ = ["Replica"]
 
@@ -149,8 +149,8 @@ class Replica:
 
     # -- loading -------------------------------------------------------------
     def _load(self, timeout: float) -> bool:
-        from .engine import Engine
-        from .store import Store
+        from geotarget.engine import Engine
+        from geotarget.store.database import Store
 
         con, version, signature = _copy(self.path, self._version, timeout)
         if con is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import InvalidRadiusError
+from geotarget.errors import InvalidRadiusError
 
 __all__ = [
     "EARTH_RADIUS_M",

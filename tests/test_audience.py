@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import geotarget
 from geotarget.errors import InvalidFilterError, InvalidLocationError, InvalidRadiusError, NotFoundError
-from geotarget.geodesy import WGS84
+from geotarget.geo.geodesy import WGS84
 
 lats = st.floats(min_value=-89.9, max_value=89.9, allow_nan=False)
 lngs = st.floats(min_value=-180, max_value=180, allow_nan=False)

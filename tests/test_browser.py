@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from _mapdata import sample_engine
 
-from geotarget.heatmap import HeatmapResult, Metric
 from geotarget.maps import choropleth_map, heatmap_map, save_html
+from geotarget.maps.heatmap import HeatmapResult, Metric
 
 CHROMIUM = Path(os.environ.get("GEOTARGET_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

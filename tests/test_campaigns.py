@@ -10,7 +10,7 @@ from shapely.geometry import box
 
 import geotarget
 from geotarget.errors import InvalidFilterError, InvalidInputError, InvalidRadiusError, NotFoundError
-from geotarget.store import SCHEMA_VERSION
+from geotarget.store.database import SCHEMA_VERSION
 
 
 @pytest.fixture

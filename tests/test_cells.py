@@ -6,7 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from geotarget.cells import (
+from geotarget.errors import InvalidInputError
+from geotarget.geo.cells import (
     FINE_RES,
     cell_ranges,
     cells_to_parents,
@@ -14,8 +15,7 @@ from geotarget.cells import (
     disk_covering,
     latlng_to_cells,
 )
-from geotarget.geodesy import geodesic_distance_m
-from geotarget.errors import InvalidInputError
+from geotarget.geo.geodesy import geodesic_distance_m
 
 lats = st.floats(min_value=-90, max_value=90, allow_nan=False)
 lngs = st.floats(min_value=-180, max_value=180, allow_nan=False)
@@ -73,7 +73,7 @@ def test_bad_resolution():
 
 def _points_in_disk(rng, lat, lng, radius_m, n):
     """Random points within radius (by pyproj forward), including near the rim."""
-    from geotarget.geodesy import WGS84
+    from geotarget.geo.geodesy import WGS84
 
     az = rng.uniform(0, 360, n)
     dist = radius_m * np.sqrt(rng.uniform(0, 1, n))

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geotarget.geodesy import (
+from geotarget.geo.geodesy import (
     WGS84,
     geodesic_distance_m,
     haversine_m,

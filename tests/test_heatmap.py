@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import geotarget
 from geotarget.errors import ColumnNotFoundError, InvalidInputError, NotFoundError, PrivacyError
-from geotarget.heatmap import _parent_masks, check_k_min, parse_metric
+from geotarget.maps.heatmap import _parent_masks, check_k_min, parse_metric
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_penetration_per_region_and_per_cell(city):
 
 
 def test_apportioned_population_adds_up():
-    from geotarget._mapgeometry import apportion, cells_to_polygons
+    from geotarget.maps.geometry import apportion, cells_to_polygons
 
     square = shapely.box(-74.0, 40.70, -73.95, 40.75)
     cells = h3.h3shape_to_cells_experimental(h3.geo_to_h3shape(square.buffer(0.02)), 8, contain="overlap")
@@ -223,7 +223,7 @@ def test_nyc_airbnb_mean_price_per_cell_and_per_nta():
     eng.ingest_regions(nta, layer="nyc_nta", id_col="NTA2020", name_col="NTAName")
     raw = pd.read_csv(listings, usecols=["id", "latitude", "longitude", "price"]).drop_duplicates("id", keep="last")
 
-    # a listing counts in the res-8 ancestor of its res-15 cell (H3's hierarchy; see geotarget.heatmap)
+    # a listing counts in the res-8 ancestor of its res-15 cell (H3's hierarchy; see geotarget.maps.heatmap)
     raw["cell"] = [h3.cell_to_parent(h3.latlng_to_cell(a, b, 15), 8) for a, b in zip(raw["latitude"], raw["longitude"])]
     truth = raw.groupby("cell")["price"].agg(["size", "mean"])
     truth = truth[truth["size"] >= 10]
@@ -247,7 +247,7 @@ def test_count_from_the_snapshot_equals_the_sql_path():
     import pandas as pd
 
     import geotarget
-    from geotarget import heatmap as hm
+    from geotarget.maps import heatmap as hm
 
     rng = np.random.default_rng(11)
     n = 20_000

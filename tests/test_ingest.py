@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import geotarget
-from geotarget import ingest as ig
+from geotarget.store import ingest as ig
 from geotarget.errors import ColumnNotFoundError, SourceError, SwappedCoordinatesError
 
 
@@ -100,7 +100,7 @@ def test_reingest_is_idempotent_and_upserts(tmp_path, eng, tiny_customers):
     eng.ingest_customers(path)
     row = eng.store.con.execute("SELECT tier, lat, cell FROM customers WHERE customer_id = 'c1'").fetchall()[0]
     assert row[:2] == ("platinum", 40.8)
-    assert row[2] == int(geotarget.cells.latlng_to_cells([40.8], [-73.9855])[0])
+    assert row[2] == int(geotarget.geo.cells.latlng_to_cells([40.8], [-73.9855])[0])
     assert _count(eng) == 4
 
 
@@ -136,7 +136,7 @@ def test_fresh_and_merged_loads_agree_with_duplicates_across_batches(tmp_path, f
 def test_cells_are_stored_for_every_row(eng, tiny_customers):
     eng.ingest_customers(tiny_customers)
     got = eng.store.frame("SELECT lat, lng, cell FROM customers")
-    expected = geotarget.cells.latlng_to_cells(got["lat"], got["lng"], eng.store.res)
+    expected = geotarget.geo.cells.latlng_to_cells(got["lat"], got["lng"], eng.store.res)
     assert (got["cell"].to_numpy(dtype="uint64") == expected).all()
 
 

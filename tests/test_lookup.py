@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
 import geotarget
-from geotarget._grid import bounding_box
+from geotarget.audience.privacy import holdout_groups
 from geotarget.errors import InvalidInputError, InvalidLocationError, InvalidRadiusError
-from geotarget.geodesy import WGS84
-from geotarget.privacy import holdout_groups
+from geotarget.geo.geodesy import WGS84
+from geotarget.geo.grid import bounding_box
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 lats = st.floats(min_value=-89.9, max_value=89.9, allow_nan=False)

@@ -13,10 +13,10 @@ from _mapdata import embedded_geojson, leaked_customers, sample_engine
 from typer.testing import CliRunner
 
 import geotarget
-from geotarget._mapassets import ASSETS, LEAFLET_VERSION, asset_code
-from geotarget.geodesy import geodesic_distance_m
-from geotarget.heatmap import HeatmapResult, Metric
+from geotarget.geo.geodesy import geodesic_distance_m
 from geotarget.maps import choropleth_map, heatmap_map, save_html
+from geotarget.maps.assets import ASSETS, LEAFLET_VERSION, asset_code
+from geotarget.maps.heatmap import HeatmapResult, Metric
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_cdn_links_on_request(city):
 def test_inlined_libraries_are_the_versions_folium_and_branca_expect():
     import folium
 
-    from geotarget._mapassets import version
+    from geotarget.maps.assets import version
 
     assert version("leaflet") == LEAFLET_VERSION
     assert f"/leaflet@{LEAFLET_VERSION}/" in dict(folium.Map.default_js)["leaflet"]
@@ -102,14 +102,14 @@ def test_inlined_libraries_are_the_versions_folium_and_branca_expect():
 
 
 def test_inline_code_cannot_end_its_tag_early():
-    from geotarget._mapassets import _safe_in_tag
+    from geotarget.maps.assets import _safe_in_tag
 
     assert _safe_in_tag('s = "</SCRIPT><!--";', "script") == 's = "<\\/SCRIPT><\\!--";'
     assert _safe_in_tag("a::after {content: '</style>'}", "style") == "a::after {content: '<\\/style>'}"
 
 
 def test_missing_asset_package_says_what_to_install(monkeypatch):
-    from geotarget._mapassets import data_dir
+    from geotarget.maps.assets import data_dir
 
     monkeypatch.setitem(sys.modules, "xstatic.pkg.d3", None)
     with pytest.raises(geotarget.MissingDependencyError, match="pip install xstatic-d3.*inline_js=False"):
@@ -195,7 +195,7 @@ def test_coverage_counts_and_overlaps_are_exact():
 def test_small_counts_in_popups_follow_the_floor():
     from types import SimpleNamespace
 
-    from geotarget.maps import _store_popup
+    from geotarget.maps.folium import _store_popup
 
     row = SimpleNamespace(store_id="S<1>", name="A & B", customers=4)
     assert _store_popup(row, 10, 3218.7) == ("<b>S&lt;1&gt;</b> A &amp; B<br>"

@@ -3,7 +3,6 @@
 import pandas as pd
 import pytest
 import shapely
-
 from conftest import real_file
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import geotarget
 from geotarget.errors import GeotargetError, SchemaVersionError, SourceError
-from geotarget.store import SCHEMA_VERSION
+from geotarget.store.database import SCHEMA_VERSION
 
 POINT = (40.758, -73.9855)
 

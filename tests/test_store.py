@@ -2,7 +2,7 @@ import pytest
 
 import geotarget
 from geotarget.errors import SchemaVersionError, SourceError
-from geotarget.store import SCHEMA_VERSION
+from geotarget.store.database import SCHEMA_VERSION
 
 
 def test_default_path_and_env(tmp_path, monkeypatch):

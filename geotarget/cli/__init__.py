@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from . import audience, ingest  # noqa: F401  (registers commands)
-from . import maps  # noqa: F401  (registers heatmap and map commands)
-from . import serve  # noqa: F401  (registers the serve command)
-from . import campaign  # noqa: F401  (registers the campaign commands)
+from . import (  # noqa: F401  (registers commands)
+    audience,
+    campaign,  # noqa: F401  (registers the campaign commands)
+    ingest,
+    maps,  # noqa: F401  (registers heatmap and map commands)
+    serve,  # noqa: F401  (registers the serve command)
+)
 from ._app import app, run
 
 __all__ = ["app", "run"]

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import GeotargetError
+from geotarget.errors import GeotargetError
 
 app = typer.Typer(
     name="geotarget",
@@ -42,7 +42,7 @@ def _main(
 
 def engine(*, read_only: bool = False):
     """Open the engine on the database chosen by --db."""
-    from ..engine import open as open_engine
+    from geotarget.connect import open as open_engine
 
     return open_engine(state.db, read_only=read_only)
 

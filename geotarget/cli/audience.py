@@ -33,7 +33,7 @@ def audience(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Export even below the minimum (internal use)."),
 ) -> None:
     """Build an exact audience and write it; prints the count and per-store counts."""
-    from ..export import format_for_path
+    from geotarget.audience.export import format_for_path
 
     kwargs: dict = {}
     if store or all_stores:
@@ -73,7 +73,7 @@ def audience(
 
 def report_and_write(aud, output: str, chosen: str, *, platform: str, allow_small: bool):
     """Print an audience's size, groups and per-store counts, then write it as ``chosen``; returns the path."""
-    from ..export import write_audience
+    from geotarget.audience.export import write_audience
 
     console.print(f"audience: {len(aud):,} customers ({aud.description})")
     if aud.groups is not None:

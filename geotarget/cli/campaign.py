@@ -6,7 +6,8 @@ import json
 
 import typer
 
-from ..errors import InvalidInputError
+from geotarget.errors import InvalidInputError
+
 from ._app import app, console, engine
 
 
@@ -176,7 +177,8 @@ def audience(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Export even below the minimum (internal use)."),
 ) -> None:
     """Export the campaign's current audience (consent, suppression, segment, holdout, minimum size)."""
-    from ..export import format_for_path
+    from geotarget.audience.export import format_for_path
+
     from .audience import report_and_write
 
     chosen = format_for_path(output, fmt)

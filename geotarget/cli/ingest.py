@@ -129,7 +129,7 @@ def sample(
     seed: int = typer.Option(42, "--seed"),
 ) -> None:
     """Write the seeded synthetic sample (customers, stores, neighborhoods)."""
-    from ..sample import write_sample
+    from geotarget.sample import write_sample
 
     paths = write_sample(out, n_customers=customers, n_stores=stores, seed=seed)
     for kind, path in paths.items():

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InvalidInputError
-from ..heatmap import DEFAULT_K_MIN
+from geotarget.errors import InvalidInputError
+from geotarget.maps.heatmap import DEFAULT_K_MIN
+
 from ._app import app, console, engine, output_path
 
 map_app = typer.Typer(help="Maps of stores and what their rings cover.", no_args_is_help=True)
@@ -54,7 +55,7 @@ def heatmap(
     where: list[str] = typer.Option(None, "--where", help="Audience segment filter, e.g. tier=gold (AND-ed)."),
 ) -> None:
     """Aggregate customers per H3 cell (or region) and draw a heatmap; cells under --k-min never appear."""
-    from ..maps import heatmap_map, save_html
+    from geotarget.maps.folium import heatmap_map, save_html
 
     metrics = list(metric) or ["count"]
     if len(metrics) > 1 and (cells_out or png):
@@ -101,7 +102,7 @@ def coverage(
     png: str = _PNG,
 ) -> None:
     """Map store rings, audience density, overlaps and the customers no store reaches."""
-    from ..maps import coverage_map, save_html
+    from geotarget.maps.folium import coverage_map, save_html
 
     if store and all_stores:
         raise InvalidInputError("give --store or --all-stores, not both")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..errors import GeotargetError
+from geotarget.errors import GeotargetError
+
 from ._app import app, err_console, state
 
 
@@ -23,7 +24,7 @@ def serve(
     """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs."""
     from rich.markup import escape
 
-    from ..service import serve as run_service
+    from geotarget.service import serve as run_service
 
     try:
         run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,

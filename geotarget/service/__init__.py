@@ -85,8 +85,9 @@ def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure
     """
     require_server_extra()
     ring = _key_ring(keys, insecure_no_auth)
-    from ..engine import Engine
-    from ..engine import open as open_engine
+    from geotarget.engine import Engine
+    from geotarget.connect import open as open_engine
+
     from ._app import build_app
 
     owns = not isinstance(engine, Engine)

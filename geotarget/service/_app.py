@@ -16,8 +16,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from ..errors import GeotargetError, InvalidInputError, NotFoundError, PrivacyError
+from geotarget import __version__
+from geotarget.errors import GeotargetError, InvalidInputError, NotFoundError, PrivacyError
+
 from ._config import API_KEY_HEADER, KeyRing, ServiceSettings
 from ._downloads import DownloadStore
 from ._schemas import ERROR_RESPONSES

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import GeotargetError, MissingDependencyError
-from ..heatmap import DEFAULT_K_MIN
-from ..privacy import DEFAULT_MIN_AUDIENCE
+from geotarget.audience.privacy import DEFAULT_MIN_AUDIENCE
+from geotarget.errors import GeotargetError, MissingDependencyError
+from geotarget.maps.heatmap import DEFAULT_K_MIN
 
 __all__ = [
     "API_KEY_HEADER",

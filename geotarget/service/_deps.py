@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ..engine import Engine
+from geotarget.engine import Engine
+
 from ._config import ServiceSettings
 from ._downloads import DownloadStore
 

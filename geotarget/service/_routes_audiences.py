@@ -18,7 +18,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
-from ..errors import AudienceTooSmallError, InvalidInputError, NotFoundError
+from geotarget.errors import AudienceTooSmallError, InvalidInputError, NotFoundError
+
 from . import _deps
 from ._schemas import AudienceOptions, AudienceRequest, AudienceResult
 

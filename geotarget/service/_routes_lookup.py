@@ -12,8 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from .. import __version__
-from ..errors import InvalidInputError
+from geotarget import __version__
+from geotarget.errors import InvalidInputError
+
 from . import _deps
 from ._schemas import Health, HeatmapQuery, NearQuery, Promotions, PromotionsQuery, StoresNear
 

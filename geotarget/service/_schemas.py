@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from ..units import MAX_RADIUS_M, parse_radius
+from geotarget.units import MAX_RADIUS_M, parse_radius
 
 #: The most items any list in a request may hold (stores, points, regions, cells, values).
 MAX_ITEMS = 1000

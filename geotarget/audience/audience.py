@@ -1,0 +1,295 @@
+"""Exact audiences: radius around stores or points, regions, hex rings.
+
+Every query runs in three steps:
+
+1. **Cover.** H3 cells that can never miss a member (a conservative disk or
+   polygon covering) become integer ranges over the customer snapshot, which
+   is sorted by fine cell (:mod:`geotarget.audience.index`).
+2. **Refine.** Candidates are tested exactly: WGS84 geodesic distance for
+   radius queries (:func:`geotarget.geo.geodesy.within_radius`), point-in-polygon
+   with boundary points inside (``shapely.intersects_xy``) for regions, the
+   cell itself for hex rings.
+3. **Narrow.** Exclusion zones, segment filters (bound parameters, evaluated
+   by DuckDB), and the holdout split.
+
+Opted-out and suppressed customers are not in the snapshot, so they can never
+reach an audience.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from geotarget.audience.filters import parse_filters
+from geotarget.audience.index import CustomerIndex
+from geotarget.audience.membership import (  # noqa: F401  (re-exported for campaigns and the service)
+    _check_latlng,
+    _disk_ranges,
+    _filter_positions,
+    _in_polygons,
+    _nearest,
+    _parse_region_ref,
+    _parse_zone,
+    _point_centers,
+    _polygon_ranges,
+    _radius_members,
+    _region_positions,
+    _regions,
+    _ring_positions,
+    _store_centers,
+    parse_zone_text,
+)
+from geotarget.audience.privacy import holdout_groups
+from geotarget.errors import InvalidInputError
+from geotarget.geo.geodesy import within_radius
+from geotarget.units import parse_radius
+
+__all__ = ["Audience", "build_audience"]
+
+
+# -- the result ----------------------------------------------------------------
+class Audience:
+    """The customers of one audience query, with exports.
+
+    ``len(aud)`` is the audience size (treatment and control together).
+    Rows are materialized only by :meth:`to_pandas` and the exports.
+    """
+
+    def __init__(self, engine, index: CustomerIndex, positions: np.ndarray, *, kind: str, description: str,
+                 distance_m: np.ndarray | None = None, center_ids: np.ndarray | None = None,
+                 centers: pd.DataFrame | None = None, center_label: str | None = None, radius_m: float | None = None,
+                 within_counts: np.ndarray | None = None, groups: np.ndarray | None = None,
+                 campaign: str | None = None, columns: list[str] | None = None, min_size: int | None = None):
+        self._engine = engine
+        self._index = index
+        self.positions = positions
+        self.kind = kind
+        self.description = description
+        self.distance_m = distance_m
+        self.center_ids = center_ids
+        self.centers = centers
+        self.center_label = center_label
+        self.radius_m = radius_m
+        self._within_counts = within_counts
+        self._center_codes = None
+        self.groups = groups
+        self.campaign = campaign
+        self.columns = list(columns or [])
+        self.min_size = min_size
+
+    def __len__(self) -> int:
+        return int(self.positions.size)
+
+    def __repr__(self) -> str:
+        extra = f", {self.control_count:,} control" if self.groups is not None else ""
+        return f"<Audience {self.description}: {len(self):,} customers{extra}>"
+
+    @property
+    def treatment_count(self) -> int:
+        """Customers in the treatment group (all of them without a holdout)."""
+        return len(self) if self.groups is None else int((self.groups == "treatment").sum())
+
+    @property
+    def control_count(self) -> int:
+        """Customers held out as the control group."""
+        return 0 if self.groups is None else int((self.groups == "control").sum())
+
+    def counts(self) -> pd.DataFrame:
+        """Per store (or point): customers within the radius, and those it is nearest for.
+
+        ``within`` counts a customer for every queried store in range;
+        ``assigned`` counts it once, for its nearest store, and sums to
+        ``len(aud)``.
+        """
+        if self.centers is None:
+            raise InvalidInputError("per-store counts exist only for radius audiences around stores or points")
+        label = self.center_label
+        ids = self.centers[label].to_numpy()
+        assigned = pd.Series(self.center_ids).value_counts() if len(self) else pd.Series(dtype="int64")
+        out = pd.DataFrame({label: ids, "within": self._within_counts.astype("int64")})
+        out["assigned"] = out[label].map(assigned).fillna(0).astype("int64")
+        if "name" in self.centers.columns:
+            out.insert(1, "name", self.centers["name"].to_numpy())
+        return out
+
+    def overlap(self) -> pd.DataFrame:
+        """Square matrix: customers within the radius of both stores (the cannibalization view).
+
+        The diagonal holds each store's ``within`` count.
+        """
+        if self.centers is None or self.radius_m is None:
+            raise InvalidInputError("an overlap matrix exists only for radius audiences")
+        from scipy import sparse
+
+        rows, cols = [], []
+        for k, (clat, clng) in enumerate(zip(self.centers["lat"], self.centers["lng"])):
+            pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
+            if pos.size:  # exclusions and filters apply to the overlap too
+                pos = pos[np.isin(pos, self.positions, assume_unique=True)]
+            rows.append(pos)
+            cols.append(np.full(pos.size, k))
+        n = len(self.centers)
+        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        m = sparse.csr_matrix((np.ones(r.size, dtype=np.int32), (r, c)), shape=(len(self._index), n))
+        shared = (m.T @ m).toarray()
+        labels = self.centers[self.center_label].to_numpy()
+        return pd.DataFrame(shared, index=pd.Index(labels, name=self.center_label), columns=labels)
+
+    def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The audience rows: customer_id, lat, lng (+ distance_m, store_id, group, attributes)."""
+        pos = self.positions
+        frame = pd.DataFrame({
+            "customer_id": self._index.take_ids(pos).to_pandas(),
+            "lat": self._index.lat[pos],
+            "lng": self._index.lng[pos],
+        })
+        if self.distance_m is not None:
+            frame["distance_m"] = self.distance_m
+        if self.center_ids is not None:
+            frame[self.center_label] = pd.Categorical.from_codes(
+                self._center_codes, categories=self.centers[self.center_label].astype(str).to_numpy()
+            ) if self._center_codes is not None else self.center_ids
+        if self.groups is not None:
+            frame["group"] = self.groups
+        wanted = list(dict.fromkeys((columns or []) + self.columns))
+        if wanted and len(frame):
+            frame = _attach_columns(self._engine, frame, wanted)
+        return frame
+
+    def to_geodataframe(self, columns: list[str] | None = None):
+        """The rows as a GeoDataFrame of points (EPSG:4326)."""
+        import geopandas as gpd
+
+        frame = self.to_pandas(columns)
+        return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lng"], frame["lat"]), crs="EPSG:4326")
+
+    def summary(self) -> dict:
+        """Size, groups and query, as a dict (what the CLI and service print)."""
+        out = {"description": self.description, "customers": len(self), "treatment": self.treatment_count,
+               "control": self.control_count}
+        if self.centers is not None:
+            out["per_store"] = self.counts().to_dict(orient="records")
+        return out
+
+    # exports live in geotarget.audience.export; these are thin doors to them
+    def to_csv(self, path, *, columns=None, allow_small: bool = False):
+        """Write a CSV; refused below the minimum audience size unless ``allow_small``."""
+        from geotarget.audience.export import write_audience
+
+        return write_audience(self, path, "csv", columns=columns, allow_small=allow_small)
+
+    def to_parquet(self, path, *, columns=None, allow_small: bool = False):
+        """Write Parquet; refused below the minimum audience size unless ``allow_small``."""
+        from geotarget.audience.export import write_audience
+
+        return write_audience(self, path, "parquet", columns=columns, allow_small=allow_small)
+
+    def to_geoparquet(self, path, *, columns=None, allow_small: bool = False):
+        """Write GeoParquet (point geometry); refused below the minimum size unless ``allow_small``."""
+        from geotarget.audience.export import write_audience
+
+        return write_audience(self, path, "geoparquet", columns=columns, allow_small=allow_small)
+
+    def to_geojson(self, path, *, columns=None, allow_small: bool = False):
+        """Write GeoJSON points; refused below the minimum size unless ``allow_small``."""
+        from geotarget.audience.export import write_audience
+
+        return write_audience(self, path, "geojson", columns=columns, allow_small=allow_small)
+
+    def to_customer_match(self, path, *, platform: str = "google", allow_small: bool = False,
+                          include_control: bool = False):
+        """Write hashed emails/phones for ad-platform customer matching (no raw identifiers)."""
+        from geotarget.audience.export import write_customer_match
+
+        return write_customer_match(self, path, platform=platform, allow_small=allow_small,
+                                    include_control=include_control)
+
+
+def _attach_columns(engine, frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+    available = engine.store.columns("customers")
+    lookup = {c.lower(): c for c in available}
+    real = []
+    for col in wanted:
+        if col.lower() not in lookup:
+            raise InvalidInputError(f"unknown customer column {col!r}; available columns: {', '.join(available)}")
+        if lookup[col.lower()] not in frame.columns:
+            real.append(lookup[col.lower()])
+    if not real:
+        return frame
+    name = f"_ids_{uuid.uuid4().hex[:10]}"
+    con = engine.store.con
+    con.register(name, pa.table({"customer_id": pa.array(frame["customer_id"].astype(str).tolist(), pa.string())}))
+    try:
+        select = ", ".join('c."' + c.replace('"', '""') + '"' for c in real)
+        attrs = con.sql(f"SELECT c.customer_id, {select} FROM customers c JOIN {name} USING (customer_id)"
+                        ).to_arrow_table().to_pandas()
+    finally:
+        con.unregister(name)
+    return frame.merge(attrs.astype({"customer_id": frame["customer_id"].dtype}), on="customer_id", how="left")
+
+
+# -- the query -------------------------------------------------------------------
+def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=None, allow_large_radius=False,
+                   region_layer=None, regions=None, ring_cell=None, ring_point=None, k=1, res=None,
+                   where=None, exclude_within=None, exclude_regions=None, holdout=None, campaign=None,
+                   columns=None, min_size=None) -> Audience:
+    """Run one audience query (see :meth:`geotarget.Engine.audience`)."""
+    modes = [stores is not None, points is not None, region_layer is not None,
+             ring_cell is not None or ring_point is not None]
+    if sum(modes) != 1:
+        raise InvalidInputError(
+            "give exactly one of: stores= (with radius), points= (with radius), region_layer= (with regions), "
+            "ring_cell= or ring_point= (with k)")
+    parse_filters(where)  # fail early on a malformed filter, before any work
+    index = engine._index_cache.get()
+    extra: dict = {}
+    if stores is not None or points is not None:
+        metres = parse_radius(radius, radius_m=radius_m, allow_large=allow_large_radius)
+        if stores is not None:
+            centers, label = _store_centers(engine, stores), "store_id"
+        else:
+            centers, label = _point_centers(points), "point_id"
+        members, which, dist, within = _nearest(index, centers["lat"].to_numpy(), centers["lng"].to_numpy(), metres)
+        order = np.argsort(members, kind="stable")
+        positions = members[order]
+        extra = dict(distance_m=dist[order], center_ids=centers[label].to_numpy()[which[order]], centers=centers,
+                     center_label=label, radius_m=metres, within_counts=within, codes=which[order])
+        what = f"stores {', '.join(centers[label].astype(str)[:5])}{'...' if len(centers) > 5 else ''}" \
+            if label == "store_id" else f"{len(centers)} point(s)"
+        desc = f"within {metres:,.0f} m of {what}"
+    elif region_layer is not None:
+        geoms = _regions(engine, region_layer, regions)
+        positions = _region_positions(index, geoms)
+        desc = f"in {len(geoms)} region(s) of layer {region_layer!r}"
+    else:
+        positions, desc = _ring_positions(index, ring_cell, ring_point, k, res)
+    keep = np.ones(positions.size, dtype=bool)
+    for zone in (exclude_within or []):
+        zlat, zlng, zr = _parse_zone(zone)
+        if positions.size:
+            keep &= ~within_radius(index.lat[positions], index.lng[positions], zlat, zlng, zr)
+    for item in (exclude_regions or []):
+        layer, name = _parse_region_ref(item)
+        keep &= ~_in_polygons(index, positions, _regions(engine, layer, [name]))
+    if where:
+        keep &= _filter_positions(engine, index, positions, where)
+    if not keep.all():
+        positions = positions[keep]
+        for key in ("distance_m", "center_ids", "codes"):
+            if key in extra:
+                extra[key] = extra[key][keep]
+    groups = None
+    if holdout:
+        groups = holdout_groups(index.take_ids(positions).to_pylist(), holdout, campaign)
+    codes = extra.pop("codes", None)
+    aud = Audience(engine, index, positions, kind="radius" if extra else ("region" if region_layer else "ring"),
+                   description=desc, groups=groups, campaign=campaign, columns=columns, min_size=min_size, **extra)
+    aud._center_codes = codes
+    return aud
+
+

@@ -1,0 +1,108 @@
+"""Writing audiences: CSV, Parquet, GeoParquet, GeoJSON, and customer-match files.
+
+Every writer enforces the minimum audience size (unless the caller passes
+``allow_small`` for internal use) and writes only eligible customers, since an
+audience never holds opted-out or suppressed ones. Customer-match files carry
+SHA-256 hashes of normalized emails and phones and never a raw identifier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from geotarget.audience.privacy import check_min_size, hash_value, normalize_email, normalize_phone
+from geotarget.errors import InvalidInputError
+
+__all__ = ["FORMATS", "format_for_path", "write_audience", "write_customer_match"]
+
+#: File formats by extension.
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".geojson": "geojson", ".json": "geojson",
+           ".geoparquet": "geoparquet"}
+
+
+def format_for_path(path, fmt: str | None = None) -> str:
+    """The export format named by ``fmt`` or by the file extension."""
+    if fmt:
+        fmt = fmt.lower().replace("_", "-")
+        if fmt not in {"csv", "parquet", "geojson", "geoparquet", "customer-match"}:
+            raise InvalidInputError(
+                f"unknown format {fmt!r}; use csv, parquet, geojson, geoparquet or customer-match")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidInputError(
+            f"cannot tell the format of {str(path)!r} from its extension; use .csv, .parquet, .geojson or "
+            ".geoparquet, or pass --format")
+    return FORMATS[suffix]
+
+
+def _prepare(path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_audience(audience, path, fmt: str, *, columns=None, allow_small: bool = False) -> Path:
+    """Write an audience's rows in ``fmt``; returns the path written."""
+    check_min_size(len(audience), audience.min_size, allow_small=allow_small)
+    out = _prepare(path)
+    if fmt == "customer-match":
+        return write_customer_match(audience, out, allow_small=allow_small)
+    if fmt in ("csv", "parquet"):
+        frame = audience.to_pandas(columns)
+        if fmt == "csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)
+        return out
+    gdf = audience.to_geodataframe(columns)
+    if fmt == "geoparquet":
+        gdf.to_parquet(out, index=False)
+    elif fmt == "geojson":
+        if out.exists():
+            out.unlink()
+        gdf.to_file(out, driver="GeoJSON")
+    else:
+        raise InvalidInputError(f"unknown format {fmt!r}")
+    return out
+
+
+def write_customer_match(audience, path, *, platform: str = "google", allow_small: bool = False,
+                         include_control: bool = False) -> Path:
+    """Hashed emails and phones for ad-platform customer matching.
+
+    Emails are trimmed and lower-cased, phones put in E.164, then each is
+    hashed with SHA-256 (hex). Google's upload takes the columns ``Email`` and
+    ``Phone`` (E.164 with ``+``); Meta's takes ``email`` and ``phone`` (digits
+    with country code, no ``+``). The control group of a holdout is left out
+    unless ``include_control``: it must not be targeted.
+    """
+    from geotarget.audience.privacy import email_column, phone_column
+
+    platform = platform.lower()
+    if platform not in ("google", "meta"):
+        raise InvalidInputError(f"platform must be 'google' or 'meta', got {platform!r}")
+    columns = audience._engine.store.columns("customers")
+    email, phone = email_column(columns), phone_column(columns)
+    if email is None and phone is None:
+        raise InvalidInputError(
+            "customer-match needs an email or phone column on customers; none found among: " + ", ".join(columns))
+    frame = audience.to_pandas([c for c in (email, phone) if c])
+    if "group" in frame.columns and not include_control:
+        frame = frame[frame["group"] != "control"]
+    check_min_size(len(frame), audience.min_size, allow_small=allow_small)
+    out_cols: dict[str, list] = {}
+    if email is not None:
+        out_cols["Email" if platform == "google" else "email"] = [hash_value(normalize_email(v)) for v in frame[email]]
+    if phone is not None:
+        normalized = [normalize_phone(v) for v in frame[phone]]
+        if platform == "meta":
+            normalized = [None if v is None else v.lstrip("+") for v in normalized]
+        out_cols["Phone" if platform == "google" else "phone"] = [hash_value(v) for v in normalized]
+    result = pd.DataFrame(out_cols)
+    result = result.dropna(how="all")
+    out = _prepare(path)
+    result.to_csv(out, index=False)
+    return out

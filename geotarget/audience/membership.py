@@ -1,0 +1,335 @@
+"""Which customers a geography holds: the cover-and-refine steps behind audiences.
+
+Each function here answers one membership question exactly over a
+:class:`~geotarget.audience.index.CustomerIndex` snapshot: within a radius (WGS84
+geodesic), inside polygons (boundary counts inside), in an H3 k-ring (by the
+H3 hierarchy of each point's res-15 cell), or matching segment filters.
+Campaign geofences reuse them, so a promotion and its audience always agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+import warnings
+
+import h3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from geotarget.audience.filters import compile_filters
+from geotarget.audience.index import CustomerIndex
+from geotarget.errors import InvalidInputError, InvalidLocationError, NotFoundError
+from geotarget.geo.cells import cell_ranges, disk_covering, latlng_to_cells, str_to_cells
+from geotarget.geo.geodesy import fast_distance_m, geodesic_distance_m
+from geotarget.units import parse_radius
+
+__all__ = ["parse_zone_text"]
+
+
+# -- inputs ------------------------------------------------------------------
+def _check_latlng(lat, lng, what: str = "point") -> tuple[float, float]:
+    try:
+        lat, lng = float(lat), float(lng)
+    except (TypeError, ValueError):
+        raise InvalidLocationError(f"{what} needs numeric lat and lng, got ({lat!r}, {lng!r})") from None
+    if not (np.isfinite(lat) and -90 <= lat <= 90):
+        raise InvalidLocationError(f"lat must be in [-90, 90], got {lat!r} for {what}; are lat and lng swapped?")
+    if not (np.isfinite(lng) and -180 <= lng <= 180):
+        raise InvalidLocationError(f"lng must be in [-180, 180], got {lng!r} for {what}")
+    return lat, lng
+
+
+def _parse_zone(zone) -> tuple[float, float, float]:
+    """An exclusion zone: '40.75,-73.98,500m', (lat, lng, '500m') or dict."""
+    if isinstance(zone, str):
+        parts = [p.strip() for p in zone.split(",")]
+        if len(parts) != 3:
+            raise InvalidInputError(f"exclusion zone {zone!r} must be 'lat,lng,radius' e.g. '40.75,-73.98,500m'")
+        zone = parts
+    if isinstance(zone, dict):
+        zone = (zone.get("lat"), zone.get("lng"), zone.get("radius", zone.get("radius_m")))
+    if len(zone) != 3:
+        raise InvalidInputError(f"exclusion zone {zone!r} must be (lat, lng, radius)")
+    lat, lng = _check_latlng(zone[0], zone[1], "exclusion zone")
+    radius = zone[2]
+    metres = parse_radius(radius) if isinstance(radius, str) else parse_radius(radius_m=radius)
+    return lat, lng, metres
+
+
+@functools.lru_cache(maxsize=4096)
+def _disk_ranges(lat: float, lng: float, radius_m: float, res: int) -> np.ndarray:
+    return cell_ranges(disk_covering(lat, lng, radius_m), res)
+
+
+def _polygon_res(geom) -> int:
+    """A covering resolution giving a few hundred cells for this polygon."""
+    xmin, ymin, xmax, ymax = geom.bounds
+    km_lat = (ymax - ymin) * 111.2
+    km_lng = (xmax - xmin) * 111.2 * max(np.cos(np.radians(max(abs(ymin), abs(ymax)))), 0.05)
+    area_km2 = max(km_lat * km_lng, 1e-6)
+    for res in range(12, -1, -1):
+        if h3.average_hexagon_area(res, unit="km^2") * 300 >= area_km2:
+            return res
+    return 0
+
+
+def _polygon_ranges(geom, res: int) -> np.ndarray:
+    """Fine-cell ranges covering every point of a polygon, thin ones included (cached per polygon)."""
+    import shapely
+
+    return _polygon_ranges_wkb(shapely.to_wkb(geom), res)
+
+
+@functools.lru_cache(maxsize=2048)
+def _polygon_ranges_wkb(wkb: bytes, res: int) -> np.ndarray:
+    """The covering behind :func:`_polygon_ranges`.
+
+    Cells overlapping the polygon (H3's overlap containment, which keeps
+    slivers thinner than a hexagon), plus every neighbour of the cells on
+    its boundary: a point's res-15 cell may descend from the hexagon next to
+    the one drawn around it (H3 children overhang their parent by under 0.1
+    edge), and that neighbour may not touch the polygon itself. Cells wholly
+    inside need no neighbours: the hexagon beside one shares an edge with it,
+    and so touches the polygon.
+    """
+    import shapely
+
+    geom = shapely.from_wkb(wkb)
+    res_c = _polygon_res(geom)
+    overlap: set[str] = set()
+    inside: set[str] = set()
+    for part in shapely.get_parts(geom):
+        shape = h3.geo_to_h3shape(part)
+        overlap.update(h3.h3shape_to_cells_experimental(shape, res_c, contain="overlap"))
+        inside.update(h3.h3shape_to_cells_experimental(shape, res_c, contain="full"))
+    cells = set(overlap)
+    for cell in overlap - inside:
+        cells.update(h3.grid_disk(cell, 1))
+    return cell_ranges([h3.str_to_int(c) for c in cells], res)
+
+
+# -- refining -------------------------------------------------------------------
+def _radius_members(index: CustomerIndex, lat: float, lng: float, radius_m: float):
+    """Positions within the radius of one centre, their distances, and the error band used.
+
+    Distances are exact (geodesic) inside the band and within ``band`` of it
+    elsewhere (millimetres at city scale).
+    """
+    pos = index.positions_in_ranges(_disk_ranges(round(lat, 12), round(lng, 12), radius_m, index.res))
+    if pos.size == 0:
+        return pos, np.zeros(0), 0.0
+    plat = index.lat[pos]
+    plng = index.lng[pos]
+    dist, band = fast_distance_m(lat, lng, plat, plng, radius_m)
+    unsure = np.flatnonzero(np.abs(dist - radius_m) <= band)
+    if unsure.size:
+        dist[unsure] = geodesic_distance_m(lat, lng, plat[unsure], plng[unsure])
+    mask = dist <= radius_m
+    pos, dist = pos[mask], dist[mask]
+    if band - 0.01 > 0.001 and pos.size:
+        # the fast formula may be off by more than a millimetre (polar or very
+        # large radius): report exact geodesic distances instead
+        dist = geodesic_distance_m(lat, lng, plat[mask], plng[mask])
+    return pos, dist, band
+
+
+def _nearest(index, centers_lat, centers_lng, radius_m):
+    """Dedupe members of many centres, assigning each customer its nearest centre exactly."""
+    if len(centers_lat) == 1:
+        pos, dist, _ = _radius_members(index, float(centers_lat[0]), float(centers_lng[0]), radius_m)
+        return pos, np.zeros(pos.size, dtype=np.int64), dist, np.array([pos.size])
+    n = len(index)
+    best_d = np.full(n, np.inf)
+    second_d = np.full(n, np.inf)
+    best_k = np.full(n, -1, dtype=np.int64)
+    within = np.zeros(len(centers_lat), dtype=np.int64)
+    band_max = 0.0
+    for k, (clat, clng) in enumerate(zip(centers_lat, centers_lng)):
+        pos, dist, band = _radius_members(index, clat, clng, radius_m)
+        within[k] = pos.size
+        if pos.size == 0:
+            continue
+        band_max = max(band_max, band)
+        cur = best_d[pos]
+        better = dist < cur
+        second_d[pos] = np.where(better, cur, np.minimum(second_d[pos], dist))
+        best_d[pos[better]] = dist[better]
+        best_k[pos[better]] = k
+    members = np.flatnonzero(best_k >= 0)
+    # near-ties under the fast formula are settled with the exact geodesic
+    ambiguous = members[(second_d[members] - best_d[members]) <= 2 * band_max + 1e-9]
+    clat_arr = np.asarray(centers_lat, dtype="float64")
+    clng_arr = np.asarray(centers_lng, dtype="float64")
+    for p in ambiguous:
+        d = geodesic_distance_m(index.lat[p], index.lng[p], clat_arr, clng_arr)
+        ok = np.flatnonzero(d <= radius_m)
+        j = ok[np.argmin(d[ok])]
+        best_k[p], best_d[p] = j, d[j]
+    return members, best_k[members], best_d[members], within
+
+
+def _layer_frame(engine, layer: str) -> pd.DataFrame:
+    """A layer's rows, read once per data version (polygons rarely change; audiences reuse them)."""
+    version = engine.store.data_version
+    cache = engine.__dict__.setdefault("_layer_frames", {})
+    hit = cache.get(layer)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    frame = engine.store.frame(
+        "SELECT region_id, name, geometry FROM regions WHERE layer = $l", {"l": layer})
+    if len(cache) > 32:
+        cache.clear()
+    cache[layer] = (version, frame)
+    return frame
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared(wkb: bytes):
+    import shapely
+
+    g = shapely.from_wkb(wkb)
+    if not g.is_valid:
+        warnings.warn("an invalid region polygon was repaired with shapely.make_valid", stacklevel=6)
+        g = shapely.make_valid(g)
+    shapely.prepare(g)
+    return g
+
+
+def _regions(engine, layer: str, names) -> list:
+    if isinstance(names, str):
+        names = [names]
+    frame = _layer_frame(engine, layer)
+    if frame.empty:
+        known = ", ".join(engine.layers()) or "none yet"
+        raise NotFoundError(f"region layer {layer!r} not found; layers: {known}")
+    if names is None:
+        chosen = frame
+    else:
+        by_id = {str(r).lower(): i for i, r in enumerate(frame["region_id"])}
+        by_name = {str(r).lower(): i for i, r in enumerate(frame["name"]) if r is not None}
+        rows = []
+        for nm in names:
+            i = by_id.get(str(nm).lower(), by_name.get(str(nm).lower()))
+            if i is None:
+                sample = ", ".join(sorted(str(x) for x in frame["name"].dropna())[:8])
+                raise NotFoundError(f"region {nm!r} not found in layer {layer!r}; e.g. {sample}")
+            rows.append(i)
+        chosen = frame.iloc[rows]
+    return [_prepared(bytes(b)) for b in chosen["geometry"]]
+
+
+def _in_polygons(index, positions, geoms) -> np.ndarray:
+    import shapely
+
+    keep = np.zeros(positions.size, dtype=bool)
+    for g in geoms:
+        keep |= shapely.intersects_xy(g, index.lng[positions], index.lat[positions])
+    return keep
+
+
+def _region_positions(index, geoms) -> np.ndarray:
+    found = []
+    for g in geoms:
+        pos = index.positions_in_ranges(_polygon_ranges(g, index.res))
+        if pos.size:
+            found.append(pos[_in_polygons(index, pos, [g])])
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+
+def _filter_positions(engine, index, positions, where) -> np.ndarray:
+    sql, params = compile_filters(where, engine.store.columns("customers"))
+    if sql == "TRUE" or positions.size == 0:
+        return np.ones(positions.size, dtype=bool)
+    name = f"_cand_{uuid.uuid4().hex[:10]}"
+    con = engine.store.con
+    con.register(name, pa.table({"customer_id": index.take_ids(positions), "_k": pa.array(np.arange(positions.size))}))
+    try:
+        rows = con.execute(
+            f"SELECT k._k FROM {name} k JOIN customers USING (customer_id) WHERE {sql}", params).fetchall()
+    finally:
+        con.unregister(name)
+    keep = np.zeros(positions.size, dtype=bool)
+    if rows:
+        keep[np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))] = True
+    return keep
+
+
+def _parse_region_ref(item) -> tuple[str, str]:
+    if isinstance(item, str):
+        if ":" not in item:
+            raise InvalidInputError(f"exclusion region {item!r} must be 'LAYER:NAME', e.g. 'nyc_nta:Midtown-Times Square'")
+        layer, name = item.split(":", 1)
+        return layer.strip(), name.strip()
+    layer, name = item
+    return str(layer), str(name)
+
+
+def _store_centers(engine, stores) -> pd.DataFrame:
+    frame = engine._stores_frame()
+    if isinstance(stores, str) and stores.lower() == "all":
+        if frame.empty:
+            raise NotFoundError("there are no stores yet; ingest some with `geotarget ingest stores FILE`")
+        return frame.reset_index(drop=True)
+    wanted = [stores] if isinstance(stores, str) else list(stores)
+    if not wanted:
+        raise InvalidInputError("stores= is empty; name at least one store id or pass stores='all'")
+    ids = frame["store_id"].to_numpy(dtype=object)
+    lookup = engine._store_positions()
+    rows = []
+    for s in dict.fromkeys(str(s) for s in wanted):
+        if s not in lookup:
+            sample = ", ".join(sorted(lookup)[:8]) or "none yet"
+            raise NotFoundError(f"store {s!r} not found; known stores include: {sample}")
+        rows.append(lookup[s])
+    rows.sort(key=lambda i: ids[i])
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+def _point_centers(points) -> pd.DataFrame:
+    if isinstance(points, pd.DataFrame):
+        frame = points.copy()
+        if "point_id" not in frame.columns:
+            frame["point_id"] = [f"P{i + 1}" for i in range(len(frame))]
+    else:
+        pts = [points] if isinstance(points, tuple) and len(points) == 2 and not isinstance(points[0], tuple) \
+            else list(points)
+        frame = pd.DataFrame({"point_id": [f"P{i + 1}" for i in range(len(pts))],
+                              "lat": [p[0] for p in pts], "lng": [p[1] for p in pts]})
+    if frame.empty:
+        raise InvalidInputError("points= is empty; give at least one (lat, lng)")
+    for lat, lng in zip(frame["lat"], frame["lng"]):
+        _check_latlng(lat, lng, "centre point")
+    frame["point_id"] = frame["point_id"].astype(str)
+    return frame[["point_id", "lat", "lng"]].astype({"lat": "float64", "lng": "float64"}).reset_index(drop=True)
+
+
+def _ring_positions(index, ring_cell, ring_point, k, res):
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"k must be a whole number of rings, got {k!r}") from None
+    if k < 0 or k > 50:
+        raise InvalidInputError(f"k must be in [0, 50], got {k}")
+    if ring_cell is not None:
+        cell = int(str_to_cells([ring_cell])[0])
+        where = f"cell {h3.int_to_str(cell)}"
+    else:
+        lat, lng = _check_latlng(*ring_point, "ring point")
+        if res is None:
+            raise InvalidInputError("a ring around a point needs a resolution: res= (CLI --res)")
+        if not 0 <= int(res) <= index.res:
+            raise InvalidInputError(f"res must be in [0, {index.res}], got {res}")
+        cell = int(latlng_to_cells([lat], [lng], int(res))[0])
+        where = f"the res-{res} cell of ({lat}, {lng})"
+    disk = [h3.str_to_int(c) for c in h3.grid_disk(h3.int_to_str(cell), k)]
+    positions = index.positions_in_ranges(cell_ranges(disk, index.res))
+    return np.sort(positions), f"in the {k}-ring of {where}"
+
+
+def parse_zone_text(text: str):
+    """Validate an exclusion zone string early (used by the CLI)."""
+    return _parse_zone(text)
+
+

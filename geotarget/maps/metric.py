@@ -1,0 +1,113 @@
+"""What a heatmap measures (:class:`Metric`) and the k-anonymity floor it keeps.
+
+Shared by the heatmaps, coverage maps and the HTTP service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geotarget.errors import InvalidInputError, PrivacyError
+
+__all__ = ["DEFAULT_K_MIN", "RES_RANGE", "Metric", "check_k_min", "parse_metric"]
+
+#: Smallest number of customers a cell or region must hold to be shown.
+DEFAULT_K_MIN = 10
+
+#: The resolutions a heatmap may be drawn at.
+RES_RANGE = (5, 11)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a heatmap measures: ``count``, ``sum``/``mean``/``median`` of a column, or ``penetration``.
+
+    Examples
+    --------
+    >>> parse_metric("mean:price").label
+    'mean price'
+    >>> parse_metric("penetration:tracts:poptot")
+    Metric(kind='penetration', column='poptot', layer='tracts')
+    """
+
+    kind: str
+    column: str | None = None
+    layer: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``'customers'`` or ``'median spend_12m'``."""
+        if self.kind == "count":
+            return "customers"
+        if self.kind == "penetration":
+            return f"penetration ({self.column})"
+        return f"{self.kind} {self.column}"
+
+    @property
+    def units(self) -> str:
+        """What the value is measured in, for legends."""
+        if self.kind == "count":
+            return "customers"
+        if self.kind == "penetration":
+            return "customers per person"
+        return f"units of {self.column}"
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.kind, self.layer, self.column) if p)
+
+
+def parse_metric(spec: str | Metric) -> Metric:
+    """Read ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or ``penetration:LAYER:COL``.
+
+    Examples
+    --------
+    >>> parse_metric("sum:spend_12m")
+    Metric(kind='sum', column='spend_12m', layer=None)
+    >>> parse_metric("avg:price")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geotarget.errors.InvalidInputError: unknown metric 'avg:price'; use count, sum:COL, ...
+    """
+    if isinstance(spec, Metric):
+        return spec
+    text = str(spec).strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.lower()
+    hint = "use count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL"
+    if kind == "count" and not rest:
+        return Metric("count")
+    if kind in ("sum", "mean", "median") and rest:
+        return Metric(kind, rest)
+    if kind == "penetration":
+        layer, _, col = rest.partition(":")
+        if layer and col:
+            return Metric("penetration", col, layer)
+    raise InvalidInputError(f"unknown metric {text!r}; {hint}")
+
+
+def check_k_min(k_min: int | None, allow_no_floor: bool = False) -> int:
+    """Validate the k-anonymity floor; below 2 it needs ``allow_no_floor=True``.
+
+    Examples
+    --------
+    >>> check_k_min(10)
+    10
+    >>> check_k_min(0, allow_no_floor=True)
+    1
+    >>> check_k_min(0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geotarget.errors.PrivacyError: k_min=0 turns the k-anonymity floor off; pass allow_no_floor=True ...
+    """
+    if k_min is None:
+        k_min = 0
+    if isinstance(k_min, bool) or not isinstance(k_min, (int, np.integer)) or k_min < 0:
+        raise InvalidInputError(f"k_min must be a whole number >= 0, got {k_min!r}")
+    if k_min < 2 and not allow_no_floor:
+        raise PrivacyError(
+            f"k_min={k_min} turns the k-anonymity floor off; pass allow_no_floor=True "
+            "(CLI --no-privacy-floor) if you mean it, or use k_min >= 2"
+        )
+    return max(int(k_min), 1)

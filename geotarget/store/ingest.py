@@ -1,0 +1,366 @@
+"""Ingest customers, stores and region polygons into the store.
+
+Every row read either loads or lands in the ``rejects`` table with its reason,
+so ``read == loaded + rejected`` always holds (:class:`IngestReport`). An
+ingest is one transaction: a malformed file, an exception, Ctrl-C or a killed
+process leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError
+from geotarget.geo.cells import latlng_to_cells
+from geotarget.store.database import Store
+from geotarget.store.readers import NeedsFullSniff, Source, open_source
+from geotarget.store.upsert import direct_ready, merge
+from geotarget.store.validation import (  # noqa: F401  (reason texts are part of the public behaviour)
+    _CODE,
+    _REASONS,
+    _RESERVED,
+    ID_NAMES,
+    REASON_DUPLICATE,
+    REASON_LAT_RANGE,
+    REASON_LNG_RANGE,
+    REASON_MISSING_COORDS,
+    REASON_MISSING_ID,
+    REASON_NON_FINITE,
+    REASON_NON_NUMERIC,
+    REASON_NOT_POINT,
+    REASON_NULL_ISLAND,
+    _check_swapped,
+    _Columns,
+    _detect,
+    _find,
+    _quote,
+    _raw_json,
+    _to_bool,
+    _validate,
+)
+
+__all__ = ["GeotargetWarning", "IngestReport", "ingest_points", "ingest_regions"]
+
+@dataclass
+class IngestReport:
+    """What one ingest did. ``read == loaded + rejected`` always holds."""
+
+    kind: str
+    source: str
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    updated: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the whole ingest."""
+        return self.read / self.seconds if self.seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.kind} from {self.source}: read {self.read:,}, loaded {self.loaded:,} "
+            f"({self.inserted:,} new, {self.updated:,} updated), rejected {self.rejected:,} "
+            f"in {self.seconds:.2f} s"
+        ]
+        for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  rejected {count:,}: {reason}")
+        return "\n".join(lines)
+
+
+def ingest_points(
+    store: Store,
+    source,
+    kind: str,
+    *,
+    id_col: str | None = None,
+    lat_col: str | None = None,
+    lng_col: str | None = None,
+    opted_out_col: str | None = None,
+    name_col: str | None = None,
+    crs=None,
+    progress: Callable[[int, int | None], None] | None = None,
+    batch_rows: int | None = None,
+) -> IngestReport:
+    """Validate, H3-index and upsert customers or stores (see ``Engine.ingest_customers``)."""
+    if kind not in ID_NAMES:
+        raise InvalidInputError(f"kind must be 'customers' or 'stores', got {kind!r}")
+    started = time.perf_counter()
+    opts = {} if batch_rows is None else {"batch_rows": batch_rows}
+    probe = open_source(source, **opts)
+    cols = _detect(probe, kind, id_col=id_col, lat_col=lat_col, lng_col=lng_col,
+                   opted_out_col=opted_out_col, name_col=name_col)
+    source_name = probe.name
+    tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
+    full_sniff, direct = False, True
+    while True:
+        src = open_source(source, force_text=(cols.id,), full_sniff=full_sniff, **opts) if tabular else probe
+        try:
+            with store.transaction() as con:
+                report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
+                               direct=direct)
+            break
+        except NeedsFullSniff:
+            if full_sniff:  # pragma: no cover - the reader raises it once at most
+                raise
+            full_sniff = True
+        except _NeedsStaging:
+            direct = False  # rolled back; load again through the staging table
+        if not tabular:
+            probe = open_source(source, **opts)
+    report.source = source_name
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _NeedsStaging(Exception):
+    """A direct load into the empty table found duplicate ids; load again through a staging table."""
+
+
+def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool) -> IngestReport:
+    """Read, validate, index and write one source inside the caller's transaction.
+
+    Rows go through a temporary staging table that is deduplicated and merged
+    (upsert) into the target table. When the target table is empty, and the
+    batches need no column type changes, rows are written straight into it
+    instead (about half the work); if that load turns out to hold duplicate
+    ids, :class:`_NeedsStaging` asks the caller to roll back and use staging.
+    """
+    report = IngestReport(kind=kind, source=src.name)
+    stage = f"_stage_{uuid.uuid4().hex[:12]}"
+    key = "customer_id" if kind == "customers" else "store_id"
+    con.execute("DELETE FROM rejects WHERE kind = $k AND source = $s", {"k": kind, "s": src.name})
+    reasons_count: Counter[str] = Counter()
+    stats = [0, 0, 0]
+    row_offset = 0
+    created = False
+    now = pd.Timestamp.now(tz="UTC")
+    drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
+
+    def prepare(frame: pd.DataFrame, offset: int):
+        """Validate and H3-index one batch (runs ahead of the inserts in a worker thread)."""
+        n = len(frame)
+        ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
+        bad = np.flatnonzero(~good)
+        rej = None
+        if bad.size:
+            rej = pd.DataFrame({
+                "kind": kind,
+                "source": src.name,
+                "row_number": bad + offset + 1,
+                "raw": _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore")),
+                "reason": [_REASONS[c] for c in reasons[bad]],
+                "rejected_at": now,
+            })
+        keep = np.flatnonzero(good)
+        out = pd.DataFrame({
+            key: ids.iloc[keep].to_numpy() if keep.size < n else ids.to_numpy(),
+            "lat": lat[keep],
+            "lng": lng[keep],
+            "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
+        })
+        if kind == "customers":
+            out["opted_out"] = _to_bool(frame[cols.opted_out].iloc[keep]) if cols.opted_out else False
+        else:
+            out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
+        extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
+        extra.columns = [str(c) for c in extra.columns]
+        for c in extra.columns:
+            out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
+        out["_row"] = keep + offset + 1
+        return n, out, rej, batch_stats
+
+    def prepared_batches():
+        """Read and prepare batch n+1 in a worker thread while batch n is inserted."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter(src.batches)
+        offset = 0
+
+        def step(offset: int):
+            frame = next(batches, None)
+            return None if frame is None else prepare(frame, offset)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotarget-ingest") as pool:
+            pending = pool.submit(step, offset)
+            while True:
+                result = pending.result()
+                if result is None:
+                    return
+                offset += result[0]
+                pending = pool.submit(step, offset)
+                yield result
+
+    for n, out, rej, batch_stats in prepared_batches():
+        stats = [a + b for a, b in zip(stats, batch_stats)]
+        if row_offset == 0:
+            _check_swapped(stats, cols, src)
+        if rej is not None:
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            reasons_count.update(rej["reason"].tolist())
+        if not created:  # the first batch's columns and types shape the staging table
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out LIMIT 0")
+            created = True
+            direct = direct and direct_ready(store, con, stage, kind, key)
+            if direct:
+                con.execute(f"DROP TABLE {stage}")
+        if not direct:
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
+        else:
+            con.execute(
+                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source FROM out",
+                {"now": now, "s": src.name},
+            )
+        row_offset += n
+        if progress is not None:
+            progress(row_offset, src.total_rows)
+    _check_swapped(stats, cols, src)
+    report.read = row_offset
+    if direct and created:
+        inserted, unique = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {kind}").fetchall()[0]
+        if inserted != unique:
+            raise _NeedsStaging
+        report.inserted = int(inserted)
+        created = False
+    distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
+    if created and distinct:
+        dups = con.execute(
+            f"""INSERT INTO rejects
+                SELECT $k, $s, _row, to_json(t), $r, $now FROM (
+                    SELECT * EXCLUDE (cell), row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank
+                    FROM {stage}) t
+                WHERE _rank > 1""",
+            {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now},
+        ).fetchall()[0][0]
+        if dups:
+            reasons_count[REASON_DUPLICATE] += int(dups)
+            con.execute(
+                f"DELETE FROM {stage} WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER "
+                f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
+            )
+    if created:
+        report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
+        con.execute(f"DROP TABLE {stage}")
+    report.rejected = sum(reasons_count.values())
+    report.loaded = report.inserted + report.updated
+    report.reasons = dict(reasons_count)
+    if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
+        raise RuntimeError(f"ingest accounting broken: {report}")
+    return report
+
+
+def ingest_regions(
+    store: Store,
+    source,
+    *,
+    layer: str,
+    name_col: str | None = None,
+    id_col: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> IngestReport:
+    """Load polygons as a named layer, replacing that layer (see ``Engine.ingest_regions``)."""
+    import geopandas as gpd
+    import shapely
+
+    started = time.perf_counter()
+    if not isinstance(layer, str) or not layer.strip():
+        raise InvalidInputError("a region layer needs a name: pass --layer NAME (layer=)")
+    if isinstance(source, gpd.GeoDataFrame):
+        frame, name = source, "<GeoDataFrame>"
+    else:
+        src = open_source(source)
+        if src.geometry_column is None:
+            raise SourceError(f"{src.name} has no geometry column; regions need polygons (GeoJSON, GeoPackage, ...)")
+        frame = pd.concat(list(src.batches)) if src.total_rows else gpd.GeoDataFrame(geometry=[])
+        frame = gpd.GeoDataFrame(frame, geometry=src.geometry_column, crs=src.crs)
+        name = src.name
+    if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs(4326)
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    name_c = _find(columns, name_col, ("name",), "name", "--name-col")
+    if name_c is None:
+        name_c = next((c for c in columns if "name" in str(c).lower()), None)
+    id_c = _find(columns, id_col, ("region_id", "id"), "id", "--id-col")
+    report = IngestReport(kind="regions", source=name, read=len(frame))
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    reasons = np.full(len(frame), "", dtype=object)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    reasons[missing] = "missing geometry"
+    polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
+    reasons[(reasons == "") & ~polygonal] = "geometry is not a polygon"
+    invalid = (reasons == "") & ~shapely.is_valid(geoms)
+    if invalid.any():
+        repaired = shapely.make_valid(geoms[invalid])
+        # make_valid may return collections; keep their polygonal parts
+        repaired = np.array([_polygonal_part(g) for g in repaired], dtype=object)
+        geoms = geoms.copy()
+        geoms[invalid] = repaired
+        warnings.warn(
+            f"{int(invalid.sum())} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
+            GeotargetWarning,
+            stacklevel=3,
+        )
+    ids = frame[id_c].astype("string") if id_c else pd.Series([str(i + 1) for i in range(len(frame))])
+    ids = ids.astype("string").str.strip()
+    reasons[(reasons == "") & (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)] = "missing id"
+    dup = ids.duplicated(keep="last").to_numpy(dtype=bool)
+    reasons[(reasons == "") & dup] = "duplicate id: superseded by a later row of the same file"
+    good = np.flatnonzero(reasons == "")
+    bounds = shapely.bounds(geoms[good]) if good.size else np.zeros((0, 4))
+    props = frame.drop(columns=[frame.geometry.name]).iloc[good]
+    rows = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
+        "layer": layer,
+        "region_id": ids.to_numpy(dtype=object)[good],
+        "name": frame[name_c].astype("string").to_numpy(dtype=object)[good] if name_c else None,
+        "geometry": shapely.to_wkb(geoms[good]) if good.size else np.array([], dtype=object),
+        "xmin": bounds[:, 0], "ymin": bounds[:, 1], "xmax": bounds[:, 2], "ymax": bounds[:, 3],
+        "properties": _raw_json(props) if good.size else [],
+        "source": name,
+    })
+    bad = np.flatnonzero(reasons != "")
+    now = pd.Timestamp.now(tz="UTC")
+    with store.transaction() as con:
+        con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
+        report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
+        con.execute("INSERT INTO regions SELECT * FROM rows")
+        if bad.size:
+            rej = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
+                "kind": "regions", "source": name, "row_number": bad + 1,
+                "raw": _raw_json(frame.drop(columns=[frame.geometry.name]).iloc[bad]),
+                "reason": reasons[bad].astype(str), "rejected_at": now,
+            })
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+    report.loaded = int(good.size)
+    report.updated = min(report.updated, report.loaded)
+    report.inserted = report.loaded - report.updated
+    report.rejected = int(bad.size)
+    report.reasons = dict(Counter(reasons[bad].tolist()))
+    report.seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(report.read, report.read)
+    return report
+
+
+def _polygonal_part(geom):
+    import shapely
+    from shapely.geometry import MultiPolygon
+
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if shapely.get_type_id(g) in (3, 6)]
+    polys = []
+    for g in parts:
+        polys.extend(getattr(g, "geoms", [g]))
+    return MultiPolygon(polys) if polys else geom

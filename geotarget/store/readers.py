@@ -1,0 +1,196 @@
+"""Readers that turn a source into a stream of pandas batches.
+
+Tabular files (CSV, Parquet) are read by an in-memory DuckDB connection of
+their own and streamed as Arrow record batches, so a 10-million-row file never
+sits in memory whole. Vector files (GeoJSON, GeoPackage, Shapefile,
+GeoParquet, FlatGeobuf) go through geopandas/pyogrio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from geotarget.errors import SourceError
+from geotarget.store.database import quiet
+
+__all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source"]
+
+BATCH_ROWS = 262_144
+
+_TABULAR = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"}
+_PARQUET = {".parquet", ".pq"}
+_VECTOR = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip", ".kml", ".gml"}
+
+
+class NeedsFullSniff(Exception):
+    """A CSV value deep in the file broke the sniffed types; read again, sniffing it all."""
+
+
+@dataclass
+class Source:
+    """A readable source: its display name, its column names, its batches."""
+
+    name: str
+    columns: list[str]
+    total_rows: int | None
+    crs: object | None
+    geometry_column: str | None
+    batches: Iterator[pd.DataFrame]
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    joined = "".join(suffixes)
+    return joined if joined in _TABULAR else (suffixes[-1] if suffixes else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def open_source(
+    source, *, batch_rows: int = BATCH_ROWS, force_text: tuple[str, ...] = (), full_sniff: bool = False
+) -> Source:
+    """Open a file path or a (Geo)DataFrame for streaming."""
+    if isinstance(source, pd.DataFrame):
+        return _from_frame(source, "<DataFrame>", batch_rows)
+    if not isinstance(source, (str, os.PathLike)):
+        raise SourceError(f"cannot ingest a {type(source).__name__}; pass a file path or a pandas/GeoPandas DataFrame")
+    path = Path(source)
+    if not path.exists():
+        raise SourceError(f"file {str(path)!r} not found; check the path")
+    if path.is_dir():
+        raise SourceError(f"{str(path)!r} is a folder; pass a file")
+    suffix = _suffix(path)
+    if suffix in _TABULAR:
+        return _duckdb_source(path, "csv", batch_rows, force_text, full_sniff)
+    if suffix in _PARQUET:
+        if _is_geoparquet(path):
+            return _vector_source(path, batch_rows, parquet=True)
+        return _duckdb_source(path, "parquet", batch_rows, force_text)
+    if suffix in _VECTOR:
+        return _vector_source(path, batch_rows)
+    raise SourceError(
+        f"unsupported file type {path.suffix!r} for {path.name!r}; use CSV, Parquet, GeoParquet, "
+        "GeoJSON, GeoPackage or Shapefile"
+    )
+
+
+def _is_geoparquet(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as exc:
+        raise SourceError(f"cannot read Parquet file {path.name!r}: {_first_line(exc)}") from None
+    return b"geo" in meta
+
+
+def _from_frame(frame: pd.DataFrame, name: str, batch_rows: int) -> Source:
+    crs = getattr(frame, "crs", None) if hasattr(frame, "geometry") else None
+    geom_col = None
+    if hasattr(frame, "geometry") and getattr(frame, "_geometry_column_name", None) in frame.columns:
+        geom_col = frame._geometry_column_name
+
+    def batches():
+        for start in range(0, max(len(frame), 1), batch_rows):
+            chunk = frame.iloc[start : start + batch_rows]
+            if len(chunk):
+                yield chunk
+
+    return Source(name, [str(c) for c in frame.columns], len(frame), crs, geom_col, batches())
+
+
+def _vector_source(path: Path, batch_rows: int, *, parquet: bool = False) -> Source:
+    import geopandas as gpd
+
+    try:
+        frame = gpd.read_parquet(path) if parquet else gpd.read_file(path)
+    except Exception as exc:
+        raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
+    src = _from_frame(frame, str(path), batch_rows)
+    return src
+
+
+def _duckdb_source(
+    path: Path, kind: str, batch_rows: int, force_text: tuple[str, ...], full_sniff: bool = False
+) -> Source:
+    reader = duckdb.connect(":memory:")
+    quiet(reader)
+    params: dict = {"p": str(path)}
+    delimiter = _delimiter(path) if kind == "csv" else ","
+    try:
+        described = reader.execute(
+            "DESCRIBE " + (f"SELECT * FROM read_csv($p, delim = '{delimiter}', header = true, quote = '\"')" if kind == "csv"
+                           else "SELECT * FROM read_parquet($p)"), params).fetchall()
+    except duckdb.Error as exc:
+        reader.close()
+        raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
+    columns = [row[0] for row in described]
+    total = None
+    if kind == "parquet":
+        total = reader.execute("SELECT sum(num_rows) FROM parquet_file_metadata($p)", params).fetchall()[0][0]
+
+    def query(full_sniff: bool) -> str:
+        if kind == "parquet":
+            return "SELECT * FROM read_parquet($p)"
+        opts = [f"delim = '{delimiter}'", "header = true", "quote = '\"'"]
+        if force_text:
+            pairs = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in force_text if c in columns)
+            if pairs:
+                opts.append(f"types = {{{pairs}}}")
+        if full_sniff:
+            opts.append("sample_size = -1")
+        return f"SELECT * FROM read_csv($p{''.join(', ' + o for o in opts)})"
+
+    def batches():
+        try:
+            relation = reader.sql(query(full_sniff), params=params)
+            for batch in relation.to_arrow_reader(batch_rows):
+                yield batch.to_pandas(types_mapper=_types_mapper)
+        except duckdb.ConversionException as exc:
+            if not full_sniff:
+                raise NeedsFullSniff() from None
+            raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; fix or quote the bad value") from None
+        except duckdb.Error as exc:
+            raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
+        finally:
+            reader.close()
+
+    return Source(str(path), columns, total, None, None, batches())
+
+
+def _delimiter(path: Path) -> str:
+    """The delimiter of a CSV: the most frequent candidate in its header line.
+
+    Naming it stops DuckDB's sniffer from falling back to a one-column dialect
+    on a malformed file, which would hide the damage.
+    """
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}") from None
+    if not header.strip():
+        raise SourceError(f"{path.name!r} is empty or has no header line; a CSV needs column names first")
+    counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _types_mapper(arrow_type):
+    """Keep strings as Arrow-backed strings; everything else default."""
+    import pyarrow as pa
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.ArrowDtype(pa.string())
+    return None
