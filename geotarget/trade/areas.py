@@ -1,0 +1,362 @@
+"""Customer-derived trade areas: the smallest set of cells holding a share of a store's customers.
+
+**Assignment.** Each eligible customer belongs to one store: the one named
+in a ``home_store`` column, or else the nearest store by WGS84 geodesic
+distance (:func:`nearest_store`).
+
+**Order.** For each store, the standard res-``res`` cells of its customers
+(``h3.latlng_to_cell(lat, lng, res)``) are taken in order of geodesic
+distance from the store to the cell's centre (ties by cell id), until the
+cells hold at least ``share`` of the store's customers. The area is the
+shortest such prefix: without its farthest cell it would hold less than
+``share``.
+
+**Output.** :class:`TradeAreas`: the cells of every area, and one polygon per
+store and share (the union of its cells, optionally smoothed) carrying area,
+customers, population (a region layer spread over the cells by area) and
+penetration (customers per person).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInputError, NotFoundError
+from . import inputs
+
+__all__ = ["TradeAreas", "nearest_store", "trade_area_cells", "trade_areas"]
+
+#: Geodesic and great-circle distances differ by well under this fraction (WGS84 flattening is 0.34 %),
+#: so a store farther than (1 + this) times the nearest on the sphere is never nearer on the ellipsoid.
+_SPHERE_SLACK = 0.01
+
+
+def _unit_vectors(lat, lng) -> np.ndarray:
+    phi = np.radians(np.asarray(lat, dtype="float64"))
+    lam = np.radians(np.asarray(lng, dtype="float64"))
+    return np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+
+
+def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the geodesically nearest store for each point, and the distance in metres.
+
+    Candidates come from a k-d tree on the unit sphere; the geodesic distance
+    (pyproj) decides among every store within 1 % of the nearest on the
+    sphere, which always holds the nearest on the WGS84 ellipsoid. Ties go
+    to the lower index.
+
+    Examples
+    --------
+    >>> idx, d = nearest_store([40.0, 40.0], [-74.0, -73.0], [40.0, 40.0], [-73.1, -74.01])
+    >>> idx.tolist(), [round(float(v)) for v in d]
+    ([1, 0], [854, 8541])
+    """
+    from scipy.spatial import cKDTree
+
+    from ..geodesy import geodesic_distance_m
+
+    lat = np.asarray(lat, dtype="float64").ravel()
+    lng = np.asarray(lng, dtype="float64").ravel()
+    slat = np.asarray(store_lat, dtype="float64").ravel()
+    slng = np.asarray(store_lng, dtype="float64").ravel()
+    if slat.size == 0:
+        raise InvalidInputError("nearest_store needs at least one store")
+    n = lat.size
+    best = np.zeros(n, dtype="int64")
+    best_d = np.zeros(n)
+    if n == 0:
+        return best, best_d
+    tree = cKDTree(_unit_vectors(slat, slng))
+    pts = _unit_vectors(lat, lng)
+    todo = np.arange(n)
+    k = min(4, slat.size)
+    while todo.size:
+        chord, idx = tree.query(pts[todo], k=k)
+        chord, idx = chord.reshape(todo.size, k), idx.reshape(todo.size, k)
+        angle = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+        geo = geodesic_distance_m(lat[todo][:, None], lng[todo][:, None], slat[idx], slng[idx])
+        # a candidate beyond the slack band cannot win; lexsort by (distance, index) breaks ties to the lower index
+        order = np.lexsort((idx, geo), axis=1)
+        first = order[:, 0]
+        rows = np.arange(todo.size)
+        best[todo] = idx[rows, first]
+        best_d[todo] = geo[rows, first]
+        # if the k-th sphere candidate is still inside the band, a farther store might win: look again with more
+        unsure = (angle[:, -1] <= angle[:, 0] * (1.0 + 2 * _SPHERE_SLACK) + 1e-12) & (k < slat.size)
+        todo = todo[unsure]
+        k = min(k * 4, slat.size)
+    return best, best_d
+
+
+def trade_area_cells(store_index, cells, store_lat, store_lng, shares=(0.5, 0.7, 0.9)) -> pd.DataFrame:
+    """The cells of each store's trade areas, from each customer's store and cell (the array core).
+
+    Parameters
+    ----------
+    store_index : array-like of int
+        The store (position in ``store_lat``) of each customer.
+    cells : array-like of uint64
+        The H3 cell of each customer (all at one resolution).
+    store_lat, store_lng : array-like of float
+    shares : sequence of float
+        Shares of customers, each in (0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (store, cell) in distance order: ``store``, ``cell``,
+        ``distance_m``, ``customers``, ``cum_customers``, ``store_customers``,
+        then one boolean column per share (``in_70`` for 0.7: whether the cell
+        is in that area).
+    """
+    shares = _check_shares(shares)
+    sidx = np.asarray(store_index, dtype="int64").ravel()
+    cells = np.asarray(cells, dtype="uint64").ravel()
+    if sidx.size != cells.size:
+        raise InvalidInputError(f"store_index has {sidx.size} values but cells has {cells.size}; give one each")
+    slat = np.asarray(store_lat, dtype="float64")
+    slng = np.asarray(store_lng, dtype="float64")
+    # customers per (store, cell): sort once, count runs
+    order = np.lexsort((cells, sidx))
+    s_sorted, c_sorted = sidx[order], cells[order]
+    start = np.ones(s_sorted.size, dtype=bool)
+    start[1:] = (s_sorted[1:] != s_sorted[:-1]) | (c_sorted[1:] != c_sorted[:-1])
+    first = np.flatnonzero(start)
+    store = s_sorted[first]
+    cell = c_sorted[first]
+    count = np.diff(np.append(first, s_sorted.size)).astype("int64")
+    from ..geodesy import geodesic_distance_m
+
+    clat, clng = inputs.cell_centres(cell)
+    dist = geodesic_distance_m(slat[store], slng[store], clat, clng) if store.size else np.zeros(0)
+    order = np.lexsort((cell, dist, store))
+    store, cell, dist, count = store[order], cell[order], dist[order], count[order]
+    cum = np.cumsum(count)
+    group = np.ones(store.size, dtype=bool)
+    group[1:] = store[1:] != store[:-1]
+    gstart = np.flatnonzero(group)
+    glen = np.diff(np.append(gstart, store.size))
+    offset = np.repeat(np.concatenate(([0], cum[gstart[1:] - 1])) if gstart.size else np.zeros(0, "int64"), glen)
+    cum_in = cum - offset
+    total = np.repeat(cum_in[np.append(gstart[1:] - 1, store.size - 1)] if gstart.size else np.zeros(0, "int64"),
+                      glen)
+    out = pd.DataFrame({"store": store, "cell": cell, "distance_m": dist, "customers": count,
+                        "cum_customers": cum_in, "store_customers": total})
+    before = cum_in - count
+    for s in shares:
+        need = np.ceil(np.round(s * total, 9))  # customers the area must hold, as a whole number
+        out[_share_col(s)] = before < need
+    return out
+
+
+def _share_col(share: float) -> str:
+    return f"in_{round(share * 100, 6):g}"
+
+
+def _check_shares(shares) -> list[float]:
+    vals = [shares] if isinstance(shares, (int, float, np.floating)) else list(shares)
+    if not vals:
+        raise InvalidInputError("give at least one share, e.g. 0.7")
+    out = []
+    for s in vals:
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.floating, np.integer)) or not 0 < s <= 1:
+            raise InvalidInputError(f"a trade-area share must be in (0, 1], got {s!r}; e.g. 0.7 for 70 %")
+        out.append(float(s))
+    return sorted(dict.fromkeys(out))
+
+
+@dataclass
+class TradeAreas:
+    """Trade areas of stores at one or more shares.
+
+    Attributes
+    ----------
+    cells : pandas.DataFrame
+        Every (store, cell) of the stores' customers in distance order, with
+        ``store_id``, ``h3``, ``distance_m``, ``customers``, ``cum_customers``,
+        ``store_customers`` and one ``in_XX`` column per share.
+    shares : list of float
+    res : int
+    """
+
+    cells: pd.DataFrame
+    stores: pd.DataFrame
+    shares: list
+    res: int
+    assignment: str
+    population: pd.Series | None = None
+    smooth: bool = False
+    _areas: object = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"<TradeAreas {len(self.stores)} store(s) at shares {', '.join(f'{s:g}' for s in self.shares)}, "
+                f"res {self.res}, assignment={self.assignment}>")
+
+    def area_cells(self, store_id: str, share: float) -> np.ndarray:
+        """The cells (uint64, distance order) of one store's area at ``share``."""
+        col = _share_col(float(share))
+        if col not in self.cells.columns:
+            raise NotFoundError(f"share {share!r} was not computed; shares: {', '.join(map(str, self.shares))}")
+        rows = self.cells[(self.cells["store_id"] == str(store_id)) & self.cells[col]]
+        return rows["cell"].to_numpy(dtype="uint64")
+
+    @property
+    def areas(self):
+        """One polygon per store and share (GeoDataFrame, EPSG:4326), built on first use.
+
+        Columns: ``store_id``, ``share``, ``cells``, ``customers``,
+        ``store_customers``, ``customer_share``, ``max_distance_m``,
+        ``area_km2``, ``population`` and ``penetration`` (NaN without a region
+        layer), ``geometry``.
+        """
+        if self._areas is None:
+            self._areas = _build_areas(self)
+        return self._areas
+
+    def summary(self) -> str:
+        """One line per share: stores, median cells and median area."""
+        a = self.areas
+        parts = [f"{s:.0%}: median {a.loc[a['share'] == s, 'cells'].median():.0f} cells, "
+                 f"{a.loc[a['share'] == s, 'area_km2'].median():.2f} km2" for s in self.shares]
+        return f"{len(self.stores)} store(s), res {self.res}; " + "; ".join(parts)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the polygons as GeoJSON (``.geojson``) or GeoParquet (``.parquet``)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        gdf = self.areas
+        if suffix in (".geojson", ".json"):
+            gdf.to_file(path, driver="GeoJSON")
+        elif suffix in (".parquet", ".geoparquet"):
+            gdf.to_parquet(path, index=False)
+        else:
+            raise InvalidInputError(f"cannot write {str(path)!r}: use .geojson or .parquet (GeoParquet)")
+        return path
+
+    def to_map(self, **options):
+        """Folium map of the areas (one layer per share) and the stores."""
+        from .maps import trade_area_map
+
+        return trade_area_map(self, **options)
+
+    def to_png(self, path: str | Path, **options) -> Path:
+        """PNG of the areas and the stores."""
+        from .maps import trade_area_png
+
+        return trade_area_png(self, Path(path), **options)
+
+
+def _build_areas(ta: TradeAreas):
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+
+    from .._mapgeometry import cells_to_polygons, equal_area_crs, round_geometry
+
+    rows, geoms = [], []
+    pop = ta.population
+    by_store = {sid: g for sid, g in ta.cells.groupby("store_id", sort=False)}
+    for srow in ta.stores.itertuples(index=False):
+        g = by_store.get(srow.store_id)
+        to_m = Transformer.from_crs("EPSG:4326", equal_area_crs(srow.lat, srow.lng), always_xy=True)
+        to_deg = Transformer.from_crs(equal_area_crs(srow.lat, srow.lng), "EPSG:4326", always_xy=True)
+        for s in ta.shares:
+            sel = g[g[_share_col(s)]] if g is not None else ta.cells.iloc[:0]
+            cells = sel["cell"].to_numpy(dtype="uint64")
+            union = shapely.union_all(cells_to_polygons(cells)) if cells.size else shapely.Polygon()
+            merged_m = shapely.transform(union, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+            if ta.smooth and cells.size:
+                import h3
+
+                d = float(h3.average_hexagon_edge_length(ta.res, unit="m"))
+                merged_m = shapely.buffer(shapely.buffer(merged_m, d, quad_segs=4), -d, quad_segs=4)
+                union = shapely.transform(merged_m, lambda xy: np.column_stack(to_deg.transform(xy[:, 0], xy[:, 1])))
+            customers = int(sel["customers"].sum())
+            total = int(g["store_customers"].iloc[0]) if g is not None and len(g) else 0
+            population = float(pop.reindex(cells).fillna(0.0).sum()) if pop is not None else np.nan
+            rows.append({
+                "store_id": srow.store_id, "share": s, "cells": int(cells.size), "customers": customers,
+                "store_customers": total, "customer_share": customers / total if total else np.nan,
+                "max_distance_m": float(sel["distance_m"].max()) if len(sel) else 0.0,
+                "area_km2": float(shapely.area(merged_m)) / 1e6, "population": population,
+                "penetration": customers / population if population and population > 0 else np.nan,
+            })
+            geoms.append(union)
+    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=round_geometry(np.asarray(geoms, dtype=object)),
+                            crs="EPSG:4326")
+
+
+def trade_areas(eng, stores=None, *, share=(0.5, 0.7, 0.9), res: int = 8, home_store_col: str | None = None,
+                brand_col: str | None = None, brand: str | None = None, region_layer: str | None = None,
+                population_col: str | None = None, smooth: bool = False) -> TradeAreas:
+    """Customer-derived trade areas of stores.
+
+    Parameters
+    ----------
+    eng : Engine
+    stores : str or list of str, optional
+        Store ids whose areas are wanted (default: every candidate store).
+    share : float or sequence of float
+        Shares of each store's customers, e.g. 0.7 or (0.5, 0.7, 0.9).
+    res : int
+        H3 resolution of the cells (5-11).
+    home_store_col : str, optional
+        Customer column naming each customer's store; without it customers
+        belong to their geodesically nearest store.
+    brand_col, brand : str, optional
+        With both, only stores of ``brand`` take customers (and have areas):
+        the others are competitors.
+    region_layer, population_col : str, optional
+        Population per cell (spread by area) for ``population`` and
+        ``penetration``.
+    smooth : bool
+        Smooth each polygon (a closing by one cell edge), which fills notches
+        and pinholes between cells.
+
+    Returns
+    -------
+    TradeAreas
+    """
+    shares = _check_shares(share)
+    res = inputs.check_res(res)
+    if (brand_col is None) != (brand is None):
+        raise InvalidInputError("give brand_col and brand together, e.g. brand_col='chain', brand='Jewel-Osco'")
+    if (region_layer is None) != (population_col is None):
+        raise InvalidInputError("give region_layer and population_col together")
+    all_stores = inputs.load_stores(eng, brand_col=brand_col)
+    own = all_stores if brand is None else all_stores[all_stores["brand"] == str(brand)].reset_index(drop=True)
+    if own.empty:
+        raise NotFoundError(f"no store has {brand_col} = {brand!r}; brands: "
+                            f"{', '.join(sorted(all_stores['brand'].unique())[:10])}")
+    cust = inputs.load_customers(eng, columns=[home_store_col] if home_store_col else [])
+    if home_store_col:
+        pos = {s: i for i, s in enumerate(own["store_id"])}
+        sidx = cust[home_store_col].map(lambda s: pos.get(str(s), -1) if pd.notna(s) else -1).to_numpy("int64")
+        keep = sidx >= 0
+        cust, sidx = cust.loc[keep], sidx[keep]
+        assignment = f"column {home_store_col}"
+    else:
+        sidx, _ = nearest_store(cust["lat"].to_numpy(), cust["lng"].to_numpy(), own["lat"], own["lng"])
+        assignment = "nearest store (geodesic)"
+    cells = inputs.customer_cells(cust["lat"].to_numpy(), cust["lng"].to_numpy(), res)
+    frame = trade_area_cells(sidx, cells, own["lat"].to_numpy(), own["lng"].to_numpy(), shares)
+    frame.insert(0, "store_id", own["store_id"].to_numpy()[frame.pop("store").to_numpy()])
+    frame.insert(2, "h3", inputs.cell_strings(frame["cell"]))
+    if stores is not None:
+        wanted = [stores] if isinstance(stores, str) else [str(s) for s in stores]
+        missing = [s for s in wanted if s not in set(own["store_id"])]
+        if missing:
+            raise NotFoundError(f"store {missing[0]!r} not found among the stores that take customers; "
+                                f"e.g. {', '.join(own['store_id'][:5])}")
+        own = own[own["store_id"].isin(wanted)].reset_index(drop=True)
+        frame = frame[frame["store_id"].isin(wanted)].reset_index(drop=True)
+    population = None
+    if region_layer is not None:
+        geoms, pops, _ = inputs.region_population(eng, region_layer, population_col)
+        ucells = np.unique(frame["cell"].to_numpy(dtype="uint64"))
+        population = pd.Series(inputs.cell_population(ucells, geoms, pops), index=ucells)
+    return TradeAreas(frame, own, shares, res, assignment, population, smooth)
