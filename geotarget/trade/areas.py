@@ -273,7 +273,8 @@ def _build_areas(ta: TradeAreas):
                 import h3
 
                 d = float(h3.average_hexagon_edge_length(ta.res, unit="m"))
-                merged_m = shapely.buffer(shapely.buffer(merged_m, d, quad_segs=4), -d, quad_segs=4)
+                closed = shapely.buffer(shapely.buffer(merged_m, d, quad_segs=8), -d, quad_segs=8)
+                merged_m = shapely.union(closed, merged_m)  # a polygonal closing may shave a corner: keep every cell
                 union = shapely.transform(merged_m, lambda xy: np.column_stack(to_deg.transform(xy[:, 0], xy[:, 1])))
             customers = int(sel["customers"].sum())
             total = int(g["store_customers"].iloc[0]) if g is not None and len(g) else 0

@@ -8,7 +8,10 @@ trade areas) divided by the area's population.
 the area, the share expected to patronise a store or a brand,
 :math:`\\sum_i w_i P_{i,b} / \\sum_i w_i` over the area's cells. A cell
 that straddles a region's edge counts with the fraction of its area inside
-(its demand taken as spread evenly over the cell).
+(its demand taken as spread evenly over the cell); with a population
+column, each piece of a region weighs its share of the region's population
+(the region's population spread over it by area), so the region's demand is
+its population wherever the model's cells cover it.
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ def trade_area_shares(areas: TradeAreas, model: HuffResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cell_region_pieces(cells, region_geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cell position, region position, fraction of the cell's area inside the region) for overlapping pairs."""
+def _cell_region_pieces(cells, region_geoms):
+    """For overlapping (cell, region) pairs: positions, and the shared area as a fraction of the cell and of the region."""
     import shapely
     from pyproj import Transformer
 
@@ -75,7 +78,7 @@ def _cell_region_pieces(cells, region_geoms) -> tuple[np.ndarray, np.ndarray, np
     regions = np.asarray(region_geoms, dtype=object)
     if len(hexes) == 0 or len(regions) == 0:
         empty = np.zeros(0, dtype="int64")
-        return empty, empty, np.zeros(0)
+        return empty, empty, np.zeros(0), np.zeros(0)
     minx, miny, maxx, maxy = shapely.total_bounds(regions)
     to_m = Transformer.from_crs("EPSG:4326", equal_area_crs((miny + maxy) / 2, (minx + maxx) / 2), always_xy=True)
 
@@ -84,8 +87,11 @@ def _cell_region_pieces(cells, region_geoms) -> tuple[np.ndarray, np.ndarray, np
 
     hex_m, reg_m = project(hexes), project(regions)
     ci, ri = shapely.STRtree(reg_m).query(hex_m, predicate="intersects")
-    frac = shapely.area(shapely.intersection(hex_m[ci], reg_m[ri])) / shapely.area(hex_m[ci])
-    return ci, ri, frac
+    shared = shapely.area(shapely.intersection(hex_m[ci], reg_m[ri]))
+    reg_area = shapely.area(reg_m)[ri]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        of_region = np.where(reg_area > 0, shared / reg_area, 0.0)
+    return ci, ri, shared / shapely.area(hex_m[ci]), of_region
 
 
 def region_shares(eng, model: HuffResult, region_layer: str, *, population_col: str | None = None) -> pd.DataFrame:
@@ -122,8 +128,11 @@ def region_shares(eng, model: HuffResult, region_layer: str, *, population_col: 
         points = shapely.points(cust["lng"].to_numpy(), cust["lat"].to_numpy())
         _, ri = shapely.STRtree(geoms).query(points, predicate="intersects")  # a point on an edge counts inside
         customers = np.bincount(ri, minlength=len(geoms))
-    ci, ri, frac = _cell_region_pieces(model.cells["cell"].to_numpy(dtype="uint64"), geoms)
-    w = model.cells["demand"].to_numpy(dtype="float64")[ci] * frac
+    ci, ri, of_cell, of_region = _cell_region_pieces(model.cells["cell"].to_numpy(dtype="uint64"), geoms)
+    if population_col is not None:  # the people of the region in each piece
+        w = pop[ri] * of_region
+    else:  # the cell's demand, taken as spread evenly over the cell
+        w = model.cells["demand"].to_numpy(dtype="float64")[ci] * of_cell
     region_demand = np.bincount(ri, weights=w, minlength=len(geoms))
     brands = model.stores["brand"].astype(str).to_numpy()
     rows = []
