@@ -524,6 +524,49 @@ class Engine:
         return self.store.read_consistent(
             lambda: coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor))
 
+    # -- trade areas and site planning (geotarget.trade) -----------------------
+    def trade_areas(self, stores=None, **options):
+        """Customer-derived trade areas: the nearest cells holding a share of each store's customers.
+
+        See :func:`geotarget.trade.trade_areas` for the options (``share``,
+        ``res``, ``home_store_col``, ``brand_col``/``brand``,
+        ``region_layer``/``population_col``, ``smooth``).
+        """
+        from .trade import trade_areas
+
+        return self.store.read_consistent(lambda: trade_areas(self, stores, **options))
+
+    def huff(self, **options):
+        """The Huff gravity model of the stores over demand cells; see :func:`geotarget.trade.huff`."""
+        from .trade import huff
+
+        return self.store.read_consistent(lambda: huff(self, **options))
+
+    def calibrate_huff(self, *, home_store_col: str, **options):
+        """Fit Huff's alpha and beta by maximum likelihood from a customer column of chosen stores.
+
+        See :func:`geotarget.trade.calibrate_huff`.
+        """
+        from .trade import calibrate_huff
+
+        return self.store.read_consistent(lambda: calibrate_huff(self, home_store_col=home_store_col, **options))
+
+    def market_share(self, model, region_layer: str, *, population_col: str | None = None):
+        """Market share per brand and penetration per region; see :func:`geotarget.trade.region_shares`."""
+        from .trade import region_shares
+
+        return self.store.read_consistent(
+            lambda: region_shares(self, model, region_layer, population_col=population_col))
+
+    def rank_sites(self, candidates, **options):
+        """Rank candidate sites by net gain, and optionally pick k by maximal covering.
+
+        See :func:`geotarget.trade.rank_sites`.
+        """
+        from .trade import rank_sites
+
+        return self.store.read_consistent(lambda: rank_sites(self, candidates, **options))
+
 
 def _open_text(path):
     import builtins

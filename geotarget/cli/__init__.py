@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (registers commands)
     ingest,
     maps,  # noqa: F401  (registers heatmap and map commands)
     serve,  # noqa: F401  (registers the serve command)
+    trade,  # noqa: F401  (registers trade-area, huff and sites)
 )
 from ._app import app, run
 

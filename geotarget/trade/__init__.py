@@ -20,7 +20,7 @@ from .areas import TradeAreas, nearest_store, trade_area_cells, trade_areas
 from .calibrate import HuffFit, calibrate_huff, fit_huff
 from .huff import HuffResult, huff, huff_model, huff_probabilities, store_distances_m
 from .share import region_shares, trade_area_shares
-from .sites import choose_sites, evaluate_sites, read_candidates
+from .sites import choose_sites, evaluate_sites, rank_sites, read_candidates
 
 __all__ = [
     "HuffFit",
@@ -34,6 +34,7 @@ __all__ = [
     "huff_model",
     "huff_probabilities",
     "nearest_store",
+    "rank_sites",
     "read_candidates",
     "region_shares",
     "store_distances_m",

@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import InvalidInputError
 from .huff import HuffResult, store_distances_m
 
-__all__ = ["choose_sites", "evaluate_sites", "read_candidates"]
+__all__ = ["choose_sites", "evaluate_sites", "rank_sites", "read_candidates"]
 
 
 def read_candidates(source) -> pd.DataFrame:
@@ -198,3 +198,40 @@ def choose_sites(demand_lat, demand_lng, demand, cand_lat, cand_lng, *, k: int, 
     chosen = np.flatnonzero(res.x[:n_c] > 0.5)
     covered = float(w[cover[:, chosen].any(axis=1)].sum())
     return chosen, covered
+
+
+def rank_sites(eng, candidates, *, pick: int | None = None, radius_m: float = 3218.688, res: int = 8,
+               brand_col: str | None = None, brand: str | None = None, attract_col: str | None = None,
+               alpha: float = 1.0, beta: float = 2.0, demand: str = "customers", region_layer: str | None = None,
+               population_col: str | None = None, attractiveness: float | str | None = None) -> pd.DataFrame:
+    """Rank candidate sites by net gain (:func:`evaluate_sites`); with ``pick``, also choose ``pick`` of them.
+
+    The Huff model of the database's stores is built first (see
+    :func:`geotarget.trade.huff` for the options). With ``pick`` the
+    maximal covering location problem chooses that many candidates covering
+    the most demand within ``radius_m`` that no existing store of the brand
+    already covers; they get ``chosen = True``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ranking of :func:`evaluate_sites`, with a ``chosen`` column.
+    """
+    from .huff import huff
+
+    model = huff(eng, res=res, attract_col=attract_col, brand_col=brand_col, alpha=alpha, beta=beta,
+                 demand=demand, region_layer=region_layer, population_col=population_col)
+    ranking = evaluate_sites(model, candidates, brand=brand, attractiveness=attractiveness)
+    ranking["chosen"] = False
+    if pick is not None:
+        cells, stores = model.cells, model.stores
+        own = stores["brand"].astype(str).to_numpy() == (str(brand) if brand is not None
+                                                          else str(stores["brand"].iloc[0]))
+        weight = cells["demand"].to_numpy(dtype="float64").copy()
+        if own.any():
+            near = store_distances_m(cells["lat"], cells["lng"], stores.loc[own, "lat"], stores.loc[own, "lng"])
+            weight[(near <= radius_m).any(axis=1)] = 0.0
+        chosen, _ = choose_sites(cells["lat"], cells["lng"], weight, ranking["lat"], ranking["lng"], k=pick,
+                                 radius_m=radius_m)
+        ranking.loc[chosen, "chosen"] = True
+    return ranking
