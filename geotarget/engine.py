@@ -531,13 +531,34 @@ class Engine:
         See :func:`geotarget.trade.trade_areas` for the options (``share``,
         ``res``, ``home_store_col``, ``brand_col``/``brand``,
         ``region_layer``/``population_col``, ``smooth``).
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.70], "lng": [-73.99, -73.95]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+        ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+        >>> eng.trade_areas("S1", share=0.5).areas[["store_id", "share", "customers"]].values.tolist()
+        [['S1', 0.5, 1]]
         """
         from .trade import trade_areas
 
         return self.store.read_consistent(lambda: trade_areas(self, stores, **options))
 
     def huff(self, **options):
-        """The Huff gravity model of the stores over demand cells; see :func:`geotarget.trade.huff`."""
+        """The Huff gravity model of the stores over demand cells; see :func:`geotarget.trade.huff`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.70], "lng": [-73.99, -73.95]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+        ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+        >>> round(float(eng.huff(res=8).stores["expected_customers"].sum()), 6)
+        3.0
+        """
         from .trade import huff
 
         return self.store.read_consistent(lambda: huff(self, **options))
@@ -546,13 +567,38 @@ class Engine:
         """Fit Huff's alpha and beta by maximum likelihood from a customer column of chosen stores.
 
         See :func:`geotarget.trade.calibrate_huff`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.70], "lng": [-73.99, -73.95]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+        ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+        >>> fit = eng.calibrate_huff(home_store_col="home")
+        >>> fit.beta > 0, fit.observations
+        (True, 3.0)
         """
         from .trade import calibrate_huff
 
         return self.store.read_consistent(lambda: calibrate_huff(self, home_store_col=home_store_col, **options))
 
     def market_share(self, model, region_layer: str, *, population_col: str | None = None):
-        """Market share per brand and penetration per region; see :func:`geotarget.trade.region_shares`."""
+        """Market share per brand and penetration per region; see :func:`geotarget.trade.region_shares`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.70], "lng": [-73.99, -73.95]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+        ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+        >>> import shapely, geopandas as gpd
+        >>> _ = eng.ingest_regions(gpd.GeoDataFrame({"name": ["box"], "pop": [1000]},
+        ...                        geometry=[shapely.box(-74.1, 40.6, -73.9, 40.8)], crs=4326), layer="l")
+        >>> eng.market_share(eng.huff(), "l", population_col="pop")[["customers", "penetration", "share"]].values.tolist()
+        [[3.0, 0.003, 1.0]]
+        """
         from .trade import region_shares
 
         return self.store.read_consistent(
@@ -562,6 +608,16 @@ class Engine:
         """Rank candidate sites by net gain, and optionally pick k by maximal covering.
 
         See :func:`geotarget.trade.rank_sites`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.70], "lng": [-73.99, -73.95]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+        ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+        >>> eng.rank_sites(pd.DataFrame({"lat": [40.72], "lng": [-73.97]}))[["rank", "site_id"]].values.tolist()
+        [[1, 'C1']]
         """
         from .trade import rank_sites
 

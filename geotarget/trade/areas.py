@@ -112,6 +112,14 @@ def trade_area_cells(store_index, cells, store_lat, store_lng, shares=(0.5, 0.7,
         ``distance_m``, ``customers``, ``cum_customers``, ``store_customers``,
         then one boolean column per share (``in_70`` for 0.7: whether the cell
         is in that area).
+
+    Examples
+    --------
+    >>> import h3
+    >>> cells = [h3.str_to_int(h3.latlng_to_cell(40.75 + d, -73.99, 8)) for d in (0.0, 0.0, 0.01, 0.02)]
+    >>> frame = trade_area_cells([0, 0, 0, 0], cells, [40.75], [-73.99], shares=[0.5])
+    >>> frame["customers"].tolist(), int(frame["in_50"].sum())
+    ([2, 1, 1], 1)
     """
     shares = _check_shares(shares)
     sidx = np.asarray(store_index, dtype="int64").ravel()
@@ -321,6 +329,18 @@ def trade_areas(eng, stores=None, *, share=(0.5, 0.7, 0.9), res: int = 8, home_s
     Returns
     -------
     TradeAreas
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> ta = trade_areas(eng, share=0.5, brand_col="brand", brand="ours")
+    >>> ta.areas[["store_id", "customers", "store_customers"]].values.tolist()
+    [['S1', 1, 2], ['S2', 1, 1]]
     """
     shares = _check_shares(share)
     res = inputs.check_res(res)

@@ -172,6 +172,18 @@ def calibrate_huff(eng, *, home_store_col: str, attract_col: str | None = None, 
     observation; the choice set is every store, at WGS84 geodesic distance
     from the customer's own point (floored at ``min_distance_m``). At most
     ``sample`` customers are used, drawn with ``seed`` (None: all).
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> fit = calibrate_huff(eng, home_store_col="home")
+    >>> bool(np.isnan(fit.alpha)), fit.beta > 0, fit.observations
+    (True, True, 3.0)
     """
     stores = inputs.load_stores(eng, brand_col=brand_col, attract_col=attract_col)
     cust = inputs.load_customers(eng, columns=[home_store_col])

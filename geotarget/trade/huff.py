@@ -276,6 +276,16 @@ def huff_model(cells, demand, stores: pd.DataFrame, *, alpha: float = 1.0, beta:
         Per-cell totals carried into the result.
     min_distance_m : float, optional
         Floor on distances (default: half the cell edge at ``res``).
+
+    Examples
+    --------
+    >>> import h3, pandas as pd
+    >>> cells = [h3.str_to_int(h3.latlng_to_cell(40.75, -73.99, 8))]
+    >>> stores = pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.75, 40.80], "lng": [-73.99, -73.99],
+    ...                        "brand": "", "attractiveness": 1.0})
+    >>> model = huff_model(cells, [100.0], stores, alpha=1.0, beta=2.0)
+    >>> model.stores["expected_demand"].round(1).tolist()
+    [99.8, 0.2]
     """
     alpha, beta = _check_params(alpha, beta)
     res = inputs.check_res(res)
@@ -341,6 +351,20 @@ def huff(eng, *, res: int = 8, attract_col: str | None = None, brand_col: str | 
     Returns
     -------
     HuffResult
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> model = huff(eng, res=8, brand_col="brand")
+    >>> model.probabilities.sum(axis=1).round(12).tolist()
+    [1.0, 1.0, 1.0]
+    >>> model.brand_shares()["brand"].tolist()
+    ['ours', 'rival']
     """
     res = inputs.check_res(res)
     if demand not in ("customers", "population"):

@@ -17,18 +17,7 @@ from ..cells import cells_to_str, latlng_to_cells
 from ..errors import ColumnNotFoundError, InvalidInputError, NotFoundError
 from .._validation import _quote as quote_identifier
 
-__all__ = [
-    "RES_RANGE",
-    "cell_centres",
-    "cell_population",
-    "cell_strings",
-    "cells_covering",
-    "check_res",
-    "customer_cells",
-    "load_customers",
-    "load_stores",
-    "region_population",
-]
+__all__: list[str] = []  # internal to geotarget.trade: its helpers are not public API
 
 #: Resolutions trade areas and Huff models may be computed at.
 RES_RANGE = (5, 11)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 
-__all__ = ["dominant_map", "huff_png", "probability_map", "trade_area_map", "trade_area_png"]
+__all__: list[str] = []  # internal: drawn through TradeAreas.to_map / HuffResult.to_map and to_png
 
 DEFAULT_TILES = "OpenStreetMap"
 #: Categorical colours for stores and shares (matplotlib's tab10, as hex).

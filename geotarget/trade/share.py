@@ -35,6 +35,19 @@ def trade_area_shares(areas: TradeAreas, model: HuffResult) -> pd.DataFrame:
     ``population``, ``penetration``, ``demand``, ``store_share``,
     ``brand``, ``brand_share``, ``missing_cells`` (area cells the model does
     not hold).
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> from geotarget.trade import huff, trade_areas
+    >>> ta = trade_areas(eng, share=1.0, brand_col="brand", brand="ours")
+    >>> trade_area_shares(ta, huff(eng, brand_col="brand"))["missing_cells"].tolist()
+    [0, 0]
     """
     if model.res != areas.res:
         raise InvalidInputError(f"the trade areas are at res {areas.res} but the Huff model at res {model.res}; "
@@ -113,6 +126,22 @@ def region_shares(eng, model: HuffResult, region_layer: str, *, population_col: 
         One row per (region, brand): ``region_id``, ``name``, ``population``,
         ``customers``, ``penetration``, ``demand``, ``brand``,
         ``expected_demand``, ``share``.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> import shapely, geopandas as gpd
+    >>> from geotarget.trade import huff
+    >>> _ = eng.ingest_regions(gpd.GeoDataFrame({"name": ["box"]}, geometry=[shapely.box(-74.1, 40.6, -73.9, 40.8)],
+    ...                                         crs=4326), layer="l")
+    >>> shares = region_shares(eng, huff(eng, brand_col="brand"), "l")
+    >>> shares["brand"].tolist(), round(float(shares["share"].sum()), 9)
+    (['ours', 'rival'], 1.0)
     """
     import shapely
 

@@ -36,6 +36,12 @@ def read_candidates(source) -> pd.DataFrame:
 
     ``site_id`` defaults to ``C1``, ``C2``...; ``lng`` may be called
     ``lon``/``longitude``; ``lat`` may be ``latitude``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_candidates(pd.DataFrame({"latitude": [40.7], "lon": [-74.0]})).values.tolist()
+    [['C1', 40.7, -74.0]]
     """
     from pathlib import Path
 
@@ -96,6 +102,20 @@ def evaluate_sites(model: HuffResult, candidates, *, brand: str | None = None,
         ``captured_customers``, ``captured_spend``, ``cannibalised``,
         ``from_competitors``, ``net_gain``, ``net_gain_spend`` and
         ``cannibalised_from`` (a dict: store id -> demand taken).
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> from geotarget.trade import huff
+    >>> ranking = evaluate_sites(huff(eng, brand_col="brand"), pd.DataFrame({"lat": [40.72], "lng": [-73.98]}),
+    ...                          brand="ours")
+    >>> bool(abs(ranking["net_gain"][0] - ranking["from_competitors"][0]) < 1e-9)
+    True
     """
     cand = read_candidates(candidates)
     stores = model.stores
@@ -216,6 +236,18 @@ def rank_sites(eng, candidates, *, pick: int | None = None, radius_m: float = 32
     -------
     pandas.DataFrame
         The ranking of :func:`evaluate_sites`, with a ``chosen`` column.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2", "R1"], "lat": [40.75, 40.70, 40.72],
+    ...                                     "lng": [-73.99, -73.95, -73.97], "brand": ["ours", "ours", "rival"]}))
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b", "c"], "lat": [40.751, 40.752, 40.701],
+    ...                                        "lng": [-73.99, -73.98, -73.95], "home": ["S1", "S2", "S2"]}))
+    >>> cand = pd.DataFrame({"site_id": ["X", "Y"], "lat": [40.72, 40.9], "lng": [-73.98, -73.5]})
+    >>> rank_sites(eng, cand, pick=1, brand_col="brand", brand="ours")[["site_id", "chosen"]].values.tolist()
+    [['X', True], ['Y', False]]
     """
     from .huff import huff
 
