@@ -258,30 +258,46 @@ class TradeAreas:
         return trade_area_png(self, Path(path), **options)
 
 
+def _merge_cells(cells: np.ndarray):
+    """The union of H3 cells as one shapely (multi)polygon (lng, lat), merged by H3 itself."""
+    import h3
+    import shapely
+
+    if cells.size == 0:
+        return shapely.Polygon()
+    shape = h3.cells_to_h3shape([h3.int_to_str(int(c)) for c in cells.tolist()])
+    return shapely.geometry.shape(shape.__geo_interface__)
+
+
 def _build_areas(ta: TradeAreas):
     import geopandas as gpd
     import shapely
     from pyproj import Transformer
 
-    from .._mapgeometry import cells_to_polygons, equal_area_crs, round_geometry
+    from .._mapgeometry import equal_area_crs, round_geometry
 
     rows, geoms = [], []
     pop = ta.population
     by_store = {sid: g for sid, g in ta.cells.groupby("store_id", sort=False)}
+    # one equal-area projection for every area: areas are exact in it anywhere; smoothing uses its metres
+    crs = equal_area_crs(float(ta.stores["lat"].mean()), float(ta.stores["lng"].mean())) if len(ta.stores) else \
+        equal_area_crs(0.0, 0.0)
+    to_m = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    to_deg = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    edge_m = 0.0
+    if ta.smooth:
+        import h3
+
+        edge_m = float(h3.average_hexagon_edge_length(ta.res, unit="m"))
     for srow in ta.stores.itertuples(index=False):
         g = by_store.get(srow.store_id)
-        to_m = Transformer.from_crs("EPSG:4326", equal_area_crs(srow.lat, srow.lng), always_xy=True)
-        to_deg = Transformer.from_crs(equal_area_crs(srow.lat, srow.lng), "EPSG:4326", always_xy=True)
         for s in ta.shares:
             sel = g[g[_share_col(s)]] if g is not None else ta.cells.iloc[:0]
             cells = sel["cell"].to_numpy(dtype="uint64")
-            union = shapely.union_all(cells_to_polygons(cells)) if cells.size else shapely.Polygon()
+            union = _merge_cells(cells)
             merged_m = shapely.transform(union, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
             if ta.smooth and cells.size:
-                import h3
-
-                d = float(h3.average_hexagon_edge_length(ta.res, unit="m"))
-                closed = shapely.buffer(shapely.buffer(merged_m, d, quad_segs=8), -d, quad_segs=8)
+                closed = shapely.buffer(shapely.buffer(merged_m, edge_m, quad_segs=8), -edge_m, quad_segs=8)
                 merged_m = shapely.union(closed, merged_m)  # a polygonal closing may shave a corner: keep every cell
                 union = shapely.transform(merged_m, lambda xy: np.column_stack(to_deg.transform(xy[:, 0], xy[:, 1])))
             customers = int(sel["customers"].sum())
