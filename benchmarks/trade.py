@@ -103,7 +103,7 @@ def areas_numpy(lat, lng, slat, slng, home):
     import h3
     from pyproj import Geod
 
-    from geotarget.cells import latlng_to_cells
+    from geotarget.geo.cells import latlng_to_cells
 
     df = pd.DataFrame({"store": home, "cell": latlng_to_cells(lat, lng, RES)})
     g = df.groupby(["store", "cell"]).size().rename("customers").reset_index()

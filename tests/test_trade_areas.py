@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 from geotarget import trade
-from geotarget._mapgeometry import cells_to_polygons
+from geotarget.maps.geometry import cells_to_polygons
 from geotarget.errors import InvalidInputError, NotFoundError
 
 GEOD = Geod(ellps="WGS84")

@@ -57,7 +57,7 @@ def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarra
     """
     from scipy.spatial import cKDTree
 
-    from ..geodesy import geodesic_distance_m
+    from ..geo.geodesy import geodesic_distance_m
 
     lat = np.asarray(lat, dtype="float64").ravel()
     lng = np.asarray(lng, dtype="float64").ravel()
@@ -137,7 +137,7 @@ def trade_area_cells(store_index, cells, store_lat, store_lng, shares=(0.5, 0.7,
     store = s_sorted[first]
     cell = c_sorted[first]
     count = np.diff(np.append(first, s_sorted.size)).astype("int64")
-    from ..geodesy import geodesic_distance_m
+    from ..geo.geodesy import geodesic_distance_m
 
     clat, clng = inputs.cell_centres(cell)
     dist = geodesic_distance_m(slat[store], slng[store], clat, clng) if store.size else np.zeros(0)
@@ -274,7 +274,7 @@ def _build_areas(ta: TradeAreas):
     import shapely
     from pyproj import Transformer
 
-    from .._mapgeometry import equal_area_crs, round_geometry
+    from ..maps.geometry import equal_area_crs, round_geometry
 
     rows, geoms = [], []
     pop = ta.population

@@ -50,7 +50,7 @@ def store_distances_m(lat, lng, store_lat, store_lng, *, min_distance_m: float =
     >>> [round(float(v), 3) for v in d[0]]
     [111319.491, 10.0]
     """
-    from ..geodesy import WGS84
+    from ..geo.geodesy import WGS84
 
     lat = np.asarray(lat, dtype="float64").ravel()
     lng = np.asarray(lng, dtype="float64").ravel()
@@ -240,7 +240,7 @@ class HuffResult:
         """Cells as hexagons with demand and their dominant store (EPSG:4326)."""
         import geopandas as gpd
 
-        from .._mapgeometry import cells_to_polygons
+        from ..maps.geometry import cells_to_polygons
 
         frame = self.cells.drop(columns=["cell"]).copy()
         return gpd.GeoDataFrame(frame, geometry=cells_to_polygons(self.cells["cell"]), crs="EPSG:4326")

@@ -13,9 +13,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..cells import cells_to_str, latlng_to_cells
+from ..geo.cells import cells_to_str, latlng_to_cells
 from ..errors import ColumnNotFoundError, InvalidInputError, NotFoundError
-from .._validation import _quote as quote_identifier
+from ..store.validation import _quote as quote_identifier
 
 __all__: list[str] = []  # internal to geotarget.trade: its helpers are not public API
 
@@ -83,7 +83,7 @@ def load_stores(eng, *, brand_col: str | None = None, attract_col: str | None = 
 
 def load_customers(eng, *, columns=()) -> pd.DataFrame:
     """Eligible customers (not opted out, not suppressed): ``customer_id``, ``lat``, ``lng`` and ``columns``."""
-    from ..privacy import eligible_customers_sql
+    from ..audience.privacy import eligible_customers_sql
 
     cols = eng.store.columns("customers")
     for col in columns:
@@ -110,7 +110,7 @@ def region_population(eng, layer: str, column: str) -> tuple[np.ndarray, np.ndar
 
 def cell_population(cells, region_geoms, region_pop) -> np.ndarray:
     """Population of each cell: every region's population spread over the cells by area."""
-    from .._mapgeometry import apportion, cells_to_polygons
+    from ..maps.geometry import apportion, cells_to_polygons
 
     cells = np.asarray(cells, dtype="uint64")
     if cells.size == 0:

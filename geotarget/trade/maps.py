@@ -1,7 +1,7 @@
 """Maps of trade areas and Huff models: Folium pages and PNG pictures.
 
-Drawn with geotarget's own map style (:mod:`geotarget._mapstyle`,
-:mod:`geotarget._png`): coordinates rounded to 6 decimals, Leaflet written
+Drawn with geotarget's own map style (:mod:`geotarget.maps.style`,
+:mod:`geotarget.maps.png`): coordinates rounded to 6 decimals, Leaflet written
 into the page, tiles optional. No customer point or id is drawn. Trade areas
 are drawn as merged polygons with their totals; Huff maps draw cells with a
 store and a probability (functions of geometry), and only cells holding at
@@ -26,8 +26,8 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def _store_markers(stores, *, popup=None):
-    from .._mapgeometry import COORD_DECIMALS
-    from .._mapstyle import StoreMarkers
+    from ..maps.geometry import COORD_DECIMALS
+    from ..maps.style import StoreMarkers
 
     items = [{"lat": round(float(r.lat), COORD_DECIMALS), "lng": round(float(r.lng), COORD_DECIMALS),
               "id": str(r.store_id),
@@ -51,7 +51,7 @@ def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.
     import folium
     import shapely
 
-    from .._mapstyle import geojson_layer, new_map
+    from ..maps.style import geojson_layer, new_map
 
     gdf = ta.areas
     geoms = [g for g in gdf.geometry if not g.is_empty]
@@ -82,7 +82,7 @@ def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.
 
 
 def _shown_cells(model, k_min: int):
-    from .._metric import check_k_min
+    from ..maps.metric import check_k_min
 
     k = check_k_min(k_min)
     if model.demand == "customers":
@@ -91,7 +91,7 @@ def _shown_cells(model, k_min: int):
 
 
 def _cell_features(model, keep, props: dict) -> list[dict]:
-    from .._mapgeometry import cells_to_rings
+    from ..maps.geometry import cells_to_rings
 
     rings = cells_to_rings(model.cells["cell"].to_numpy(dtype="uint64")[keep])
     feats = []
@@ -110,7 +110,7 @@ def dominant_map(model, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0
     """Each cell coloured by the store most likely to draw it (class ``gt-dominant``), and the stores."""
     import folium
 
-    from .._mapstyle import geojson_layer, new_map
+    from ..maps.style import geojson_layer, new_map
 
     keep = _shown_cells(model, k_min)
     cells = model.cells.loc[keep]
@@ -136,7 +136,7 @@ def probability_map(model, store_id: str, *, tiles: str | None = DEFAULT_TILES, 
     """One store's Huff probability per cell (class ``gt-probability``), with a legend, and the stores."""
     import folium
 
-    from .._mapstyle import colormap, geojson_layer, new_map
+    from ..maps.style import colormap, geojson_layer, new_map
 
     surface = model.store_probabilities(store_id)
     keep = _shown_cells(model, k_min)
@@ -172,7 +172,7 @@ def trade_area_png(ta, path: Path, *, dpi: int = 120, title: str | None = None) 
     import shapely
     from matplotlib.collections import PathCollection
 
-    from .._png import _axes, _paths
+    from ..maps.png import _axes, _paths
 
     gdf = ta.areas
     geoms = np.asarray([g for g in gdf.geometry if not g.is_empty], dtype=object)
@@ -199,8 +199,8 @@ def huff_png(model, path: Path, *, store_id: str | None = None, k_min: int = 10,
     from matplotlib.collections import PathCollection
     from matplotlib.colors import Normalize
 
-    from .._mapgeometry import cells_to_polygons
-    from .._png import _axes, _paths
+    from ..maps.geometry import cells_to_polygons
+    from ..maps.png import _axes, _paths
 
     keep = _shown_cells(model, k_min)
     polys = cells_to_polygons(model.cells["cell"].to_numpy(dtype="uint64")[keep])

@@ -85,7 +85,7 @@ def _cell_region_pieces(cells, region_geoms):
     import shapely
     from pyproj import Transformer
 
-    from .._mapgeometry import cells_to_polygons, equal_area_crs
+    from ..maps.geometry import cells_to_polygons, equal_area_crs
 
     hexes = cells_to_polygons(cells)
     regions = np.asarray(region_geoms, dtype=object)
