@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 from geotarget import trade
-from geotarget.maps.geometry import cells_to_polygons
 from geotarget.errors import InvalidInputError, NotFoundError
+from geotarget.maps.geometry import cells_to_polygons
 
 GEOD = Geod(ellps="WGS84")
 

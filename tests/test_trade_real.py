@@ -7,12 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import real_file
 
 import geotarget
 from geotarget import trade
 from geotarget.errors import GeotargetWarning
-
-from conftest import real_file
 
 STORES = "chicago/chicago_supermarkets_2015.geojson"
 AREAS = "chicago/chicago_community_areas_pop2000_2010.geojson"

@@ -54,7 +54,7 @@ def test_site_evaluation_equals_huff_with_the_candidate_added():
 
 
 def test_without_competitors_the_market_is_closed():
-    model, stores, cells, counts = _model()
+    _, stores, cells, counts = _model()
     solo = trade.huff_model(cells, counts.astype(float), stores.assign(brand="a"), alpha=1.1, beta=1.9)
     ranking = trade.evaluate_sites(solo, pd.DataFrame({"lat": [40.75], "lng": [-73.98]}))
     assert ranking["net_gain"].iloc[0] == pytest.approx(0.0, abs=1e-6)

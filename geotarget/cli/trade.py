@@ -28,6 +28,16 @@ def _tiles(value: str) -> str | None:
     return None if value.strip().lower() in ("none", "") else value
 
 
+def _pictures(result, map_out: str | None, png: str | None, tiles: str) -> None:
+    """Write the result's HTML map and PNG picture when asked for."""
+    if map_out:
+        path = output_path(map_out)
+        result.to_map(tiles=_tiles(tiles)).save(str(path))
+        _written(path)
+    if png:
+        _written(result.to_png(output_path(png)))
+
+
 @app.command("trade-area")
 def trade_area(
     output: str = typer.Option(..., "-o", "--output", help="Polygons to write: .geojson or .parquet (GeoParquet)."),
@@ -52,12 +62,7 @@ def trade_area(
                              region_layer=region_layer, population_col=population_col, smooth=smooth)
         console.print(f"trade areas: {ta.summary()} (customers by {ta.assignment})")
     _written(ta.save(output_path(output)))
-    if map_out:
-        path = output_path(map_out)
-        ta.to_map(tiles=_tiles(tiles)).save(str(path))
-        _written(path)
-    if png:
-        _written(ta.to_png(output_path(png)))
+    _pictures(ta, map_out, png, tiles)
 
 
 @app.command("huff")
@@ -100,12 +105,7 @@ def huff(
         else:
             model.stores.to_csv(out, index=False)
         _written(out)
-    if map_out:
-        path = output_path(map_out)
-        model.to_map(tiles=_tiles(tiles)).save(str(path))
-        _written(path)
-    if png:
-        _written(model.to_png(output_path(png)))
+    _pictures(model, map_out, png, tiles)
 
 
 @app.command("sites")

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..geo.cells import cells_to_str, latlng_to_cells
 from ..errors import ColumnNotFoundError, InvalidInputError, NotFoundError
+from ..geo.cells import cells_to_str, latlng_to_cells
 from ..store.validation import _quote as quote_identifier
 
 __all__: list[str] = []  # internal to geotarget.trade: its helpers are not public API

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 __all__: list[str] = []  # internal: drawn through TradeAreas.to_map / HuffResult.to_map and to_png
 
 DEFAULT_TILES = "OpenStreetMap"
@@ -36,6 +35,17 @@ def _store_markers(stores, *, popup=None):
              for r in stores.itertuples(index=False)]
     return StoreMarkers(items, radius=6, color="#1f4e9c", weight=3, fillColor="#ffffff", fillOpacity=1.0,
                         className="gt-store")  # pixels: a marker, not a distance
+
+
+def _with_stores(m, stores):
+    """Add the stores as a layer, and the layer control; return the map."""
+    import folium
+
+    group = folium.FeatureGroup(name="Stores")
+    _store_markers(stores).add_to(group)
+    group.add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
 
 
 def _num(v, digits: int = 4):
@@ -74,11 +84,7 @@ def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.
                       aliases=["store", "share of customers", "customers", "area (km²)", "population",
                                "penetration"], opacity=opacity, weight=1.5).add_to(group)
         group.add_to(m)
-    group = folium.FeatureGroup(name="Stores")
-    _store_markers(ta.stores).add_to(group)
-    group.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    return m
+    return _with_stores(m, ta.stores)
 
 
 def _shown_cells(model, k_min: int):
@@ -124,11 +130,7 @@ def dominant_map(model, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0
                   fields=["h3", "store_id", "probability"], aliases=["cell", "most likely store", "probability"],
                   opacity=opacity, weight=0.3).add_to(group)
     group.add_to(m)
-    group = folium.FeatureGroup(name="Stores")
-    _store_markers(model.stores).add_to(group)
-    group.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    return m
+    return _with_stores(m, model.stores)
 
 
 def probability_map(model, store_id: str, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.6,
@@ -152,11 +154,7 @@ def probability_map(model, store_id: str, *, tiles: str | None = DEFAULT_TILES, 
                   weight=0.3).add_to(group)
     group.add_to(m)
     cm.add_to(m)
-    group = folium.FeatureGroup(name="Stores")
-    _store_markers(model.stores).add_to(group)
-    group.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    return m
+    return _with_stores(m, model.stores)
 
 
 def _bounds(model, keep):
