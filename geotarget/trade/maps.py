@@ -165,27 +165,54 @@ def _bounds(model, keep):
     return (float(lng.min()) - 0.005, float(lat.min()) - 0.005, float(lng.max()) + 0.005, float(lat.max()) + 0.005)
 
 
+def _figure(bounds, title: str, width: float = 9.0):
+    """A matplotlib figure (object API, Agg canvas: no pyplot state, no display) fitted to ``bounds``."""
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    aspect = 1.0 / max(np.cos(np.radians((miny + maxy) / 2)), 0.05)
+    ratio = ((maxy - miny) * aspect) / max(maxx - minx, 1e-9)
+    fig = Figure(figsize=(width, min(max(width * ratio, 4.0), 14.0)))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_aspect(aspect)
+    pad_x, pad_y = (maxx - minx) * 0.03 or 0.01, (maxy - miny) * 0.03 or 0.01
+    ax.set_xlim(minx - pad_x, maxx + pad_x)
+    ax.set_ylim(miny - pad_y, maxy + pad_y)
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
+    return fig, ax
+
+
+def _stores_png(ax, stores) -> None:
+    ax.scatter(stores["lng"], stores["lat"], s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5, zorder=5)
+
+
 def trade_area_png(ta, path: Path, *, dpi: int = 120, title: str | None = None) -> Path:
     """A PNG of the trade areas (a colour per share) and the stores."""
     import shapely
-    from matplotlib.collections import PathCollection
-
-    from ..maps.png import _axes, _paths
+    from matplotlib.patches import Patch
 
     gdf = ta.areas
-    geoms = np.asarray([g for g in gdf.geometry if not g.is_empty], dtype=object)
-    bounds = shapely.total_bounds(geoms) if len(geoms) else \
+    gdf = gdf[~gdf.geometry.is_empty]
+    bounds = shapely.total_bounds(np.asarray(gdf.geometry, dtype=object)) if len(gdf) else \
         (ta.stores["lng"].min() - 0.01, ta.stores["lat"].min() - 0.01,
          ta.stores["lng"].max() + 0.01, ta.stores["lat"].max() + 0.01)
-    fig, ax = _axes(bounds, title or f"Trade areas ({', '.join(f'{s:.0%}' for s in ta.shares)} of customers), "
-                                      f"res {ta.res}")
+    fig, ax = _figure(bounds, title or f"Trade areas ({', '.join(f'{s:.0%}' for s in ta.shares)} of customers), "
+                                       f"res {ta.res}")
+    handles = []
     for k, s in sorted(enumerate(ta.shares), key=lambda t: -t[1]):
-        part = gdf[(gdf["share"] == s) & ~gdf.geometry.is_empty]
+        part = gdf[gdf["share"] == s]
         colour = PALETTE[k % len(PALETTE)]
-        ax.add_collection(PathCollection(_paths(part.geometry), facecolors=colour, edgecolors=colour,
-                                         linewidths=1.0, alpha=0.35, label=f"{s:.0%}"))
-    ax.scatter(ta.stores["lng"], ta.stores["lat"], s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5, zorder=5)
-    ax.legend(loc="upper right", fontsize=8, title="share of customers")
+        if len(part):
+            part.plot(ax=ax, facecolor=colour, edgecolor=colour, linewidth=1.0, alpha=0.35)
+        handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.35, label=f"{s:.0%}"))
+    _stores_png(ax, ta.stores)
+    ax.legend(handles=handles, loc="upper right", fontsize=8, title="share of customers")
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
@@ -193,32 +220,29 @@ def trade_area_png(ta, path: Path, *, dpi: int = 120, title: str | None = None) 
 def huff_png(model, path: Path, *, store_id: str | None = None, k_min: int = 10, dpi: int = 120,
              title: str | None = None) -> Path:
     """A PNG of the dominant store per cell, or of one store's probability surface."""
+    import geopandas as gpd
+    import matplotlib
     from matplotlib.cm import ScalarMappable
-    from matplotlib.collections import PathCollection
     from matplotlib.colors import Normalize
 
     from ..maps.geometry import cells_to_polygons
-    from ..maps.png import _axes, _paths
 
     keep = _shown_cells(model, k_min)
-    polys = cells_to_polygons(model.cells["cell"].to_numpy(dtype="uint64")[keep])
+    cells = gpd.GeoSeries(cells_to_polygons(model.cells["cell"].to_numpy(dtype="uint64")[keep]), crs="EPSG:4326")
+    params = f"Huff, alpha={model.alpha:g}, beta={model.beta:g}"
     if store_id is None:
         colours = _store_colours(model)
         faces = [colours[s] for s in model.cells["dominant_store"].astype(str).to_numpy()[keep]]
-        head = title or f"Most likely store per res-{model.res} cell (Huff, alpha={model.alpha:g}, beta={model.beta:g})"
+        head = title or f"Most likely store per res-{model.res} cell ({params})"
     else:
-        import matplotlib
-
-        prob = model.store_probabilities(store_id)["probability"].to_numpy()[keep]
         cmap = matplotlib.colormaps["YlGnBu"]
-        faces = [cmap(v) for v in prob]
-        head = title or f"Probability of patronising {store_id} (Huff, alpha={model.alpha:g}, beta={model.beta:g})"
-    fig, ax = _axes(_bounds(model, keep), head)
-    ax.add_collection(PathCollection(_paths(polys), facecolors=faces, edgecolors=faces, linewidths=0.2, alpha=0.8))
-    ax.scatter(model.stores["lng"], model.stores["lat"], s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5,
-               zorder=5)
+        faces = [cmap(v) for v in model.store_probabilities(store_id)["probability"].to_numpy()[keep]]
+        head = title or f"Probability of patronising {store_id} ({params})"
+    fig, ax = _figure(_bounds(model, keep), head)
+    if len(cells):
+        cells.plot(ax=ax, color=faces, edgecolor=faces, linewidth=0.2, alpha=0.8)
+    _stores_png(ax, model.stores)
     if store_id is not None:
         fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, shrink=0.7).set_label("probability")
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
-
