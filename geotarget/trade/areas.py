@@ -72,23 +72,26 @@ def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarra
         return best, best_d
     tree = cKDTree(_unit_vectors(slat, slng))
     pts = _unit_vectors(lat, lng)
-    todo = np.arange(n)
+    band = 1.0 + 2 * _SPHERE_SLACK
+    # most points: the second store on the sphere is well beyond the first, so the first wins on the ellipsoid too
+    k = min(2, slat.size)
+    chord, idx = tree.query(pts, k=k)
+    chord, idx = chord.reshape(n, k), idx.reshape(n, k)
+    angle = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    best[:] = idx[:, 0]
+    todo = np.flatnonzero(angle[:, -1] <= angle[:, 0] * band + 1e-12) if k > 1 else np.zeros(0, dtype="int64")
     k = min(4, slat.size)
-    while todo.size:
+    while todo.size:  # near-ties: let the geodesic decide among every store inside the band
         chord, idx = tree.query(pts[todo], k=k)
         chord, idx = chord.reshape(todo.size, k), idx.reshape(todo.size, k)
         angle = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
         geo = geodesic_distance_m(lat[todo][:, None], lng[todo][:, None], slat[idx], slng[idx])
-        # a candidate beyond the slack band cannot win; lexsort by (distance, index) breaks ties to the lower index
-        order = np.lexsort((idx, geo), axis=1)
-        first = order[:, 0]
-        rows = np.arange(todo.size)
-        best[todo] = idx[rows, first]
-        best_d[todo] = geo[rows, first]
-        # if the k-th sphere candidate is still inside the band, a farther store might win: look again with more
-        unsure = (angle[:, -1] <= angle[:, 0] * (1.0 + 2 * _SPHERE_SLACK) + 1e-12) & (k < slat.size)
-        todo = todo[unsure]
+        order = np.lexsort((idx, geo), axis=1)  # by distance, ties to the lower index
+        best[todo] = idx[np.arange(todo.size), order[:, 0]]
+        # if the k-th candidate is still inside the band, a farther store might win: look again with more
+        todo = todo[(angle[:, -1] <= angle[:, 0] * band + 1e-12) & (k < slat.size)]
         k = min(k * 4, slat.size)
+    best_d[:] = geodesic_distance_m(lat, lng, slat[best], slng[best])
     return best, best_d
 
 
