@@ -153,8 +153,9 @@ def evaluate_sites(model: HuffResult, candidates, *, brand: str | None = None,
         "site_id": cand["site_id"], "lat": cand["lat"], "lng": cand["lng"], "attractiveness": attract,
         "captured_demand": captured["demand"], "captured_customers": captured["customers"],
         "captured_spend": captured["spend"], "cannibalised": cannibalised,
-        "from_competitors": lost[~own].sum(axis=0), "net_gain": captured["demand"] - cannibalised,
-        "net_gain_spend": captured["spend"] - lost_spend[own].sum(axis=0),
+        # net gain = captured - cannibalised = taken from competitors (summed directly: exactly 0 without them)
+        "from_competitors": lost[~own].sum(axis=0), "net_gain": lost[~own].sum(axis=0),
+        "net_gain_spend": lost_spend[~own].sum(axis=0),
         "cannibalised_from": [{str(s): float(v) for s, v in zip(own_ids, lost[own][:, c]) if v > 1e-9}
                               for c in range(len(cand))],
     })
