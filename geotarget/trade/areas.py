@@ -34,6 +34,9 @@ __all__ = ["TradeAreas", "nearest_store", "trade_area_cells", "trade_areas"]
 #: so a store farther than (1 + this) times the nearest on the sphere is never nearer on the ellipsoid.
 _SPHERE_SLACK = 0.01
 
+#: Largest (stores x cells) key space counted with a dense bincount rather than a sort.
+_DENSE_PAIRS = 50_000_000
+
 
 def _unit_vectors(lat, lng) -> np.ndarray:
     phi = np.radians(np.asarray(lat, dtype="float64"))
@@ -131,19 +134,25 @@ def trade_area_cells(store_index, cells, store_lat, store_lng, shares=(0.5, 0.7,
         raise InvalidInputError(f"store_index has {sidx.size} values but cells has {cells.size}; give one each")
     slat = np.asarray(store_lat, dtype="float64")
     slng = np.asarray(store_lng, dtype="float64")
-    # customers per (store, cell): sort once, count runs
-    order = np.lexsort((cells, sidx))
-    s_sorted, c_sorted = sidx[order], cells[order]
-    start = np.ones(s_sorted.size, dtype=bool)
-    start[1:] = (s_sorted[1:] != s_sorted[:-1]) | (c_sorted[1:] != c_sorted[:-1])
-    first = np.flatnonzero(start)
-    store = s_sorted[first]
-    cell = c_sorted[first]
-    count = np.diff(np.append(first, s_sorted.size)).astype("int64")
+    if sidx.size and (sidx.min() < 0 or sidx.max() >= slat.size):
+        raise InvalidInputError(f"store_index must hold store positions in [0, {slat.size - 1}], "
+                                f"got {int(sidx.min())}..{int(sidx.max())}")
+    # customers per (store, cell): one key per pair, counted by bincount when the key space is small, else sorted
+    ucells, cinv = np.unique(cells, return_inverse=True)
+    n_cells = max(ucells.size, 1)
+    key = sidx * n_cells + cinv.astype("int64")
+    if slat.size * n_cells <= _DENSE_PAIRS:
+        tally = np.bincount(key, minlength=slat.size * n_cells)
+        pair = np.flatnonzero(tally)
+        count = tally[pair].astype("int64")
+    else:
+        pair, count = np.unique(key, return_counts=True)
+    store, cpos = pair // n_cells, pair % n_cells
+    cell = ucells[cpos]
     from ..geo.geodesy import geodesic_distance_m
 
-    clat, clng = inputs.cell_centres(cell)
-    dist = geodesic_distance_m(slat[store], slng[store], clat, clng) if store.size else np.zeros(0)
+    clat, clng = inputs.cell_centres(ucells)
+    dist = geodesic_distance_m(slat[store], slng[store], clat[cpos], clng[cpos]) if store.size else np.zeros(0)
     order = np.lexsort((cell, dist, store))
     store, cell, dist, count = store[order], cell[order], dist[order], count[order]
     cum = np.cumsum(count)
