@@ -323,8 +323,10 @@ def _build_areas(ta: TradeAreas):
                 "penetration": customers / population if population and population > 0 else np.nan,
             })
             geoms.append(union)
-    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=round_geometry(np.asarray(geoms, dtype=object)),
-                            crs="EPSG:4326")
+    columns = ["store_id", "share", "cells", "customers", "store_customers", "customer_share", "max_distance_m",
+               "area_km2", "population", "penetration"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns),
+                            geometry=round_geometry(np.asarray(geoms, dtype=object)), crs="EPSG:4326")
 
 
 def trade_areas(eng, stores=None, *, share=(0.5, 0.7, 0.9), res: int = 8, home_store_col: str | None = None,
@@ -397,6 +399,8 @@ def trade_areas(eng, stores=None, *, share=(0.5, 0.7, 0.9), res: int = 8, home_s
     frame.insert(2, "h3", inputs.cell_strings(frame["cell"]))
     if stores is not None:
         wanted = [stores] if isinstance(stores, str) else [str(s) for s in stores]
+        if not wanted:
+            raise InvalidInputError("stores is empty; name at least one store id, or leave it out for every store")
         missing = [s for s in wanted if s not in set(own["store_id"])]
         if missing:
             raise NotFoundError(f"store {missing[0]!r} not found among the stores that take customers; "

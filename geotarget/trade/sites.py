@@ -117,6 +117,8 @@ def evaluate_sites(model: HuffResult, candidates, *, brand: str | None = None,
     >>> bool(abs(ranking["net_gain"][0] - ranking["from_competitors"][0]) < 1e-9)
     True
     """
+    from scipy.special import expit
+
     cand = read_candidates(candidates)
     stores = model.stores
     brands = stores["brand"].astype(str).to_numpy()
@@ -139,7 +141,7 @@ def evaluate_sites(model: HuffResult, candidates, *, brand: str | None = None,
     dist = store_distances_m(cells["lat"], cells["lng"], cand["lat"], cand["lng"],
                              min_distance_m=model.min_distance_m)                       # (cells, candidates)
     log_u = model.alpha * np.log(attract)[None, :] - model.beta * np.log(dist)
-    q = 1.0 / (1.0 + np.exp(model.log_total[:, None] - log_u))                          # candidate's probability
+    q = expit(log_u - model.log_total[:, None])  # the candidate's probability u / (S + u), without overflow
     weights = {"demand": cells["demand"].to_numpy(dtype="float64"),
                "customers": cells["customers"].to_numpy(dtype="float64"),
                "spend": cells["spend"].to_numpy(dtype="float64")}
