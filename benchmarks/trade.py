@@ -138,7 +138,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
         lat, lng, slat, slng, attract, _ = _data(n, n_stores, seed)
         from geotarget.trade import nearest_store
 
-        home, _ = nearest_store(lat, lng, slat, slng)
+        home, _ = nearest_store(lat, lng, slat, slng, with_distance=False)
         base = _rss_mb()
         out: dict = {"task": task, "data_rss_mb": base}
         t = time.perf_counter()
@@ -159,7 +159,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
             _ = TradeAreas(frame, stores, [SHARE], RES, "given").areas
             out["polygons_seconds"] = time.perf_counter() - t2
             t3 = time.perf_counter()
-            nearest_store(lat, lng, slat, slng)
+            nearest_store(lat, lng, slat, slng, with_distance=False)
             out["nearest_seconds"] = time.perf_counter() - t3
         elif task == "areas numpy":
             res = areas_numpy(lat, lng, slat, slng, home)

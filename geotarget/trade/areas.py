@@ -44,13 +44,14 @@ def _unit_vectors(lat, lng) -> np.ndarray:
     return np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
 
 
-def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarray]:
+def nearest_store(lat, lng, store_lat, store_lng, *, with_distance: bool = True):
     """Index of the geodesically nearest store for each point, and the distance in metres.
 
     Candidates come from a k-d tree on the unit sphere; the geodesic distance
     (pyproj) decides among every store within 1 % of the nearest on the
     sphere, which always holds the nearest on the WGS84 ellipsoid. Ties go
-    to the lower index.
+    to the lower index. With ``with_distance=False`` the distances are not
+    computed (None is returned in their place).
 
     Examples
     --------
@@ -78,14 +79,14 @@ def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarra
     band = 1.0 + 2 * _SPHERE_SLACK
     # most points: the second store on the sphere is well beyond the first, so the first wins on the ellipsoid too
     k = min(2, slat.size)
-    chord, idx = tree.query(pts, k=k)
+    chord, idx = tree.query(pts, k=k, workers=-1)
     chord, idx = chord.reshape(n, k), idx.reshape(n, k)
     angle = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
     best[:] = idx[:, 0]
     todo = np.flatnonzero(angle[:, -1] <= angle[:, 0] * band + 1e-12) if k > 1 else np.zeros(0, dtype="int64")
     k = min(4, slat.size)
     while todo.size:  # near-ties: let the geodesic decide among every store inside the band
-        chord, idx = tree.query(pts[todo], k=k)
+        chord, idx = tree.query(pts[todo], k=k, workers=-1)
         chord, idx = chord.reshape(todo.size, k), idx.reshape(todo.size, k)
         angle = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
         geo = geodesic_distance_m(lat[todo][:, None], lng[todo][:, None], slat[idx], slng[idx])
@@ -94,6 +95,8 @@ def nearest_store(lat, lng, store_lat, store_lng) -> tuple[np.ndarray, np.ndarra
         # if the k-th candidate is still inside the band, a farther store might win: look again with more
         todo = todo[(angle[:, -1] <= angle[:, 0] * band + 1e-12) & (k < slat.size)]
         k = min(k * 4, slat.size)
+    if not with_distance:
+        return best, None
     best_d[:] = geodesic_distance_m(lat, lng, slat[best], slng[best])
     return best, best_d
 
@@ -391,7 +394,8 @@ def trade_areas(eng, stores=None, *, share=(0.5, 0.7, 0.9), res: int = 8, home_s
         cust, sidx = cust.loc[keep], sidx[keep]
         assignment = f"column {home_store_col}"
     else:
-        sidx, _ = nearest_store(cust["lat"].to_numpy(), cust["lng"].to_numpy(), own["lat"], own["lng"])
+        sidx, _ = nearest_store(cust["lat"].to_numpy(), cust["lng"].to_numpy(), own["lat"], own["lng"],
+                                with_distance=False)
         assignment = "nearest store (geodesic)"
     cells = inputs.customer_cells(cust["lat"].to_numpy(), cust["lng"].to_numpy(), res)
     frame = trade_area_cells(sidx, cells, own["lat"].to_numpy(), own["lng"].to_numpy(), shares)
