@@ -80,7 +80,10 @@ def test_huff_saves_long_table_and_draws(eng, tmp_path):
     model = trade.huff(eng, res=8, brand_col="brand")
     path = model.save(tmp_path / "cells.parquet")
     long = pd.read_parquet(path)
-    assert len(long) == len(model.cells) * len(model.stores)
+    shown = model.cells["customers"] >= 10  # the k-anonymity floor: smaller cells never leave
+    assert 0 < shown.sum() < len(model.cells)
+    assert len(long) == shown.sum() * len(model.stores)
+    assert set(long["h3"]) == set(model.cells.loc[shown, "h3"])
     np.testing.assert_allclose(long.groupby("h3")["probability"].sum(), 1.0, rtol=1e-12)
     html = model.to_map(tiles=None).get_root().render()
     assert "gt-dominant" in html and "c00001" not in html

@@ -81,6 +81,7 @@ def huff(
     region_layer: str = _LAYER,
     population_col: str = _POP,
     min_probability: float = typer.Option(0.0, "--min-probability", help="Leave out smaller probabilities."),
+    k_min: int = typer.Option(10, "--k-min", help="Leave out cells with fewer customers (the k-anonymity floor)."),
     stores_out: str = typer.Option(None, "--stores-out", help="Also write expected customers and spend per store."),
     map_out: str = typer.Option(None, "--map", help="Also write an HTML map of the most likely store per cell."),
     png: str = typer.Option(None, "--png", help="Also write a PNG of the most likely store per cell."),
@@ -97,7 +98,7 @@ def huff(
                          spend_col=spend_col, demand=demand, region_layer=region_layer,
                          population_col=population_col)
     console.print(f"huff: {model.summary()}")
-    _written(model.save(output_path(output), min_probability=min_probability))
+    _written(model.save(output_path(output), min_probability=min_probability, k_min=k_min))
     if stores_out:
         out = output_path(stores_out)
         if out.suffix.lower() == ".parquet":

@@ -207,10 +207,28 @@ class HuffResult:
         g.insert(0, "stores", self.stores.groupby("brand").size())
         return g.reset_index()
 
-    def to_frame(self, *, min_probability: float = 0.0) -> pd.DataFrame:
-        """Long table ``h3``, ``store_id``, ``brand``, ``probability``, ``expected_demand`` (rows above a floor)."""
+    def floor_mask(self, k_min: int = 10, *, allow_no_floor: bool = False) -> np.ndarray:
+        """Cells that may be shown: with customer demand, those holding at least ``k_min`` customers.
+
+        Exports and maps leave the other cells out (a cell's demand is a
+        count of customers). With population demand every cell is shown.
+        """
+        from ..maps.metric import check_k_min
+
+        k = check_k_min(k_min, allow_no_floor)
+        if self.demand == "customers":
+            return self.cells["customers"].to_numpy() >= k
+        return np.ones(len(self.cells), dtype=bool)
+
+    def to_frame(self, *, min_probability: float = 0.0, k_min: int = 10, allow_no_floor: bool = False) -> pd.DataFrame:
+        """Long table ``h3``, ``store_id``, ``brand``, ``probability``, ``expected_demand``.
+
+        Rows below ``min_probability`` are left out, and so are cells under
+        the k-anonymity floor (:meth:`floor_mask`).
+        """
         keep = self.probabilities >= min_probability if min_probability > 0 else \
             np.ones_like(self.probabilities, dtype=bool)
+        keep &= self.floor_mask(k_min, allow_no_floor=allow_no_floor)[:, None]
         ci, sj = np.nonzero(keep)
         demand = self.cells["demand"].to_numpy(dtype="float64")
         prob = self.probabilities[ci, sj]
@@ -222,22 +240,26 @@ class HuffResult:
             "expected_demand": demand[ci] * prob,
         })
 
-    def save(self, path: str | Path, *, min_probability: float = 0.0) -> Path:
-        """Write the long table (``.parquet`` or ``.csv``), or the cells with their dominant store (``.geojson``)."""
+    def save(self, path: str | Path, *, min_probability: float = 0.0, k_min: int = 10,
+             allow_no_floor: bool = False) -> Path:
+        """Write the long table (``.parquet`` or ``.csv``), or the cells with their dominant store (``.geojson``).
+
+        Cells under the k-anonymity floor are left out (see :meth:`floor_mask`).
+        """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            self.to_frame(min_probability=min_probability).to_parquet(path, index=False)
-        elif suffix == ".csv":
-            self.to_frame(min_probability=min_probability).to_csv(path, index=False)
+        if suffix in (".parquet", ".csv"):
+            frame = self.to_frame(min_probability=min_probability, k_min=k_min, allow_no_floor=allow_no_floor)
+            frame.to_parquet(path, index=False) if suffix == ".parquet" else frame.to_csv(path, index=False)
         elif suffix in (".geojson", ".json"):
-            self.to_geodataframe().to_file(path, driver="GeoJSON")
+            gdf = self.to_geodataframe()
+            gdf[self.floor_mask(k_min, allow_no_floor=allow_no_floor)].to_file(path, driver="GeoJSON")
         else:
             raise InvalidInputError(f"cannot write {str(path)!r}: use .parquet, .csv or .geojson")
         return path
 
     def to_geodataframe(self):
-        """Cells as hexagons with demand and their dominant store (EPSG:4326)."""
+        """Every cell as a hexagon with its demand and dominant store (EPSG:4326; no floor applied)."""
         import geopandas as gpd
 
         from ..maps.geometry import cells_to_polygons

@@ -88,12 +88,7 @@ def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.
 
 
 def _shown_cells(model, k_min: int):
-    from ..maps.metric import check_k_min
-
-    k = check_k_min(k_min)
-    if model.demand == "customers":
-        return model.cells["customers"].to_numpy() >= k
-    return np.ones(len(model.cells), dtype=bool)
+    return model.floor_mask(k_min)
 
 
 def _cell_features(model, keep, props: dict) -> list[dict]:
