@@ -158,3 +158,18 @@ def test_trade_area_errors_name_the_value(eng):
         trade.trade_areas(eng, "ZZ")
     with pytest.raises(InvalidInputError, match="res must be"):
         trade.trade_areas(eng, res=15)
+
+
+def test_exports_and_maps_keep_the_floor(eng, tmp_path):
+    eng.ingest_stores(pd.DataFrame({"store_id": ["BIG", "TINY"], "lat": [40.75, 40.60], "lng": [-73.99, -73.80]}))
+    rng = np.random.default_rng(0)
+    lat = np.r_[40.75 + rng.normal(0, 0.01, 50), 40.60 + rng.normal(0, 0.001, 3)]
+    lng = np.r_[-73.99 + rng.normal(0, 0.01, 50), -73.80 + rng.normal(0, 0.001, 3)]
+    eng.ingest_customers(pd.DataFrame({"customer_id": [f"k{i}" for i in range(53)], "lat": lat, "lng": lng}))
+    ta = trade.trade_areas(eng, share=0.7)
+    assert ta.areas["store_id"].tolist() == ["BIG", "TINY"]
+    text = ta.save(tmp_path / "a.geojson").read_text()
+    assert '"BIG"' in text and '"TINY"' not in text
+    html = ta.to_map(tiles=None).get_root().render()
+    assert '"store_id": "BIG"' in html and '"store_id": "TINY"' not in html and " nan" not in html
+    assert len(ta.shown_areas(2)) == 2

@@ -126,7 +126,7 @@ def trade_areas(body: TradeAreaRequest, eng=Depends(_deps.engine), limits=Depend
                          brand_col=body.brand_col, brand=body.brand, region_layer=body.region_layer,
                          population_col=body.population_col, smooth=body.smooth)
     areas = ta.areas
-    shown = areas[areas["customers"] >= limits.k_min]
+    shown = ta.shown_areas(limits.k_min)
     feats = [{"type": "Feature",
               "properties": _clean({k: getattr(r, k) for k in ("store_id", "share", "cells", "customers",
                                                                 "store_customers", "customer_share", "max_distance_m",

@@ -247,11 +247,18 @@ class TradeAreas:
                  f"{a.loc[a['share'] == s, 'area_km2'].median():.2f} km2" for s in self.shares]
         return f"{len(self.stores)} store(s), res {self.res}; " + "; ".join(parts)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the polygons as GeoJSON (``.geojson``) or GeoParquet (``.parquet``)."""
+    def shown_areas(self, k_min: int = 10, *, allow_no_floor: bool = False):
+        """The polygons holding at least ``k_min`` customers (the k-anonymity floor of every export and map)."""
+        from ..maps.metric import check_k_min
+
+        k = check_k_min(k_min, allow_no_floor)
+        return self.areas[self.areas["customers"] >= k].reset_index(drop=True)
+
+    def save(self, path: str | Path, *, k_min: int = 10, allow_no_floor: bool = False) -> Path:
+        """Write the polygons as GeoJSON (``.geojson``) or GeoParquet (``.parquet``), above the floor."""
         path = Path(path)
         suffix = path.suffix.lower()
-        gdf = self.areas
+        gdf = self.shown_areas(k_min, allow_no_floor=allow_no_floor)
         if suffix in (".geojson", ".json"):
             gdf.to_file(path, driver="GeoJSON")
         elif suffix in (".parquet", ".geoparquet"):

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 __all__: list[str] = []  # internal: drawn through TradeAreas.to_map / HuffResult.to_map and to_png
 
@@ -30,11 +31,15 @@ def _store_markers(stores, *, popup=None):
 
     items = [{"lat": round(float(r.lat), COORD_DECIMALS), "lng": round(float(r.lng), COORD_DECIMALS),
               "id": str(r.store_id),
-              "popup": popup(r) if popup else f"<b>{html.escape(str(r.store_id))}</b> "
-                                               f"{html.escape(str(getattr(r, 'name', '') or ''))}"}
+              "popup": popup(r) if popup else f"<b>{html.escape(str(r.store_id))}</b> {html.escape(_text(r))}"}
              for r in stores.itertuples(index=False)]
     return StoreMarkers(items, radius=6, color="#1f4e9c", weight=3, fillColor="#ffffff", fillOpacity=1.0,
                         className="gt-store")  # pixels: a marker, not a distance
+
+
+def _text(row) -> str:
+    name = getattr(row, "name", None)
+    return "" if name is None or pd.isna(name) else str(name)
 
 
 def _with_stores(m, stores):
@@ -52,8 +57,11 @@ def _num(v, digits: int = 4):
     return None if v is None or not np.isfinite(v) else round(float(v), digits)
 
 
-def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.35, inline_js: bool = True):
+def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.35, k_min: int = 10,
+                   inline_js: bool = True):
     """Trade-area polygons (a layer per share, widest underneath) and the stores.
+
+    Areas holding fewer than ``k_min`` customers are not drawn.
 
     Polygons carry the CSS class ``gt-tradearea``; tooltips give store, share,
     customers, area, population and penetration.
@@ -63,7 +71,7 @@ def trade_area_map(ta, *, tiles: str | None = DEFAULT_TILES, opacity: float = 0.
 
     from ..maps.style import geojson_layer, new_map
 
-    gdf = ta.areas
+    gdf = ta.shown_areas(k_min)
     geoms = [g for g in gdf.geometry if not g.is_empty]
     if geoms:
         bounds = shapely.total_bounds(np.asarray(geoms, dtype=object))
@@ -187,12 +195,12 @@ def _stores_png(ax, stores) -> None:
     ax.scatter(stores["lng"], stores["lat"], s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5, zorder=5)
 
 
-def trade_area_png(ta, path: Path, *, dpi: int = 120, title: str | None = None) -> Path:
+def trade_area_png(ta, path: Path, *, k_min: int = 10, dpi: int = 120, title: str | None = None) -> Path:
     """A PNG of the trade areas (a colour per share) and the stores."""
     import shapely
     from matplotlib.patches import Patch
 
-    gdf = ta.areas
+    gdf = ta.shown_areas(k_min)
     gdf = gdf[~gdf.geometry.is_empty]
     bounds = shapely.total_bounds(np.asarray(gdf.geometry, dtype=object)) if len(gdf) else \
         (ta.stores["lng"].min() - 0.01, ta.stores["lat"].min() - 0.01,
