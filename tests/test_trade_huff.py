@@ -154,3 +154,14 @@ def test_calibrate_from_home_store_column(eng):
     fit = trade.calibrate_huff(eng, home_store_col="home_store", attract_col="sqft", sample=None)
     assert abs(fit.alpha - 1.5) < 3 * fit.alpha_se and abs(fit.beta - 2.0) < 3 * fit.beta_se
     assert fit.observations == n
+
+
+def test_probabilities_of_each_customer(eng):
+    stores, cust = _engine_with_shops(eng, n=200)
+    model = trade.huff(eng, res=8, attract_col="sqft", alpha=0.8, beta=2.3)
+    p = model.probabilities_at(cust["lat"][:25], cust["lng"][:25])
+    floor = h3.average_hexagon_edge_length(8, unit="m") / 2
+    for i in range(25):
+        u = [s.sqft ** 0.8 * max(GEOD.inv(s.lng, s.lat, cust["lng"][i], cust["lat"][i])[2], floor) ** -2.3
+             for s in stores.itertuples()]
+        np.testing.assert_allclose(p[i], np.array(u) / sum(u), rtol=1e-9)
