@@ -14,7 +14,7 @@ Two workloads over metro-clustered customers in New York (the generator of
 Each runs in a fresh process (``spawn``) for geotarget and for a
 straightforward numpy/scipy/pandas version of the same computation (dense
 matrices, h3-py in a loop for the cell centres, pandas group-bys), in the
-same run; wall time and the process's peak RSS are recorded, and the two
+same run; wall and CPU time and the process's peak RSS are recorded, and the two
 answers are compared. Writes ``benchmarks/RESULTS_trade.md``.
 
 Targets (issue 19): Huff for 1,000 stores over the res-8 cells of 10 M
@@ -141,6 +141,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
         home, _ = nearest_store(lat, lng, slat, slng, with_distance=False)
         base = _rss_mb()
         out: dict = {"task": task, "data_rss_mb": base}
+        cpu = time.process_time()
         t = time.perf_counter()
         if task == "huff geotarget":
             res, cells = huff_geotarget(lat, lng, slat, slng, attract)
@@ -150,7 +151,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
             out["cells"] = cells
         elif task == "areas geotarget":
             res, frame = areas_geotarget(lat, lng, slat, slng, home)
-            out["seconds"] = time.perf_counter() - t
+            out["seconds"], out["cpu_seconds"] = time.perf_counter() - t, time.process_time() - cpu
             from geotarget.trade import TradeAreas
 
             frame = frame.assign(store_id=frame["store"].astype(str), h3="")
@@ -163,7 +164,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
             out["nearest_seconds"] = time.perf_counter() - t3
         elif task == "areas numpy":
             res = areas_numpy(lat, lng, slat, slng, home)
-            out["seconds"] = time.perf_counter() - t
+            out["seconds"], out["cpu_seconds"] = time.perf_counter() - t, time.process_time() - cpu
             t3 = time.perf_counter()
             near = nearest_numpy(lat, lng, slat, slng)
             out["nearest_seconds"] = time.perf_counter() - t3
@@ -171,6 +172,7 @@ def _child(task: str, n: int, n_stores: int, seed: int, queue) -> None:
         else:
             raise ValueError(task)
         out.setdefault("seconds", time.perf_counter() - t)
+        out.setdefault("cpu_seconds", time.process_time() - cpu)
         out["peak_rss_mb"] = _rss_mb()
         out["answer"] = res if isinstance(res, set) else np.asarray(res).tolist()
         queue.put(out)
@@ -204,9 +206,9 @@ def compare(results: dict) -> dict:
 def report(results: dict, checks: dict, n: int, n_stores: int) -> str:
     def row(name, r, target=None):
         if "error" in r:
-            return f"| {name} | failed: {r['error']} | | | |"
-        return (f"| {name} | {r['seconds']:.2f} | {r['peak_rss_mb']:,.0f} | {r['peak_rss_mb'] - r['data_rss_mb']:,.0f} "
-                f"| {target or ''} |")
+            return f"| {name} | failed: {r['error']} | | | | |"
+        return (f"| {name} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mb']:,.0f} "
+                f"| {r['peak_rss_mb'] - r['data_rss_mb']:,.0f} | {target or ''} |")
 
     g, p = results["huff geotarget"], results["huff numpy"]
     ag, an = results["areas geotarget"], results["areas numpy"]
@@ -220,10 +222,11 @@ def report(results: dict, checks: dict, n: int, n_stores: int) -> str:
         "computation alone (data made before the clock starts); peak RSS is the whole process, and the column "
         "after it is the peak above the RSS once the data was made. The plain version is the same computation "
         "written the obvious way: h3-py in a loop, dense pyproj distances, a dense probability matrix, pandas "
-        "group-bys.",
+        "group-bys. CPU seconds count every thread of the process; on a shared machine they are the steadier figure "
+        "(wall time includes waiting for a CPU: see the load average).",
         "",
-        "| workload | seconds | peak RSS (MB) | above the data (MB) | target |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| workload | wall s | CPU s | peak RSS (MB) | above the data (MB) | target |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
         row("Huff, geotarget (`huff_model`)", g, "30 s, 4 GB at 10 M / 1,000 stores"),
         row("Huff, plain numpy/pyproj", p),
         row(f"{SHARE:.0%} trade areas, geotarget (`trade_area_cells`)", ag, "10 s at 10 M / 1,000 stores"),
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in ("huff geotarget", "huff numpy", "areas geotarget", "areas numpy"):
         results[task] = run_task(task, n, args.stores, args.seed)
         r = results[task]
-        print(task, r.get("error") or f"{r['seconds']:.2f} s, peak {r['peak_rss_mb']:,.0f} MB", flush=True)
+        print(task, r.get("error") or f"{r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU), "
+                                      f"peak {r['peak_rss_mb']:,.0f} MB", flush=True)
     checks = compare(results)
     text = report(results, checks, n, args.stores)
     args.out.write_text(text)
