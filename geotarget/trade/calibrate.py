@@ -186,7 +186,7 @@ def calibrate_huff(eng, *, home_store_col: str, attract_col: str | None = None, 
     (True, True, 3.0)
     """
     stores = inputs.load_stores(eng, brand_col=brand_col, attract_col=attract_col)
-    cust = inputs.load_customers(eng, columns=[home_store_col])
+    cust = inputs.load_customers(eng, columns=[home_store_col], ordered=True)
     pos = {s: i for i, s in enumerate(stores["store_id"])}
     chosen = cust[home_store_col].map(lambda s: pos.get(str(s), -1) if pd.notna(s) else -1).to_numpy()
     cust = cust.loc[chosen >= 0]

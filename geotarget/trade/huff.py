@@ -348,7 +348,7 @@ def huff(eng, *, res: int = 8, attract_col: str | None = None, brand_col: str | 
          alpha: float = 1.0, beta: float = 2.0, spend_col: str | None = None, demand: str = "customers",
          region_layer: str | None = None, population_col: str | None = None,
          min_distance_m: float | None = None) -> HuffResult:
-    """Fit nothing, compute everything: the Huff model of a database's stores over its demand cells.
+    """The Huff model of a database's stores over its demand cells (alpha and beta given; see calibrate_huff).
 
     Parameters
     ----------

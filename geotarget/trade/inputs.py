@@ -81,8 +81,11 @@ def load_stores(eng, *, brand_col: str | None = None, attract_col: str | None = 
     return out.reset_index(drop=True)
 
 
-def load_customers(eng, *, columns=()) -> pd.DataFrame:
-    """Eligible customers (not opted out, not suppressed): ``customer_id``, ``lat``, ``lng`` and ``columns``."""
+def load_customers(eng, *, columns=(), ordered: bool = False) -> pd.DataFrame:
+    """Eligible customers (not opted out, not suppressed): ``customer_id``, ``lat``, ``lng`` and ``columns``.
+
+    In table order, or by ``customer_id`` with ``ordered`` (for a sample that must not depend on load order).
+    """
     from ..audience.privacy import eligible_customers_sql
 
     cols = eng.store.columns("customers")
@@ -90,8 +93,8 @@ def load_customers(eng, *, columns=()) -> pd.DataFrame:
         if col not in cols:
             raise ColumnNotFoundError(f"customers have no column {col!r}; columns: {', '.join(cols)}")
     select = ", ".join(["customer_id", "lat", "lng"] + [quote_identifier(c) for c in dict.fromkeys(columns)])
-    return eng.store.frame(f"SELECT {select} FROM customers WHERE {eligible_customers_sql(cols)} "
-                           "ORDER BY customer_id")
+    order = " ORDER BY customer_id" if ordered else ""
+    return eng.store.frame(f"SELECT {select} FROM customers WHERE {eligible_customers_sql(cols)}{order}")
 
 
 def region_population(eng, layer: str, column: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
