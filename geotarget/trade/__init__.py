@@ -16,9 +16,10 @@ Every cell is the standard H3 cell of a point (``latlng_to_cell``); every
 distance is WGS84 geodesic (pyproj).
 """
 
-from .areas import TradeAreas, nearest_store, trade_area_cells, trade_areas
+from .areas import TradeAreas, trade_area_cells, trade_areas
 from .calibrate import HuffFit, calibrate_huff, fit_huff
 from .huff import HuffResult, huff, huff_model, huff_probabilities, store_distances_m
+from .nearest import nearest_store
 from .share import region_shares, trade_area_shares
 from .sites import choose_sites, evaluate_sites, rank_sites, read_candidates
 
