@@ -233,8 +233,17 @@ def _build_areas(ta: TradeAreas):
     from ..maps.geometry import equal_area_crs, round_geometry
 
     rows, geoms = [], []
-    pop = ta.population
-    by_store = {sid: g for sid, g in ta.cells.groupby("store_id", sort=False)}
+    # plain arrays, one slice per store (the cells frame is grouped by store, in distance order)
+    c = ta.cells
+    sid = c["store_id"].astype(str).to_numpy()
+    cell_arr = c["cell"].to_numpy(dtype="uint64")
+    cust_arr = c["customers"].to_numpy(dtype="int64")
+    dist_arr = c["distance_m"].to_numpy(dtype="float64")
+    total_arr = c["store_customers"].to_numpy(dtype="int64")
+    inside = {s: c[_share_col(s)].to_numpy(dtype=bool) for s in ta.shares}
+    pop_arr = ta.population.reindex(cell_arr).fillna(0.0).to_numpy() if ta.population is not None else None
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]]) if sid.size else np.zeros(0, dtype=int)
+    bounds = dict(zip(sid[starts], zip(starts, np.r_[starts[1:], sid.size])))
     # one equal-area projection for every area: areas are exact in it anywhere; smoothing uses its metres
     crs = equal_area_crs(float(ta.stores["lat"].mean()), float(ta.stores["lng"].mean())) if len(ta.stores) else \
         equal_area_crs(0.0, 0.0)
@@ -245,24 +254,24 @@ def _build_areas(ta: TradeAreas):
         import h3
 
         edge_m = float(h3.average_hexagon_edge_length(ta.res, unit="m"))
-    for srow in ta.stores.itertuples(index=False):
-        g = by_store.get(srow.store_id)
+    for store_id in ta.stores["store_id"].astype(str):
+        lo, hi = bounds.get(store_id, (0, 0))
+        total = int(total_arr[lo]) if hi > lo else 0
         for s in ta.shares:
-            sel = g[g[_share_col(s)]] if g is not None else ta.cells.iloc[:0]
-            cells = sel["cell"].to_numpy(dtype="uint64")
+            pick = np.arange(lo, hi)[inside[s][lo:hi]]
+            cells = cell_arr[pick]
             union = _merge_cells(cells)
             merged_m = shapely.transform(union, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
             if ta.smooth and cells.size:
                 closed = shapely.buffer(shapely.buffer(merged_m, edge_m, quad_segs=8), -edge_m, quad_segs=8)
                 merged_m = shapely.union(closed, merged_m)  # a polygonal closing may shave a corner: keep every cell
                 union = shapely.transform(merged_m, lambda xy: np.column_stack(to_deg.transform(xy[:, 0], xy[:, 1])))
-            customers = int(sel["customers"].sum())
-            total = int(g["store_customers"].iloc[0]) if g is not None and len(g) else 0
-            population = float(pop.reindex(cells).fillna(0.0).sum()) if pop is not None else np.nan
+            customers = int(cust_arr[pick].sum())
+            population = float(pop_arr[pick].sum()) if pop_arr is not None else np.nan
             rows.append({
-                "store_id": srow.store_id, "share": s, "cells": int(cells.size), "customers": customers,
+                "store_id": store_id, "share": s, "cells": int(cells.size), "customers": customers,
                 "store_customers": total, "customer_share": customers / total if total else np.nan,
-                "max_distance_m": float(sel["distance_m"].max()) if len(sel) else 0.0,
+                "max_distance_m": float(dist_arr[pick].max()) if pick.size else 0.0,
                 "area_km2": float(shapely.area(merged_m)) / 1e6, "population": population,
                 "penetration": customers / population if population and population > 0 else np.nan,
             })
