@@ -168,27 +168,11 @@ def _bounds(model, keep):
     return (float(lng.min()) - 0.005, float(lat.min()) - 0.005, float(lng.max()) + 0.005, float(lat.max()) + 0.005)
 
 
-def _figure(bounds, title: str, width: float = 9.0):
-    """A matplotlib figure (object API, Agg canvas: no pyplot state, no display) fitted to ``bounds``."""
-    import textwrap
+def _figure(bounds, title: str):
+    """A matplotlib figure and axes fitted to ``bounds``, as geotarget's other PNGs draw them."""
+    from ..maps.png import _axes  # the PNG module's own layout, shared rather than copied
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    minx, miny, maxx, maxy = (float(b) for b in bounds)
-    aspect = 1.0 / max(np.cos(np.radians((miny + maxy) / 2)), 0.05)
-    ratio = ((maxy - miny) * aspect) / max(maxx - minx, 1e-9)
-    fig = Figure(figsize=(width, min(max(width * ratio, 4.0), 14.0)))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set_aspect(aspect)
-    pad_x, pad_y = (maxx - minx) * 0.03 or 0.01, (maxy - miny) * 0.03 or 0.01
-    ax.set_xlim(minx - pad_x, maxx + pad_x)
-    ax.set_ylim(miny - pad_y, maxy + pad_y)
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
-    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
-    return fig, ax
+    return _axes(bounds, title)
 
 
 def _stores_png(ax, stores) -> None:
