@@ -45,6 +45,7 @@ class Engine:
         self.lookup = ReverseLookup(store)
         self._lookup = self.lookup.cache
         self._stores_cache: tuple[int, pd.DataFrame, dict] | None = None
+        self._pings = None
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -283,6 +284,8 @@ class Engine:
         """
         from geotarget.audience.audience import build_audience
 
+        if region_layer is not None:
+            self.pings.check_targetable(region_layer)
         return self.store.read_consistent(lambda: build_audience(
             self, stores=stores, points=points, radius=radius, radius_m=radius_m,
             allow_large_radius=allow_large_radius, region_layer=region_layer, regions=regions,
@@ -622,6 +625,81 @@ class Engine:
         from .trade import rank_sites
 
         return self.store.read_consistent(lambda: rank_sites(self, candidates, **options))
+
+
+    # -- device pings (geotarget.pings) ------------------------------------------
+    @property
+    def pings(self):
+        """The device pings beside this database (:class:`geotarget.pings.Pings`)."""
+        if self._pings is None:
+            from .pings import Pings
+
+            self._pings = Pings(self)
+        return self._pings
+
+    def ingest_pings(self, source, *, device_col: str | None = None, time_col: str | None = None,
+                     lat_col: str | None = None, lng_col: str | None = None, accuracy_col: str | None = None,
+                     consent_col: str | None = None, max_accuracy_m: float = 100.0,
+                     progress: Callable[[int, int | None], None] | None = None):
+        """Validate and append device pings (``device_id``, aware ``timestamp``, ``lat``, ``lng``, accuracy).
+
+        Pings are appended, never upserted, to Parquet partitioned by UTC day
+        and H3 parent beside the database (:mod:`geotarget.pings.dataset`).
+        Rows with a bad location, a timestamp without a timezone, an accuracy
+        worse than ``max_accuracy_m``, a consent value other than yes, or an
+        opted-out device land in :meth:`rejects` (kind ``'pings'``).
+        """
+        return self.pings.ingest(source, device_col=device_col, time_col=time_col, lat_col=lat_col,
+                                 lng_col=lng_col, accuracy_col=accuracy_col, consent_col=consent_col,
+                                 max_accuracy_m=max_accuracy_m, progress=progress)
+
+    def visitors(self, *, stores=None, points=None, radius=None, radius_m=None, region_layer=None, regions=None,
+                 campaign=None, exclude: dict | None = None, start=None, end=None, min_dwell_minutes: float = 0.0,
+                 min_days: int = 1, max_gap_minutes: float = 30.0, hours=None, days_of_week=None,
+                 tz: str = "UTC") -> pd.DataFrame:
+        """A visitation audience: devices seen at places, one row per device.
+
+        Places are ``stores=`` or ``points=`` (e.g. competitors' locations, for
+        conquesting) with ``radius=``, ``region_layer=``/``regions=``, or a
+        ``campaign=``'s geofence. A device qualifies with visits (runs of pings
+        with no gap over ``max_gap_minutes``) of at least ``min_dwell_minutes``
+        on at least ``min_days`` distinct days (in ``tz``), counting only pings
+        in ``[start, end)``, at ``hours`` of the day and on ``days_of_week``.
+        ``exclude=`` takes the same place options: its visitors are dropped
+        (e.g. your own stores' regulars from a conquesting audience). Pings
+        in sensitive layers and opted-out devices never count.
+        """
+        where = {"stores": stores, "points": points, "radius": radius, "radius_m": radius_m,
+                 "region_layer": region_layer, "regions": regions, "campaign": campaign}
+        return self.pings.visitors(where=where, exclude=exclude, start=start, end=end,
+                                   min_dwell_minutes=min_dwell_minutes, min_days=min_days,
+                                   max_gap_minutes=max_gap_minutes, hours=hours, days_of_week=days_of_week, tz=tz)
+
+    def visits(self, *, stores=None, points=None, radius=None, radius_m=None, region_layer=None, regions=None,
+               campaign=None, start=None, end=None, min_dwell_minutes: float = 0.0, max_gap_minutes: float = 30.0,
+               hours=None, days_of_week=None, tz: str = "UTC") -> pd.DataFrame:
+        """Each visit at the places (device, place, start, end, dwell, pings, distance); options as :meth:`visitors`."""
+        where = {"stores": stores, "points": points, "radius": radius, "radius_m": radius_m,
+                 "region_layer": region_layer, "regions": regions, "campaign": campaign}
+        return self.pings.visits(where=where, start=start, end=end, min_dwell_minutes=min_dwell_minutes,
+                                 max_gap_minutes=max_gap_minutes, hours=hours, days_of_week=days_of_week, tz=tz)
+
+    def footfall(self, res: int = 9, *, k_min: int | None = 10, allow_no_floor: bool = False, start=None, end=None,
+                 tz: str = "UTC"):
+        """Unique devices per H3 cell (``latlng_to_cell``) per day, cells under ``k_min`` left out."""
+        return self.pings.footfall(res, k_min=k_min, allow_no_floor=allow_no_floor, start=start, end=end, tz=tz)
+
+    def opt_out_devices(self, device_ids) -> int:
+        """Opt devices out of every visitation audience and footfall count (stored hashed)."""
+        return self.pings.opt_out(device_ids)
+
+    def erase_devices(self, device_ids) -> dict:
+        """Erase devices: their pings and ping rejects are deleted and future pings rejected."""
+        return self.pings.erase(device_ids)
+
+    def mark_sensitive(self, layer: str) -> None:
+        """Mark a region layer sensitive: never targeted, and pings inside it never counted."""
+        self.pings.mark_sensitive(layer)
 
 
 def _open_text(path):
