@@ -1,0 +1,187 @@
+"""geotarget's jobs on Spark: radius and region audiences, visitation audiences, footfall.
+
+Each job is Spark DataFrames end to end: a pruned Parquet scan
+(:func:`geotarget.spark.datasets.prune`), an Arrow UDF (``mapInArrow``) that
+runs geotarget's own exact kernels on each batch, and Spark's grouping for
+what needs one device's pings together (``groupBy(...).applyInPandas``) or a
+distinct count. The kernels are the ones the embedded engine runs, so the
+ids are the same and the distances agree to floating-point noise:
+
+- radius audiences: :func:`geotarget._membership._nearest` (each customer's
+  nearest centre, WGS84 geodesic within the radius);
+- region audiences: :func:`geotarget._membership._region_positions`;
+- visits and visitors: :mod:`geotarget.pings.visits`;
+- footfall: :func:`geotarget.pings.footfall.footfall_keys`.
+
+Jobs return lazy Spark DataFrames (see :func:`to_pandas`), except
+:func:`footfall`, which returns a collected :class:`~geotarget.pings.Footfall`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .._index import CustomerIndex
+from .._membership import _nearest, _region_positions
+from .._metric import check_k_min
+from ..pings.footfall import Footfall, apply_floor, check_res, footfall_keys
+from ..pings.places import Places
+from ..pings.visits import VisitRule, match_pings, visitors_from_matches, visits_from_matches
+from .datasets import prune
+from .session import quiet_pyspark
+
+__all__ = ["footfall", "radius_audience", "region_audience", "to_pandas", "visitors", "visits"]
+
+RADIUS_SCHEMA = "customer_id string, lat double, lng double, distance_m double, center_id string"
+REGION_SCHEMA = "customer_id string, lat double, lng double"
+MATCH_SCHEMA = "device_id string, place_id string, ts_us long, distance_m double"
+VISIT_SCHEMA = ("device_id string, place_id string, start_us long, end_us long, dwell_minutes double, pings long, "
+                "distance_m double")
+VISITOR_SCHEMA = ("device_id string, visits long, days long, dwell_minutes double, first_seen_us long, "
+                  "last_seen_us long, places string")
+KEY_SCHEMA = "day string, cell long, device_id string"
+
+
+def _customer_index(table: pa.Table) -> CustomerIndex:
+    cells = table.column("cell").to_numpy().astype("uint64")
+    order = np.argsort(cells, kind="stable")
+    return CustomerIndex(version=0, res=15, cells=cells[order],
+                         lat=table.column("lat").to_numpy()[order].astype("float64"),
+                         lng=table.column("lng").to_numpy()[order].astype("float64"),
+                         ids=table.column("customer_id").take(pa.array(order)).combine_chunks().cast(pa.string()))
+
+
+def radius_batch(table: pa.Table, places: Places) -> pa.Table:
+    """Customers of one batch within the radius of a place, each with its nearest place and distance."""
+    index = _customer_index(table)
+    members, which, dist, _ = _nearest(index, np.asarray(places.lat), np.asarray(places.lng), places.radius_m)
+    return pa.table({"customer_id": index.take_ids(members), "lat": index.lat[members], "lng": index.lng[members],
+                     "distance_m": dist, "center_id": pa.array(np.asarray(places.ids, dtype=object)[which],
+                                                               type=pa.string())})
+
+
+def region_batch(table: pa.Table, places: Places) -> pa.Table:
+    """Customers of one batch inside any of the polygons (boundary inside)."""
+    index = _customer_index(table)
+    pos = _region_positions(index, places.geometries())
+    return pa.table({"customer_id": index.take_ids(pos), "lat": index.lat[pos], "lng": index.lng[pos]})
+
+
+def _per_batch(kernel, *args):
+    def run(batches):
+        for batch in batches:
+            out = kernel(pa.Table.from_batches([batch]), *args)
+            yield from out.to_batches()
+    return run
+
+
+def radius_audience(spark, customers, places: Places):
+    """Customers within ``places.radius_m`` of any place (columns of :data:`RADIUS_SCHEMA`).
+
+    ``customers`` is a DataFrame read with :func:`geotarget.spark.datasets.read`
+    (or a path to such a folder).
+    """
+    if places.kind != "radius":
+        raise ValueError("radius_audience needs radius places")
+    df = _frame(spark, customers).select("customer_id", "lat", "lng", "cell", "h3_parent")
+    with quiet_pyspark():
+        return prune(df, places).select("customer_id", "lat", "lng", "cell").mapInArrow(
+            _per_batch(radius_batch, places), RADIUS_SCHEMA)
+
+
+def region_audience(spark, customers, places: Places):
+    """Customers inside any of the region places (columns of :data:`REGION_SCHEMA`)."""
+    df = _frame(spark, customers).select("customer_id", "lat", "lng", "cell", "h3_parent")
+    with quiet_pyspark():
+        return prune(df, places).select("customer_id", "lat", "lng", "cell").mapInArrow(
+            _per_batch(region_batch, places), REGION_SCHEMA)
+
+
+def _frame(spark, source):
+    from .datasets import read
+
+    return source if hasattr(source, "mapInArrow") else read(spark, source)
+
+
+def matches(spark, pings, places: Places, rule: VisitRule):
+    """Pings at the places under the rule (columns of :data:`MATCH_SCHEMA`)."""
+    df = _frame(spark, pings)
+    with quiet_pyspark():
+        return prune(df, places, days=rule.days()).select("device_id", "ts", "lat", "lng", "cell").mapInArrow(
+            _per_batch(match_pings, places, rule), MATCH_SCHEMA)
+
+
+def _visits_us(frame: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
+    out = visits_from_matches(frame, rule)
+    out = out[out["dwell_minutes"] >= rule.min_dwell_minutes]
+    return pd.DataFrame({"device_id": out["device_id"].astype(object), "place_id": out["place_id"].astype(object),
+                         "start_us": _us(out["start"]), "end_us": _us(out["end"]),
+                         "dwell_minutes": out["dwell_minutes"].astype("float64"), "pings": out["pings"].astype("int64"),
+                         "distance_m": out["distance_m"].astype("float64")})
+
+
+def _visitors_us(frame: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
+    out = visitors_from_matches(frame, rule)
+    return pd.DataFrame({"device_id": out["device_id"].astype(object), "visits": out["visits"].astype("int64"),
+                         "days": out["days"].astype("int64"), "dwell_minutes": out["dwell_minutes"].astype("float64"),
+                         "first_seen_us": _us(out["first_seen"]), "last_seen_us": _us(out["last_seen"]),
+                         "places": out["places"].astype(object)})
+
+
+def _us(values: pd.Series) -> np.ndarray:
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype("int64")
+
+
+def visits(spark, pings, places: Places, rule: VisitRule):
+    """Visits at the places (:data:`VISIT_SCHEMA`; times as UTC microseconds)."""
+    found = matches(spark, pings, places, rule)
+    with quiet_pyspark():
+        return found.groupBy("device_id").applyInPandas(lambda g: _visits_us(g, rule), VISIT_SCHEMA)
+
+
+def visitors(spark, pings, places: Places, rule: VisitRule, *, exclude: Places | None = None):
+    """A visitation audience (:data:`VISITOR_SCHEMA`), minus the visitors of ``exclude`` when given."""
+    found = matches(spark, pings, places, rule)
+    with quiet_pyspark():
+        out = found.groupBy("device_id").applyInPandas(lambda g: _visitors_us(g, rule), VISITOR_SCHEMA)
+        if exclude is not None:
+            loyal = matches(spark, pings, exclude, rule).groupBy("device_id").applyInPandas(
+                lambda g: _visitors_us(g, rule), VISITOR_SCHEMA).select("device_id")
+            out = out.join(loyal, on="device_id", how="left_anti")
+    return out
+
+
+def footfall(spark, pings, res: int = 9, *, k_min: int | None = 10, allow_no_floor: bool = False,
+             rule: VisitRule | None = None, sensitive_wkb=()) -> Footfall:
+    """Unique devices per H3 cell per day, collected, with the k floor (as :meth:`geotarget.Engine.footfall`)."""
+    from pyspark.sql import functions as F
+
+    res = check_res(res)
+    k = check_k_min(k_min, allow_no_floor)
+    rule = rule or VisitRule()
+    df = _frame(spark, pings)
+    days = rule.days()
+    if days is not None:
+        df = df.where(F.col("day").between(F.to_date(F.lit(days[0])), F.to_date(F.lit(days[1]))))
+
+    def kernel(table):
+        return footfall_keys(table, res, tz=rule.tz, sensitive_wkb=sensitive_wkb, optouts=rule.optouts,
+                             start_us=rule.start_us, end_us=rule.end_us)
+
+    with quiet_pyspark():
+        keys = df.select("device_id", "ts", "lat", "lng", "cell").mapInArrow(_per_batch(kernel), KEY_SCHEMA)
+        counts = keys.groupBy("day", "cell").agg(F.countDistinct("device_id").alias("devices"))
+        frame = to_pandas(counts)
+    return apply_floor(frame, res, k)
+
+
+def to_pandas(df) -> pd.DataFrame:
+    """Collect a job's result through Arrow; ``*_us`` columns become UTC datetimes without the suffix."""
+    with quiet_pyspark():
+        table = df.toArrow()
+    frame = table.to_pandas()
+    for column in [c for c in frame.columns if c.endswith("_us") and c != "ts_us"]:
+        frame[column[:-3]] = pd.to_datetime(frame.pop(column), unit="us", utc=True).astype("datetime64[us, UTC]")
+    return frame
