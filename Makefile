@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server,test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[server,test,bench,spark]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -40,6 +40,7 @@ demo: $(VENV)/.installed $(SAMPLE)/customers.csv
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-java.sh
 	$(BIN)/python -m pytest -q
 
 # The reverse lookup and the HTTP service, then geotarget against PostGIS, DuckDB SQL, GeoPandas and

@@ -67,10 +67,17 @@ def _imports(path: Path) -> set[str]:
     return found - set(sys.stdlib_module_names) - {"geotarget", "__future__"}
 
 
-@pytest.mark.parametrize("part", ["core", "service"])
+_EXTRA_PARTS = {"service": ("server",), "spark": ("spark",)}
+
+
+def _part(path: Path) -> str:
+    return next((p for p in _EXTRA_PARTS if p in path.relative_to(PACKAGE).parts[:-1]), "core")
+
+
+@pytest.mark.parametrize("part", ["core", "service", "spark"])
 def test_imports_are_declared(part):
-    extras = ("server",) if part == "service" else ()
-    files = [p for p in PACKAGE.rglob("*.py") if ("service" in p.parts) == (part == "service")]
+    extras = _EXTRA_PARTS.get(part, ())
+    files = [p for p in PACKAGE.rglob("*.py") if _part(p) == part]
     declared = _closure(extras)
     owners = packages_distributions()
     missing = {}
@@ -79,4 +86,4 @@ def test_imports_are_declared(part):
             dists = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
             if not dists & declared:
                 missing.setdefault(module, []).append(path.relative_to(PACKAGE.parent).as_posix())
-    assert not missing, f"imported but not installed by geotarget{'[server]' if extras else ''}: {missing}"
+    assert not missing, f"imported but not installed by geotarget{'[' + ','.join(extras) + ']' if extras else ''}: {missing}"

@@ -30,6 +30,6 @@ def test_engine_public_methods_have_docstrings():
 
 
 def test_import_pulls_no_optional_dependency():
-    code = "import sys, geotarget; print(','.join(m for m in ('fastapi', 'uvicorn', 'playwright', 'folium', 'sklearn', 'psycopg2') if m in sys.modules))"
+    code = "import sys, geotarget; print(','.join(m for m in ('fastapi', 'uvicorn', 'playwright', 'folium', 'sklearn', 'psycopg2', 'pyspark', 'py4j') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -7,7 +7,9 @@ from . import (  # noqa: F401  (registers commands)
     campaign,  # noqa: F401  (registers the campaign commands)
     ingest,
     maps,  # noqa: F401  (registers heatmap and map commands)
+    pings,  # noqa: F401  (registers ingest pings, visits, footfall and the pings commands)
     serve,  # noqa: F401  (registers the serve command)
+    spark,  # noqa: F401  (registers the spark commands)
     trade,  # noqa: F401  (registers trade-area, huff and sites)
 )
 from ._app import app, run

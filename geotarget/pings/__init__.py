@@ -13,8 +13,8 @@ from .dataset import PARTITION_COLUMN, PARTITION_RES, PING_SCHEMA, partition_pat
 from .footfall import Footfall
 from .ingest import DEFAULT_MAX_ACCURACY_M
 from .pings import Pings, ScanStats
-from .places import Places, resolve_places
-from .visits import VisitRule, match_pings, visitors_from_matches, visits_from_matches
+from .places import Places, read_points, read_regions, resolve_places
+from .visits import VisitRule, match_pings, parse_hours, visitors_from_matches, visits_from_matches
 
 __all__ = [
     "DEFAULT_MAX_ACCURACY_M",
@@ -28,7 +28,10 @@ __all__ = [
     "VisitRule",
     "device_hash",
     "match_pings",
+    "parse_hours",
     "partition_paths",
+    "read_points",
+    "read_regions",
     "resolve_places",
     "visitors_from_matches",
     "visits_from_matches",

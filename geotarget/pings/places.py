@@ -22,7 +22,7 @@ from ..units import parse_radius
 from . import consent
 from .dataset import PARTITION_RES
 
-__all__ = ["Places", "resolve_places", "sensitive_geometries"]
+__all__ = ["Places", "read_points", "read_regions", "resolve_places", "sensitive_geometries"]
 
 
 @dataclass(frozen=True)
@@ -84,15 +84,6 @@ def _merge(ranges: np.ndarray) -> np.ndarray:
         else:
             out.append([lo, hi])
     return np.array(out, dtype=ranges.dtype).reshape(-1, 2)
-
-
-def parents_in(parent_ranges: np.ndarray, parents) -> np.ndarray:
-    """Which of ``parents`` fall in any of the ranges."""
-    parents = np.asarray(list(parents), dtype="int64")
-    keep = np.zeros(parents.size, dtype=bool)
-    for lo, hi in parent_ranges.tolist():
-        keep |= (parents >= lo) & (parents <= hi)
-    return keep
 
 
 def sensitive_geometries(engine) -> tuple[bytes, ...]:
@@ -169,3 +160,45 @@ def resolve_places(engine, *, stores=None, points=None, radius=None, radius_m=No
         what = f"{len(frame)} place(s)"
     return Places("radius", tuple(ids), lat=tuple(frame["lat"].astype(float)), lng=tuple(frame["lng"].astype(float)),
                   radius_m=float(metres), description=f"within {metres:,.0f} m of {what}", sensitive_wkb=sensitive)
+
+
+def read_points(source) -> pd.DataFrame:
+    """Places from a file or DataFrame of points (e.g. competitors): ``place_id``, ``name``, ``lat``, ``lng``.
+
+    Rows go through the stores' validation (id and location checks); any bad
+    row is an error naming it, since a silently dropped place would shrink
+    an audience.
+    """
+    from ..ingest import ingest_points
+    from ..store import Store
+
+    store = Store(":memory:")
+    try:
+        report = ingest_points(store, source, "stores")
+        if report.rejected:
+            row = store.frame("SELECT row_number, reason FROM rejects ORDER BY row_number LIMIT 1").iloc[0]
+            raise InvalidInputError(f"{report.rejected} place(s) in {report.source} are invalid, e.g. row "
+                                    f"{int(row['row_number'])}: {row['reason']}; fix them first")
+        if not report.loaded:
+            raise InvalidInputError(f"{report.source} holds no places")
+        frame = store.frame("SELECT store_id AS place_id, name, lat, lng FROM stores ORDER BY store_id")
+    finally:
+        store.close()
+    return frame
+
+
+def read_regions(source, *, id_col: str | None = None, name_col: str | None = None) -> Places:
+    """Region places from a polygon file or GeoDataFrame, validated as region layers are."""
+    from ..ingest import ingest_regions
+    from ..store import Store
+
+    store = Store(":memory:")
+    try:
+        report = ingest_regions(store, source, layer="places", id_col=id_col, name_col=name_col)
+        if not report.loaded:
+            raise InvalidInputError(f"{report.source} holds no usable polygons")
+        rows = store.frame("SELECT region_id, geometry FROM regions ORDER BY region_id")
+    finally:
+        store.close()
+    return Places("regions", tuple(rows["region_id"].astype(str)), wkb=tuple(bytes(b) for b in rows["geometry"]),
+                  description=f"in {len(rows)} region(s) of {report.source}")

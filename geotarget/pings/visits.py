@@ -36,7 +36,7 @@ from ..geodesy import geodesic_distance_m
 from .consent import device_hash
 from .places import Places
 
-__all__ = ["VisitRule", "match_pings", "visitors_from_matches", "visits_from_matches"]
+__all__ = ["VisitRule", "match_pings", "parse_hours", "visitors_from_matches", "visits_from_matches"]
 
 MATCH_SCHEMA = pa.schema([("device_id", pa.string()), ("place_id", pa.string()), ("ts_us", pa.int64()),
                           ("distance_m", pa.float64())])
@@ -117,6 +117,28 @@ class VisitRule:
         first = "0000-01-01" if self.start_us is None else str(np.datetime64(self.start_us, "us").astype("M8[D]"))
         last = "9999-12-31" if self.end_us is None else str(np.datetime64(self.end_us - 1, "us").astype("M8[D]"))
         return first, last
+
+
+def parse_hours(text: str) -> tuple[int, ...]:
+    """Hours of the day from text such as ``"7-10,17"`` (ranges inclusive).
+
+    Examples
+    --------
+    >>> parse_hours("7-9,17")
+    (7, 8, 9, 17)
+    """
+    hours: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            lo, _, hi = part.partition("-")
+            lo_h, hi_h = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise InvalidInputError(f"hours {text!r} not understood; write e.g. '7-10,17'") from None
+        if not (0 <= lo_h <= hi_h <= 23):
+            raise InvalidInputError(f"hours {part!r} must be within 0-23, the first not after the last")
+        hours.update(range(lo_h, hi_h + 1))
+    return tuple(sorted(hours))
 
 
 def _batch_index(table: pa.Table) -> tuple[CustomerIndex, np.ndarray]:

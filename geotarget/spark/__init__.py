@@ -17,12 +17,12 @@ A sketch (needs pyspark and Java)::
     spark = gs.session("local[2]")
     places = eng.pings.places(stores="all", radius="2mi")
     aud = gs.to_pandas(gs.radius_audience(spark, "customers.parquet", places))
-    spark.stop()
+    gs.stop(spark)
 """
 
 from .datasets import export_customers, prune, read, scan_metrics
 from .jobs import footfall, matches, radius_audience, region_audience, to_pandas, visitors, visits
-from .session import java_version, session
+from .session import java_version, session, stop
 
 __all__ = [
     "export_customers",
@@ -35,6 +35,7 @@ __all__ = [
     "region_audience",
     "scan_metrics",
     "session",
+    "stop",
     "to_pandas",
     "visitors",
     "visits",

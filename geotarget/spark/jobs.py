@@ -182,6 +182,8 @@ def to_pandas(df) -> pd.DataFrame:
     with quiet_pyspark():
         table = df.toArrow()
     frame = table.to_pandas()
+    renamed = {}
     for column in [c for c in frame.columns if c.endswith("_us") and c != "ts_us"]:
-        frame[column[:-3]] = pd.to_datetime(frame.pop(column), unit="us", utc=True).astype("datetime64[us, UTC]")
-    return frame
+        frame[column] = pd.to_datetime(frame[column], unit="us", utc=True).astype("datetime64[us, UTC]")
+        renamed[column] = column[:-3]
+    return frame.rename(columns=renamed)

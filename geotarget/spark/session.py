@@ -18,7 +18,7 @@ import warnings
 
 from ..errors import MissingDependencyError
 
-__all__ = ["java_version", "pyspark_module", "quiet_pyspark", "session"]
+__all__ = ["java_version", "pyspark_module", "quiet_pyspark", "session", "stop"]
 
 _HINT = "install it with: pip install 'geotarget[spark]'"
 
@@ -104,3 +104,28 @@ def session(master: str = "local[2]", *, app_name: str = "geotarget", conf: dict
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def stop(spark) -> None:
+    """Stop a session and the local JVM pyspark started for it (a cluster's executors stop with it).
+
+    pyspark keeps its gateway JVM alive after ``SparkSession.stop()`` until
+    Python exits; this ends it too, so nothing is left running.
+    """
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    spark.stop()
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    if proc is not None:
+        with contextlib.suppress(Exception):
+            proc.stdin.close()
+        with contextlib.suppress(Exception):
+            proc.terminate()
+            proc.wait(timeout=30)
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -1,0 +1,140 @@
+"""`geotarget spark ...`: the same jobs on Apache Spark (needs the ``spark`` extra and Java)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+
+from ._app import app, console, engine, output_path
+from .pings import place_options, rule_options
+
+spark_app = typer.Typer(help="Run audiences, visits and footfall on Apache Spark over partitioned Parquet.",
+                        no_args_is_help=True)
+app.add_typer(spark_app, name="spark")
+
+_MASTER = typer.Option("local[2]", "--master", help="Spark master: local[N], spark://HOST:7077, yarn, k8s://...")
+
+
+@contextlib.contextmanager
+def _session(master: str):
+    from .. import spark as gs
+
+    active = _active_session()  # a session already running here (a notebook's, a test's) is reused
+    spark = active or gs.session(master)
+    try:
+        yield spark
+    finally:
+        if active is None:
+            gs.stop(spark)
+
+
+def _active_session():
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
+def _write(df, output: str):
+    """Collect to one CSV (``.csv``) or let Spark write a Parquet folder; returns the number of rows."""
+    from .. import spark as gs
+
+    if output.lower().endswith(".csv"):
+        frame = gs.to_pandas(df)
+        frame.to_csv(output_path(output), index=False)
+        return len(frame)
+    df.write.mode("overwrite").parquet(str(output_path(output)))
+    return df.sparkSession.read.parquet(str(output)).count()
+
+
+@spark_app.command("export-customers")
+def export_customers(
+    output: str = typer.Option(..., "-o", "--output", help="Folder for the partitioned Parquet."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a folder that already holds files."),
+) -> None:
+    """Write the database's eligible customers as Parquet partitioned by H3 parent (for `spark audience`)."""
+    from .. import spark as gs
+
+    with engine(read_only=True) as eng:
+        n = gs.export_customers(eng, output, overwrite=overwrite)
+    console.print(f"{n:,} customers -> {output}")
+
+
+@spark_app.command("audience")
+def audience(
+    customers: str = typer.Option(..., "--customers", help="Partitioned customers (`spark export-customers`)."),
+    stores: str = typer.Option(None, "--stores", help="File of stores or places (id, lat, lng)."),
+    radius: str = typer.Option(None, "--radius", help="Radius with a unit, e.g. 2mi."),
+    regions: str = typer.Option(None, "--regions", help="Polygon file (GeoJSON, ...) instead of stores."),
+    id_col: str = typer.Option(None, "--id-col", help="Region id column of --regions."),
+    output: str = typer.Option(..., "-o", "--output", help="OUT.csv (collected) or a folder (Parquet)."),
+    master: str = _MASTER,
+) -> None:
+    """Customers within a radius of stores, or inside polygons, computed on Spark."""
+    from .. import spark as gs
+    from ..errors import InvalidInputError
+    from ..pings.places import Places, read_points, read_regions
+    from ..units import parse_radius
+
+    if (stores is None) == (regions is None):
+        raise InvalidInputError("give --stores FILE with --radius, or --regions FILE")
+    if stores is not None:
+        metres = parse_radius(radius)
+        pts = read_points(stores)
+        places = Places("radius", tuple(pts["place_id"].astype(str)), lat=tuple(pts["lat"]), lng=tuple(pts["lng"]),
+                        radius_m=metres)
+    else:
+        places = read_regions(regions, id_col=id_col)
+    with _session(master) as spark:
+        df = gs.radius_audience(spark, customers, places) if stores else gs.region_audience(spark, customers, places)
+        if stores:
+            df = df.withColumnRenamed("center_id", "store_id")
+        n = _write(df, output)
+    console.print(f"{n:,} customers -> {output}")
+
+
+@spark_app.command("visits")
+def visits(
+    pings: str = typer.Option(None, "--pings", help="Partitioned pings [default: the database's ping folder]."),
+    store: list[str] = typer.Option([], "--store", help="Store id of the database (repeatable)."),
+    all_stores: bool = typer.Option(False, "--all-stores"),
+    places_file: str = typer.Option(None, "--places", help="File of places (id, lat, lng), e.g. competitors."),
+    radius: str = typer.Option(None, "--radius", help="e.g. 200m"),
+    layer: str = typer.Option(None, "--layer"),
+    region: list[str] = typer.Option([], "--region"),
+    campaign: str = typer.Option(None, "--campaign"),
+    start: str = typer.Option(None, "--start"),
+    end: str = typer.Option(None, "--end"),
+    min_dwell: float = typer.Option(0.0, "--min-dwell", help="Minutes."),
+    min_days: int = typer.Option(1, "--min-days"),
+    max_gap: float = typer.Option(30.0, "--max-gap", help="Minutes."),
+    hours: str = typer.Option(None, "--hours", help="e.g. 7-10,17"),
+    days: str = typer.Option(None, "--days", help="e.g. mon,tue"),
+    tz: str = typer.Option("UTC", "--tz"),
+    output: str = typer.Option(..., "-o", "--output", help="OUT.csv (collected) or a folder (Parquet)."),
+    master: str = _MASTER,
+) -> None:
+    """A visitation audience on Spark; places, sensitive layers and opt-outs come from --db."""
+    from .. import spark as gs
+    from ..pings import VisitRule
+    from ..pings.consent import optout_hashes
+
+    with engine(read_only=True) as eng:
+        places = eng.pings.places(**place_options(store, all_stores, places_file, radius, layer, region, campaign))
+        rule = VisitRule.make(optouts=optout_hashes(eng.store),
+                              **rule_options(start, end, min_dwell, min_days, max_gap, hours, days, tz))
+        root = pings or str(eng.pings.root)
+    if not Path(root).is_dir():
+        from ..errors import SourceError
+
+        raise SourceError(f"no pings at {root!r}; ingest some with `geotarget ingest pings FILE` or pass --pings")
+    with _session(master) as spark:
+        df = gs.visitors(spark, root, places, rule)
+        n = _write(df, output)
+        metrics = gs.scan_metrics(df) if output.lower().endswith(".csv") else None
+    read = f" (read {metrics['files']:,} ping files)" if metrics else ""
+    console.print(f"{n:,} device(s) -> {output}{read}")
+
