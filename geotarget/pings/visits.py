@@ -212,7 +212,7 @@ def _time_mask(ts_us: np.ndarray, rule: VisitRule) -> np.ndarray:
         if rule.hours is not None:
             keep &= np.isin(local.hour, rule.hours)
         if rule.days_of_week is not None:
-            keep &= np.isin(local.dayofweek, rule.days_of_week)
+            keep &= np.isin(local.day_of_week, rule.days_of_week)
     return keep
 
 
