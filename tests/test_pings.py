@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 import geotarget
-from geotarget.cells import latlng_to_cells
+from geotarget.geo.cells import latlng_to_cells
 from geotarget.errors import InvalidInputError, PrivacyError
 from geotarget.pings import PING_SCHEMA, Places, VisitRule, match_pings, partition_paths
 

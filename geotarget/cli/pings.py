@@ -73,7 +73,7 @@ def visits(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Allow fewer than 100 devices (internal use)."),
 ) -> None:
     """A visitation audience: devices seen at stores, places, regions or a campaign's geofence."""
-    from ..privacy import check_min_size
+    from ..audience.privacy import check_min_size
 
     with engine() as eng:
         where = place_options(store, all_stores, places_file, radius, layer, region, campaign)

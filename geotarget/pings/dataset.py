@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..cells import cells_to_parents
+from ..geo.cells import cells_to_parents
 
 __all__ = [
     "PARTITION_COLUMN",
@@ -73,7 +73,7 @@ def partitions_of_cells(cells, res: int = PARTITION_RES) -> np.ndarray:
     Examples
     --------
     >>> import h3
-    >>> from geotarget.cells import latlng_to_cells
+    >>> from geotarget.geo.cells import latlng_to_cells
     >>> p = partitions_of_cells(latlng_to_cells([40.758], [-73.9855]))
     >>> h3.int_to_str(int(p[0])) == h3.cell_to_parent(h3.latlng_to_cell(40.758, -73.9855, 15), 4)
     True

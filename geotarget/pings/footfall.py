@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._membership import _prepared, _region_positions
-from .._metric import RES_RANGE
-from ..cells import cells_to_str, latlng_to_cells
+from ..audience.membership import _prepared, _region_positions
+from ..maps.metric import RES_RANGE
+from ..geo.cells import cells_to_str, latlng_to_cells
 from ..errors import InvalidInputError
 from .consent import device_hash
 from .visits import _batch_index

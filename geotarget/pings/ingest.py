@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._readers import open_source
-from .._validation import _REASONS, _check_swapped, _Columns, _find, _raw_json, _validate
-from ..cells import latlng_to_cells
+from ..store.readers import open_source
+from ..store.validation import _REASONS, _check_swapped, _Columns, _find, _raw_json, _validate
+from ..geo.cells import latlng_to_cells
 from ..errors import ColumnNotFoundError, InvalidInputError
-from ..ingest import IngestReport
+from ..store.ingest import IngestReport
 from . import consent
 from .dataset import PING_SCHEMA, publish, write_partitioned
 
@@ -92,7 +92,7 @@ def _detect_ping_columns(src, *, device_col, time_col, lat_col, lng_col, accurac
         flag = "--device-col (device_col=)" if device is None else "--time-col (time_col=)"
         raise ColumnNotFoundError(f"no {what} column found in {src.name}; pass {flag} naming one of: "
                                   f"{', '.join(map(str, columns))}")
-    from .._validation import LAT_NAMES, LNG_NAMES
+    from ..store.validation import LAT_NAMES, LNG_NAMES
 
     lat = _find(columns, lat_col, LAT_NAMES, "latitude", "--lat-col")
     lng = _find(columns, lng_col, LNG_NAMES, "longitude", "--lng-col")

@@ -19,8 +19,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .._metric import check_k_min
-from ..store import quiet
+from ..maps.metric import check_k_min
+from ..store.database import quiet
 from . import consent
 from .dataset import PING_SCHEMA, erase_devices, partition_paths
 from .footfall import Footfall, apply_floor, check_res, footfall_counts, footfall_keys

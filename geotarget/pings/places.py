@@ -15,8 +15,8 @@ import h3
 import numpy as np
 import pandas as pd
 
-from .._membership import _disk_ranges, _layer_frame, _point_centers, _polygon_ranges, _prepared, _store_centers
-from ..cells import cell_ranges, cells_to_parents, str_to_cells
+from ..audience.membership import _disk_ranges, _layer_frame, _point_centers, _polygon_ranges, _prepared, _store_centers
+from ..geo.cells import cell_ranges, cells_to_parents, str_to_cells
 from ..errors import InvalidInputError, NotFoundError
 from ..units import parse_radius
 from . import consent
@@ -169,8 +169,8 @@ def read_points(source) -> pd.DataFrame:
     row is an error naming it, since a silently dropped place would shrink
     an audience.
     """
-    from ..ingest import ingest_points
-    from ..store import Store
+    from ..store.ingest import ingest_points
+    from ..store.database import Store
 
     store = Store(":memory:")
     try:
@@ -189,8 +189,8 @@ def read_points(source) -> pd.DataFrame:
 
 def read_regions(source, *, id_col: str | None = None, name_col: str | None = None) -> Places:
     """Region places from a polygon file or GeoDataFrame, validated as region layers are."""
-    from ..ingest import ingest_regions
-    from ..store import Store
+    from ..store.ingest import ingest_regions
+    from ..store.database import Store
 
     store = Store(":memory:")
     try:

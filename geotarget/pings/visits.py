@@ -29,10 +29,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._index import CustomerIndex
-from .._membership import _in_polygons, _radius_members, _region_positions
+from ..audience.index import CustomerIndex
+from ..audience.membership import _in_polygons, _radius_members, _region_positions
 from ..errors import InvalidInputError
-from ..geodesy import geodesic_distance_m
+from ..geo.geodesy import geodesic_distance_m
 from .consent import device_hash
 from .places import Places
 

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._index import CustomerIndex
-from .._membership import _nearest, _region_positions
-from .._metric import check_k_min
+from ..audience.index import CustomerIndex
+from ..audience.membership import _nearest, _region_positions
+from ..maps.metric import check_k_min
 from ..pings.footfall import Footfall, apply_floor, check_res, footfall_keys
 from ..pings.places import Places
 from ..pings.visits import VisitRule, match_pings, visitors_from_matches, visits_from_matches
