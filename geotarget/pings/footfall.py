@@ -22,7 +22,7 @@ from ..errors import InvalidInputError
 from .consent import device_hash
 from .visits import _batch_index
 
-__all__ = ["Footfall", "KEY_SCHEMA", "check_res", "footfall_counts", "footfall_keys"]
+__all__ = ["Footfall", "KEY_SCHEMA", "apply_floor", "check_res", "footfall_keys"]
 
 KEY_SCHEMA = pa.schema([("day", pa.string()), ("cell", pa.int64()), ("device_id", pa.string())])
 
@@ -64,12 +64,6 @@ def footfall_keys(table: pa.Table, res: int, *, tz: str = "UTC", sensitive_wkb=(
                           "cell": latlng_to_cells(lat, lng, res).astype("int64"),
                           "device_id": devices.to_numpy(zero_copy_only=False)}).drop_duplicates()
     return pa.Table.from_pandas(frame, schema=KEY_SCHEMA, preserve_index=False)
-
-
-def footfall_counts(keys: pd.DataFrame) -> pd.DataFrame:
-    """Unique devices per (day, cell) from distinct keys (any number of batches concatenated)."""
-    keys = keys.drop_duplicates()
-    return (keys.groupby(["day", "cell"], sort=True).size().rename("devices").reset_index())
 
 
 @dataclass

@@ -18,12 +18,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..maps.metric import check_k_min
 from ..store.database import quiet
 from . import consent
 from .dataset import PING_SCHEMA, erase_devices, partition_paths
-from .footfall import Footfall, apply_floor, check_res, footfall_counts, footfall_keys
+from .footfall import Footfall, apply_floor, check_res, footfall_keys
 from .ingest import DEFAULT_MAX_ACCURACY_M, ingest_pings
 from .places import Places, resolve_places
 from .visits import MATCH_SCHEMA, VisitRule, match_pings, visitors_from_matches, visits_from_matches
@@ -157,15 +158,25 @@ class Pings:
         optouts = consent.optout_hashes(self._engine.store)
         files = partition_paths(self.root, days=rule.days())
         self.last_scan = ScanStats(len(self.files()), len(files))
-        keys = []
-        import pyarrow.parquet as pq
-
-        for path in files:
-            table = pq.read_table(path, columns=["device_id", "ts", "lat", "lng", "cell"])
-            keys.append(footfall_keys(table, res, tz=tz, sensitive_wkb=sensitive, optouts=optouts,
-                                      start_us=rule.start_us, end_us=rule.end_us).to_pandas())
-        frame = pd.concat(keys, ignore_index=True) if keys else pd.DataFrame(
-            {"day": pd.Series(dtype=str), "cell": pd.Series(dtype="int64"), "device_id": pd.Series(dtype=str)})
+        # distinct (day, cell, device) keys per file, counted by DuckDB (which spills past memory)
+        con = duckdb.connect(":memory:")
+        spill = tempfile.mkdtemp(prefix="geotarget-footfall-")
+        try:
+            quiet(con)
+            con.execute("SET temp_directory = $d", {"d": spill})
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("CREATE TABLE footfall_keys (day VARCHAR, cell BIGINT, device_id VARCHAR)")
+            for path in files:
+                table = pq.read_table(path, columns=["device_id", "ts", "lat", "lng", "cell"])
+                keys = footfall_keys(table, res, tz=tz, sensitive_wkb=sensitive, optouts=optouts,  # noqa: F841
+                                     start_us=rule.start_us, end_us=rule.end_us)
+                con.execute("INSERT INTO footfall_keys SELECT * FROM keys")
+            frame = con.sql("SELECT day, cell, count(DISTINCT device_id) AS devices FROM footfall_keys "
+                            "GROUP BY day, cell").to_arrow_table().to_pandas()
+        finally:
+            con.close()
+            shutil.rmtree(spill, ignore_errors=True)
+        return apply_floor(frame, res, k)
         return apply_floor(footfall_counts(frame), res, k)
 
     def check_targetable(self, layer) -> None:

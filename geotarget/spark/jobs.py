@@ -138,19 +138,33 @@ def visits(spark, pings, places: Places, rule: VisitRule):
     """Visits at the places (:data:`VISIT_SCHEMA`; times as UTC microseconds)."""
     found = matches(spark, pings, places, rule)
     with quiet_pyspark():
-        return found.groupBy("device_id").applyInPandas(lambda g: _visits_us(g, rule), VISIT_SCHEMA)
+        return _by_device(found).applyInPandas(lambda g: _visits_us(g.drop(columns="_bucket"), rule), VISIT_SCHEMA)
 
 
 def visitors(spark, pings, places: Places, rule: VisitRule, *, exclude: Places | None = None):
     """A visitation audience (:data:`VISITOR_SCHEMA`), minus the visitors of ``exclude`` when given."""
-    found = matches(spark, pings, places, rule)
+    def audience(found):
+        return _by_device(found).applyInPandas(lambda g: _visitors_us(g.drop(columns="_bucket"), rule),
+                                               VISITOR_SCHEMA)
+
     with quiet_pyspark():
-        out = found.groupBy("device_id").applyInPandas(lambda g: _visitors_us(g, rule), VISITOR_SCHEMA)
+        out = audience(matches(spark, pings, places, rule))
         if exclude is not None:
-            loyal = matches(spark, pings, exclude, rule).groupBy("device_id").applyInPandas(
-                lambda g: _visitors_us(g, rule), VISITOR_SCHEMA).select("device_id")
+            loyal = audience(matches(spark, pings, exclude, rule)).select("device_id")
             out = out.join(loyal, on="device_id", how="left_anti")
     return out
+
+
+def _by_device(found):
+    """Matches grouped into hash buckets of devices: every ping of a device lands in one bucket.
+
+    One pandas call per bucket (not per device) keeps the Python overhead per
+    shuffle partition; the kernels handle many devices at once.
+    """
+    from pyspark.sql import functions as F
+
+    buckets = int(found.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return found.withColumn("_bucket", F.pmod(F.hash("device_id"), F.lit(buckets))).groupBy("_bucket")
 
 
 def footfall(spark, pings, res: int = 9, *, k_min: int | None = 10, allow_no_floor: bool = False,
