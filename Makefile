@@ -48,12 +48,15 @@ test: $(VENV)/.installed-test
 # holds every figure (the lookup, service and ingest-stage reports quoted from their own files).
 # Override the sizes with e.g. `make bench BENCH_ARGS="--sizes 1e6"`, or `BENCH_ARGS=--quick`.
 BENCH_ARGS ?= --sizes 1e6,1e7
+# Device pings, embedded against Spark local[2]: 100M pings by default (e.g. PINGS_BENCH_ARGS="--pings 2e6").
+PINGS_BENCH_ARGS ?= --pings 1e8
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 	$(BIN)/python -m benchmarks.service_load
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.ingest_profile
 	$(BIN)/python -m benchmarks.trade
+	$(BIN)/python -m benchmarks.pings_spark $(PINGS_BENCH_ARGS)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS) --render
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.

@@ -366,6 +366,7 @@ class Engine:
         >>> c.geofence, c.start.year
         ({'kind': 'cells', 'cells': ['872a1072bffffff']}, 2026)
         """
+        self.pings.check_targetable(region_layer)
         return _campaigns.create_campaign(
             self, name, where=where, start=start, end=end, holdout=holdout, metadata=metadata, stores=stores,
             radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells)
@@ -383,6 +384,8 @@ class Engine:
         ...                                        {"name": "b", "cells": ["872a1072bffffff"]}])]
         ['a', 'b']
         """
+        for spec in specs if isinstance(specs, list) else []:
+            self.pings.check_targetable(spec.get("region_layer") if isinstance(spec, dict) else None)
         return _campaigns.create_campaigns(self, specs)
 
     def campaigns(self, *, status: str | None = None) -> list[Campaign]:
@@ -409,6 +412,7 @@ class Engine:
         >>> eng.update_campaign("a", name="b", metadata={"offer": "2 for 1"}).metadata
         {'offer': '2 for 1'}
         """
+        self.pings.check_targetable(changes.get("region_layer"))
         return _campaigns.update_campaign(self, name_or_id, changes)
 
     def pause_campaign(self, name_or_id: str) -> Campaign:
@@ -436,7 +440,9 @@ class Engine:
         -------
         Audience
         """
-        return _campaigns.campaign_audience(self, self.campaign(name_or_id), audience_options)
+        chosen = self.campaign(name_or_id)
+        self.pings.check_targetable(chosen.geofence.get("layer"))
+        return _campaigns.campaign_audience(self, chosen, audience_options)
 
     # -- reverse lookup ------------------------------------------------------------
     def stores_near(self, lat: float, lng: float, radius: str | None = "2mi", *, radius_m: float | None = None,

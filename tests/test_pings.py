@@ -153,6 +153,8 @@ def test_sensitive_layer_is_never_targeted_and_its_pings_never_count(peng):
         peng.visitors(region_layer="clinics")
     with pytest.raises(PrivacyError, match="sensitive"):
         peng.audience(region_layer="clinics")
+    with pytest.raises(PrivacyError, match="sensitive"):
+        peng.create_campaign("care", region_layer="clinics")
     # C's two pings (two days) were inside the clinic: two (day, cell, device) fewer
     assert peng.footfall(9, k_min=1, allow_no_floor=True).frame["devices"].sum() == footfall_before - 2
 
