@@ -59,11 +59,19 @@ def footfall_keys(table: pa.Table, res: int, *, tz: str = "UTC", sensitive_wkb=(
         if blocked:
             ok = pc.invert(pc.is_in(devices, value_set=pa.array(blocked, pa.string()))).to_numpy(zero_copy_only=False)
             rows, lat, lng, devices = rows[ok], lat[ok], lng[ok], devices.filter(pa.array(ok))
-    days = pd.DatetimeIndex(pd.to_datetime(ts[rows], unit="us", utc=True)).tz_convert(tz).strftime("%Y-%m-%d")
-    frame = pd.DataFrame({"day": np.asarray(days, dtype=object),
-                          "cell": latlng_to_cells(lat, lng, res).astype("int64"),
-                          "device_id": devices.to_numpy(zero_copy_only=False)}).drop_duplicates()
-    return pa.Table.from_pandas(frame, schema=KEY_SCHEMA, preserve_index=False)
+    keys = pa.table({"day": pa.array(_local_days(ts[rows], tz), type=pa.int32()).cast(pa.date32()),
+                     "cell": latlng_to_cells(lat, lng, res).astype("int64"), "device_id": devices.cast(pa.string())})
+    keys = keys.group_by(["day", "cell", "device_id"], use_threads=False).aggregate([])
+    return pa.table({"day": pc.cast(keys.column("day"), pa.string()), "cell": keys.column("cell"),
+                     "device_id": keys.column("device_id")}, schema=KEY_SCHEMA)
+
+
+def _local_days(ts_us: np.ndarray, tz: str) -> np.ndarray:
+    """Calendar days (since 1970-01-01) of UTC microsecond instants in a timezone."""
+    if tz == "UTC":
+        return np.floor_divide(ts_us, 86_400_000_000).astype("int32")
+    local = pd.DatetimeIndex(pd.to_datetime(ts_us, unit="us", utc=True)).tz_convert(tz).tz_localize(None)
+    return local.to_numpy(dtype="datetime64[us]").astype("datetime64[D]").astype("int32")
 
 
 @dataclass
