@@ -636,7 +636,15 @@ class Engine:
     # -- device pings (geotarget.pings) ------------------------------------------
     @property
     def pings(self):
-        """The device pings beside this database (:class:`geotarget.pings.Pings`)."""
+        """The device pings beside this database (:class:`geotarget.pings.Pings`).
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> eng.pings.files()
+        []
+        """
         if self._pings is None:
             from .pings import Pings
 
@@ -654,6 +662,16 @@ class Engine:
         Rows with a bad location, a timestamp without a timezone, an accuracy
         worse than ``max_accuracy_m``, a consent value other than yes, or an
         opted-out device land in :meth:`rejects` (kind ``'pings'``).
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> rep = eng.ingest_pings(pd.DataFrame({
+        ...     "device_id": ["d1", "d1", "d2"], "lat": [40.758, 40.758, 40.7], "lng": [-73.9855, -73.9855, -74.0],
+        ...     "timestamp": ["2026-03-02T12:00:00Z", "2026-03-02T12:20:00Z", "2026-03-02 12:00:00"]}))
+        >>> (rep.read, rep.loaded, rep.rejected)
+        (3, 2, 1)
         """
         return self.pings.ingest(source, device_col=device_col, time_col=time_col, lat_col=lat_col,
                                  lng_col=lng_col, accuracy_col=accuracy_col, consent_col=consent_col,
@@ -674,6 +692,18 @@ class Engine:
         ``exclude=`` takes the same place options: its visitors are dropped
         (e.g. your own stores' regulars from a conquesting audience). Pings
         in sensitive layers and opted-out devices never count.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_stores(pd.DataFrame({"store_id": ["S1"], "lat": [40.758], "lng": [-73.9855]}))
+        >>> _ = eng.ingest_pings(pd.DataFrame({"device_id": ["d1", "d1", "d2"], "lat": [40.758, 40.7581, 40.8],
+        ...     "lng": [-73.9855, -73.9855, -74.0],
+        ...     "timestamp": ["2026-03-02T12:00:00Z", "2026-03-02T12:20:00Z", "2026-03-02T12:00:00Z"]}))
+        >>> eng.visitors(stores=["S1"], radius="100m", min_dwell_minutes=15)[["device_id", "visits", "dwell_minutes"]]
+          device_id  visits  dwell_minutes
+        0        d1       1           20.0
         """
         where = {"stores": stores, "points": points, "radius": radius, "radius_m": radius_m,
                  "region_layer": region_layer, "regions": regions, "campaign": campaign}
@@ -684,7 +714,18 @@ class Engine:
     def visits(self, *, stores=None, points=None, radius=None, radius_m=None, region_layer=None, regions=None,
                campaign=None, start=None, end=None, min_dwell_minutes: float = 0.0, max_gap_minutes: float = 30.0,
                hours=None, days_of_week=None, tz: str = "UTC") -> pd.DataFrame:
-        """Each visit at the places (device, place, start, end, dwell, pings, distance); options as :meth:`visitors`."""
+        """Each visit at the places (device, place, start, end, dwell, pings, distance); options as :meth:`visitors`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_pings(pd.DataFrame({"device_id": ["d1"], "lat": [40.758], "lng": [-73.9855],
+        ...                                    "timestamp": ["2026-03-02T12:00:00Z"]}))
+        >>> v = eng.visits(points=[(40.7585, -73.9855)], radius="100m")
+        >>> v["place_id"].tolist(), round(float(v["distance_m"].iloc[0]), 1)
+        (['P1'], 55.5)
+        """
         where = {"stores": stores, "points": points, "radius": radius, "radius_m": radius_m,
                  "region_layer": region_layer, "regions": regions, "campaign": campaign}
         return self.pings.visits(where=where, start=start, end=end, min_dwell_minutes=min_dwell_minutes,
@@ -692,19 +733,61 @@ class Engine:
 
     def footfall(self, res: int = 9, *, k_min: int | None = 10, allow_no_floor: bool = False, start=None, end=None,
                  tz: str = "UTC"):
-        """Unique devices per H3 cell (``latlng_to_cell``) per day, cells under ``k_min`` left out."""
+        """Unique devices per H3 cell (``latlng_to_cell``) per day, cells under ``k_min`` left out.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_pings(pd.DataFrame({"device_id": ["d1", "d2"], "lat": [40.758, 40.758],
+        ...     "lng": [-73.9855, -73.9855], "timestamp": ["2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z"]}))
+        >>> eng.footfall(9, k_min=2).frame[["day", "h3", "devices"]]
+                  day               h3  devices
+        0  2026-03-02  892a100d67bffff        2
+        """
         return self.pings.footfall(res, k_min=k_min, allow_no_floor=allow_no_floor, start=start, end=end, tz=tz)
 
     def opt_out_devices(self, device_ids) -> int:
-        """Opt devices out of every visitation audience and footfall count (stored hashed)."""
+        """Opt devices out of every visitation audience and footfall count (stored hashed).
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> eng.opt_out_devices(["d1", "d2"])
+        2
+        """
         return self.pings.opt_out(device_ids)
 
     def erase_devices(self, device_ids) -> dict:
-        """Erase devices: their pings and ping rejects are deleted and future pings rejected."""
+        """Erase devices: their pings and ping rejects are deleted and future pings rejected.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_pings(pd.DataFrame({"device_id": ["d1"], "lat": [40.758], "lng": [-73.9855],
+        ...                                    "timestamp": ["2026-03-02T12:00:00Z"]}))
+        >>> eng.erase_devices(["d1"])
+        {'pings': 1, 'rejects': 0}
+        """
         return self.pings.erase(device_ids)
 
     def mark_sensitive(self, layer: str) -> None:
-        """Mark a region layer sensitive: never targeted, and pings inside it never counted."""
+        """Mark a region layer sensitive: never targeted, and pings inside it never counted.
+
+        Examples
+        --------
+        >>> import geotarget, geopandas as gpd, shapely
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_regions(gpd.GeoDataFrame({"region_id": ["k1"]}, crs="EPSG:4326",
+        ...                        geometry=[shapely.box(-74.0, 40.75, -73.98, 40.76)]), layer="clinics")
+        >>> eng.mark_sensitive("clinics")
+        >>> eng.visitors(region_layer="clinics")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        geotarget.errors.PrivacyError: region layer 'clinics' is marked sensitive and can never be targeted ...
+        """
         self.pings.mark_sensitive(layer)
 
 

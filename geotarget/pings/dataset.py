@@ -89,6 +89,15 @@ def write_partitioned(table: pa.Table, root: str | os.PathLike, *, day_column: s
     split by day; without it (customers) only by the H3 parent.
 
     Returns the files written.
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from geotarget.geo.cells import latlng_to_cells
+    >>> t = pa.table({"customer_id": ["a"], "lat": [40.758], "lng": [-73.9855],
+    ...               "cell": latlng_to_cells([40.758], [-73.9855]).astype("int64")})
+    >>> [p.parent.name for p in write_partitioned(t, tempfile.mkdtemp(), day_column=None)]
+    ['h3_parent=595215130728333311']
     """
     root = Path(root)
     if table.num_rows == 0:
@@ -140,6 +149,12 @@ def partition_paths(root: str | os.PathLike, *, parent_ranges=None, days: tuple[
         keep; all partitions when None.
     days : (first, last), optional
         Inclusive ISO days to keep; all when None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> partition_paths(tempfile.mkdtemp(), days=("2026-03-01", "2026-03-07"))
+    []
     """
     ranges = None if parent_ranges is None else np.asarray(parent_ranges, dtype="int64").reshape(-1, 2)
     out = []

@@ -122,6 +122,14 @@ def resolve_places(engine, *, stores=None, points=None, radius=None, radius_m=No
     ``points`` is ``[(lat, lng), ...]`` or a DataFrame with ``lat``, ``lng``
     and ``place_id`` (or ``point_id``), e.g. competitors' locations for a
     conquesting audience.
+
+    Examples
+    --------
+    >>> import geotarget
+    >>> eng = geotarget.open(":memory:")
+    >>> p = resolve_places(eng, points=[(40.758, -73.9855)], radius="200m")
+    >>> p.kind, p.ids, p.radius_m
+    ('radius', ('P1',), 200.0)
     """
     given = [stores is not None, points is not None, region_layer is not None, campaign is not None]
     if sum(given) != 1:
@@ -168,6 +176,12 @@ def read_points(source) -> pd.DataFrame:
     Rows go through the stores' validation (id and location checks); any bad
     row is an error naming it, since a silently dropped place would shrink
     an audience.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_points(pd.DataFrame({"id": ["K2", "K1"], "lat": [40.7, 40.8], "lng": [-74.0, -73.9]}))["place_id"].tolist()
+    ['K1', 'K2']
     """
     from ..store.ingest import ingest_points
     from ..store.database import Store
@@ -188,7 +202,15 @@ def read_points(source) -> pd.DataFrame:
 
 
 def read_regions(source, *, id_col: str | None = None, name_col: str | None = None) -> Places:
-    """Region places from a polygon file or GeoDataFrame, validated as region layers are."""
+    """Region places from a polygon file or GeoDataFrame, validated as region layers are.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> frame = gpd.GeoDataFrame({"id": ["a"]}, geometry=[shapely.box(-74, 40.7, -73.9, 40.8)], crs="EPSG:4326")
+    >>> read_regions(frame).ids
+    ('a',)
+    """
     from ..store.ingest import ingest_regions
     from ..store.database import Store
 

@@ -155,6 +155,17 @@ def match_pings(table: pa.Table, places: Places, rule: VisitRule) -> pa.Table:
     """Pings at places: ``device_id``, ``place_id``, ``ts_us``, ``distance_m`` (NaN for polygons and cells).
 
     ``table`` holds ``device_id``, ``ts``, ``lat``, ``lng`` and ``cell`` (int64, resolution 15).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from geotarget.geo.cells import latlng_to_cells
+    >>> lat, lng = [40.758, 40.77], [-73.9855, -73.9855]
+    >>> t = pa.table({"device_id": ["a", "b"], "ts": pa.array([0, 0], pa.timestamp("us", tz="UTC")),
+    ...               "lat": lat, "lng": lng, "cell": latlng_to_cells(lat, lng).astype("int64")})
+    >>> m = match_pings(t, Places("radius", ("S1",), lat=(40.758,), lng=(-73.9855,), radius_m=500.0), VisitRule())
+    >>> m.column("device_id").to_pylist(), m.column("distance_m").to_pylist()
+    (['a'], [0.0])
     """
     if table.num_rows == 0 or not places.ids:
         return MATCH_SCHEMA.empty_table()
@@ -217,7 +228,18 @@ def _time_mask(ts_us: np.ndarray, rule: VisitRule) -> np.ndarray:
 
 
 def visits_from_matches(matches: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
-    """Group matched pings into visits: one row per device, place and run of pings (see module doc)."""
+    """Group matched pings into visits: one row per device, place and run of pings (see module doc).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> m = pd.DataFrame({"device_id": ["a"] * 3, "place_id": ["S1"] * 3,
+    ...                   "ts_us": [0, 600_000_000, 7_200_000_000], "distance_m": [5.0, 3.0, 9.0]})
+    >>> visits_from_matches(m, VisitRule())[["dwell_minutes", "pings", "distance_m"]]
+       dwell_minutes  pings  distance_m
+    0           10.0      2         3.0
+    1            0.0      1         9.0
+    """
     if matches.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             VISIT_COLUMNS, ["string", "string", "datetime64[us, UTC]", "datetime64[us, UTC]", "float64", "int64",
@@ -248,7 +270,17 @@ def visits_from_matches(matches: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
 
 
 def visitors_from_matches(matches: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
-    """One row per qualifying device: visits, distinct days, total dwell, first/last seen, places."""
+    """One row per qualifying device: visits, distinct days, total dwell, first/last seen, places.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> m = pd.DataFrame({"device_id": ["a", "a", "b"], "place_id": ["S1", "S1", "S2"],
+    ...                   "ts_us": [0, 86_400_000_000, 0], "distance_m": [5.0, 3.0, 9.0]})
+    >>> visitors_from_matches(m, VisitRule(min_days=2))[["device_id", "visits", "days", "places"]]
+      device_id  visits  days places
+    0         a       2     2     S1
+    """
     visits = visits_from_matches(matches, rule)
     visits = visits[visits["dwell_minutes"] >= rule.min_dwell_minutes]
     if visits.empty:

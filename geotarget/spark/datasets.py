@@ -32,6 +32,14 @@ def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False
 
     Columns ``customer_id``, ``lat``, ``lng``, ``cell`` (int64), partitioned by
     ``h3_parent``. Returns the number of customers written.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd, tempfile
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.758], "lng": [-73.9855]}))
+    >>> export_customers(eng, tempfile.mkdtemp())
+    1
     """
     root = Path(root)
     if root.exists() and any(root.iterdir()):
@@ -48,7 +56,14 @@ def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False
 
 
 def read(spark, path: str | os.PathLike):
-    """A partitioned dataset as a Spark DataFrame (partition columns inferred from the folder names)."""
+    """A partitioned dataset as a Spark DataFrame (partition columns inferred from the folder names).
+
+    Examples
+    --------
+    >>> df = read(spark, "customers/")  # doctest: +SKIP
+    >>> df.columns  # doctest: +SKIP
+    ['customer_id', 'lat', 'lng', 'cell', 'h3_parent']
+    """
     path = Path(path)
     if not path.is_dir():
         raise SourceError(f"{str(path)!r} is not a partitioned Parquet folder; write one with "
@@ -69,7 +84,16 @@ def _ranges_condition(column, ranges):
 
 
 def prune(df, places: Places, *, days: tuple[str, str] | None = None):
-    """Keep the partitions (and cell ranges) the places' covering touches, and the days of a window."""
+    """Keep the partitions (and cell ranges) the places' covering touches, and the days of a window.
+
+    Examples
+    --------
+    >>> from geotarget.pings import Places
+    >>> places = Places("radius", ("S1",), lat=(40.758,), lng=(-73.9855,), radius_m=3218.688)
+    >>> places.parent_ranges().tolist()  # the partitions a 2-mile query reads
+    [[595215130728333311, 595215130728333311], [595215156498137087, 595215156498137087]]
+    >>> prune(read(spark, "customers/"), places).explain()  # doctest: +SKIP
+    """
     from pyspark.sql import functions as F
 
     if not places.ids:
@@ -108,6 +132,12 @@ def scan_metrics(df) -> dict:
     Call it after an action (``collect``, ``toPandas``, ``write``) on the same
     DataFrame object; returns ``{"files": n, "partitions": n, "rows": n}``
     summed over its scans.
+
+    Examples
+    --------
+    >>> df = radius_audience(spark, "customers/", places)  # doctest: +SKIP
+    >>> _ = df.toArrow(); scan_metrics(df)  # doctest: +SKIP
+    {'files': 2, 'partitions': 2, 'rows': 10122}
     """
     plan = df._jdf.queryExecution().executedPlan()
     total = {"files": 0, "partitions": 0, "rows": 0}

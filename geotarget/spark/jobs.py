@@ -82,6 +82,12 @@ def radius_audience(spark, customers, places: Places):
 
     ``customers`` is a DataFrame read with :func:`geotarget.spark.datasets.read`
     (or a path to such a folder).
+
+    Examples
+    --------
+    >>> places = eng.pings.places(stores="all", radius="2mi")  # doctest: +SKIP
+    >>> to_pandas(radius_audience(spark, "customers/", places)).columns.tolist()  # doctest: +SKIP
+    ['customer_id', 'lat', 'lng', 'distance_m', 'center_id']
     """
     if places.kind != "radius":
         raise ValueError("radius_audience needs radius places")
@@ -92,7 +98,14 @@ def radius_audience(spark, customers, places: Places):
 
 
 def region_audience(spark, customers, places: Places):
-    """Customers inside any of the region places (columns of :data:`REGION_SCHEMA`)."""
+    """Customers inside any of the region places (columns of :data:`REGION_SCHEMA`).
+
+    Examples
+    --------
+    >>> places = eng.pings.places(region_layer="nyc_nta")  # doctest: +SKIP
+    >>> to_pandas(region_audience(spark, "customers/", places)).columns.tolist()  # doctest: +SKIP
+    ['customer_id', 'lat', 'lng']
+    """
     df = _frame(spark, customers).select("customer_id", "lat", "lng", "cell", "h3_parent")
     with quiet_pyspark():
         return prune(df, places).select("customer_id", "lat", "lng", "cell").mapInArrow(
@@ -106,7 +119,13 @@ def _frame(spark, source):
 
 
 def matches(spark, pings, places: Places, rule: VisitRule):
-    """Pings at the places under the rule (columns of :data:`MATCH_SCHEMA`)."""
+    """Pings at the places under the rule (columns of :data:`MATCH_SCHEMA`).
+
+    Examples
+    --------
+    >>> matches(spark, eng.pings.root, places, VisitRule()).count()  # doctest: +SKIP
+    27018
+    """
     df = _frame(spark, pings)
     with quiet_pyspark():
         return prune(df, places, days=rule.days()).select("device_id", "ts", "lat", "lng", "cell").mapInArrow(
@@ -135,14 +154,28 @@ def _us(values: pd.Series) -> np.ndarray:
 
 
 def visits(spark, pings, places: Places, rule: VisitRule):
-    """Visits at the places (:data:`VISIT_SCHEMA`; times as UTC microseconds)."""
+    """Visits at the places (:data:`VISIT_SCHEMA`; times as UTC microseconds).
+
+    Examples
+    --------
+    >>> to_pandas(visits(spark, eng.pings.root, places, VisitRule())).columns.tolist()  # doctest: +SKIP
+    ['device_id', 'place_id', 'start', 'end', 'dwell_minutes', 'pings', 'distance_m']
+    """
     found = matches(spark, pings, places, rule)
     with quiet_pyspark():
         return _by_device(found).applyInPandas(lambda g: _visits_us(g.drop(columns="_bucket"), rule), VISIT_SCHEMA)
 
 
 def visitors(spark, pings, places: Places, rule: VisitRule, *, exclude: Places | None = None):
-    """A visitation audience (:data:`VISITOR_SCHEMA`), minus the visitors of ``exclude`` when given."""
+    """A visitation audience (:data:`VISITOR_SCHEMA`), minus the visitors of ``exclude`` when given.
+
+    Examples
+    --------
+    >>> rule = VisitRule.make(min_dwell_minutes=10, min_days=2)
+    >>> rule.min_days
+    2
+    >>> to_pandas(visitors(spark, eng.pings.root, places, rule))  # doctest: +SKIP
+    """
     def audience(found):
         return _by_device(found).applyInPandas(lambda g: _visitors_us(g.drop(columns="_bucket"), rule),
                                                VISITOR_SCHEMA)
@@ -169,7 +202,13 @@ def _by_device(found):
 
 def footfall(spark, pings, res: int = 9, *, k_min: int | None = 10, allow_no_floor: bool = False,
              rule: VisitRule | None = None, sensitive_wkb=()) -> Footfall:
-    """Unique devices per H3 cell per day, collected, with the k floor (as :meth:`geotarget.Engine.footfall`)."""
+    """Unique devices per H3 cell per day, collected, with the k floor (as :meth:`geotarget.Engine.footfall`).
+
+    Examples
+    --------
+    >>> footfall(spark, eng.pings.root, 9, k_min=10).frame.columns.tolist()  # doctest: +SKIP
+    ['day', 'cell', 'h3', 'devices']
+    """
     from pyspark.sql import functions as F
 
     res = check_res(res)
@@ -192,7 +231,13 @@ def footfall(spark, pings, res: int = 9, *, k_min: int | None = 10, allow_no_flo
 
 
 def to_pandas(df) -> pd.DataFrame:
-    """Collect a job's result through Arrow; ``*_us`` columns become UTC datetimes without the suffix."""
+    """Collect a job's result through Arrow; ``*_us`` columns become UTC datetimes without the suffix.
+
+    Examples
+    --------
+    >>> to_pandas(visits(spark, eng.pings.root, places, VisitRule()))["start"].dtype  # doctest: +SKIP
+    datetime64[us, UTC]
+    """
     with quiet_pyspark():
         table = df.toArrow()
     frame = table.to_pandas()

@@ -43,7 +43,15 @@ def quiet_pyspark():
 
 
 def java_version() -> str | None:
-    """The ``java -version`` banner's first line, or None when no Java runtime is found."""
+    """The ``java -version`` banner's first line, or None when no Java runtime is found.
+
+    Examples
+    --------
+    >>> java_version()  # doctest: +SKIP
+    'openjdk version "17.0.15" 2025-04-15'
+    >>> java_version() is None or "version" in java_version()
+    True
+    """
     home = os.environ.get("JAVA_HOME")
     java = os.path.join(home, "bin", "java") if home else shutil.which("java")
     if not java or not os.path.exists(java):
@@ -71,6 +79,11 @@ def session(master: str = "local[2]", *, app_name: str = "geotarget", conf: dict
         ``yarn`` or ``k8s://...`` submit to a cluster.
     conf : dict, optional
         Extra Spark settings, applied last.
+
+    Examples
+    --------
+    >>> spark = session("local[2]", conf={"spark.sql.shuffle.partitions": "4"})  # doctest: +SKIP
+    >>> stop(spark)  # doctest: +SKIP
     """
     pyspark_module()
     if java_version() is None:
@@ -111,6 +124,11 @@ def stop(spark) -> None:
 
     pyspark keeps its gateway JVM alive after ``SparkSession.stop()`` until
     Python exits; this ends it too, so nothing is left running.
+
+    Examples
+    --------
+    >>> spark = session()  # doctest: +SKIP
+    >>> stop(spark)  # doctest: +SKIP
     """
     from pyspark import SparkContext
 
