@@ -154,3 +154,25 @@ def test_cli_spark_audience(spark, world, tmp_path):
     assert sorted(pd.read_csv(out)["customer_id"]) == sorted(eng.audience(stores="all", radius="2mi")
                                                             .to_pandas()["customer_id"])
     assert not spark.sparkContext._jsc.sc().isStopped()  # the running session was reused, not stopped
+
+
+def test_cli_spark_visits(spark, world, tmp_path):
+    from typer.testing import CliRunner
+
+    import geotarget.spark as gs
+    from geotarget.cli import app
+    from geotarget.pings import read_points
+
+    eng, tmp = world
+    geotarget.open(tmp_path / "other.duckdb").close()  # places from a file; no sensitive layers or opt-outs here
+    out = tmp_path / "visitors.csv"
+    res = CliRunner().invoke(app, ["--db", str(tmp_path / "other.duckdb"), "spark", "visits", "--pings",
+                                   str(eng.pings.root), "--places", str(tmp / "stores.csv"), "--radius", "1km",
+                                   "--min-days", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    pts = read_points(tmp / "stores.csv")
+    places = gs.jobs.Places("radius", tuple(pts["place_id"]), lat=tuple(pts["lat"]), lng=tuple(pts["lng"]),
+                            radius_m=1000.0)
+    expected = gs.to_pandas(gs.visitors(spark, eng.pings.root, places, VisitRule(min_days=2)))
+    got = pd.read_csv(out)
+    assert len(got) > 5 and sorted(got["device_id"]) == sorted(expected["device_id"])
