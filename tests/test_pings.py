@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h3
 import numpy as np
@@ -16,9 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyproj import Geod
 
-import geotarget
-from geotarget.geo.cells import latlng_to_cells
 from geotarget.errors import InvalidInputError, PrivacyError
+from geotarget.geo.cells import latlng_to_cells
 from geotarget.pings import PING_SCHEMA, Places, VisitRule, match_pings, partition_paths
 
 GEOD = Geod(ellps="WGS84")

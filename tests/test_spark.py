@@ -117,8 +117,9 @@ def test_region_audience_is_identical(spark, world):
 def test_visitors_visits_and_footfall_are_identical(spark, world):
     import geotarget.spark as gs
 
-    eng, tmp = world
-    opts = dict(min_dwell_minutes=0, hours=range(6, 22), start="2026-03-02T06:00:00Z", end="2026-03-04T12:00:00Z")
+    eng, _ = world
+    opts = {"min_dwell_minutes": 0, "hours": range(6, 22), "start": "2026-03-02T06:00:00Z",
+            "end": "2026-03-04T12:00:00Z"}
     embedded = eng.visitors(stores="all", radius="1km", **opts)
     places = eng.pings.places(stores="all", radius="1km")
     rule = VisitRule.make(optouts=optout_hashes(eng.store), **opts)

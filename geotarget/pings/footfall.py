@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..audience.membership import _prepared, _region_positions
-from ..maps.metric import RES_RANGE
-from ..geo.cells import cells_to_str, latlng_to_cells
 from ..errors import InvalidInputError
+from ..geo.cells import cells_to_str, latlng_to_cells
+from ..maps.metric import RES_RANGE
 from .consent import device_hash
 from .visits import _batch_index
 
-__all__ = ["Footfall", "KEY_SCHEMA", "apply_floor", "check_res", "footfall_keys"]
+__all__ = ["KEY_SCHEMA", "Footfall", "apply_floor", "check_res", "footfall_keys"]
 
 KEY_SCHEMA = pa.schema([("day", pa.string()), ("cell", pa.int64()), ("device_id", pa.string())])
 

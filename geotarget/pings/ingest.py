@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..errors import ColumnNotFoundError, InvalidInputError
+from ..geo.cells import latlng_to_cells
+from ..store.ingest import IngestReport
 from ..store.readers import open_source
 from ..store.validation import _REASONS, _check_swapped, _Columns, _find, _raw_json, _validate
-from ..geo.cells import latlng_to_cells
-from ..errors import ColumnNotFoundError, InvalidInputError
-from ..store.ingest import IngestReport
 from . import consent
 from .dataset import PING_SCHEMA, publish, write_partitioned
 
@@ -196,7 +196,7 @@ def ingest_pings(store, root: Path, source, *, device_col: str | None = None, ti
         flush()
         with store.transaction() as con:
             con.execute("DELETE FROM rejects WHERE kind = 'pings' AND source = $s", {"s": src.name})
-            for rej in rejects:  # noqa: B007 (DuckDB reads it by name)
+            for rej in rejects:
                 con.execute("INSERT INTO rejects SELECT * FROM rej")
             publish(staging, Path(root))
     finally:

@@ -177,7 +177,6 @@ class Pings:
             con.close()
             shutil.rmtree(spill, ignore_errors=True)
         return apply_floor(frame, res, k)
-        return apply_floor(footfall_counts(frame), res, k)
 
     def check_targetable(self, layer) -> None:
         """Refuse a sensitive layer as a target."""

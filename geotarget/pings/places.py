@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..audience.membership import _disk_ranges, _layer_frame, _point_centers, _polygon_ranges, _prepared, _store_centers
-from ..geo.cells import cell_ranges, cells_to_parents, str_to_cells
 from ..errors import InvalidInputError, NotFoundError
+from ..geo.cells import cell_ranges, cells_to_parents, str_to_cells
 from ..units import parse_radius
 from . import consent
 from .dataset import PARTITION_RES
@@ -183,8 +183,8 @@ def read_points(source) -> pd.DataFrame:
     >>> read_points(pd.DataFrame({"id": ["K2", "K1"], "lat": [40.7, 40.8], "lng": [-74.0, -73.9]}))["place_id"].tolist()
     ['K1', 'K2']
     """
-    from ..store.ingest import ingest_points
     from ..store.database import Store
+    from ..store.ingest import ingest_points
 
     store = Store(":memory:")
     try:
@@ -211,8 +211,8 @@ def read_regions(source, *, id_col: str | None = None, name_col: str | None = No
     >>> read_regions(frame).ids
     ('a',)
     """
-    from ..store.ingest import ingest_regions
     from ..store.database import Store
+    from ..store.ingest import ingest_regions
 
     store = Store(":memory:")
     try:

@@ -104,8 +104,10 @@ class VisitRule:
                     raise InvalidInputError(f"day of week {d!r} not understood; use mon..sun or 0 (Monday)..6")
             days_of_week = tuple(sorted(set(days)))
         try:
+            if not isinstance(tz, str) or not tz.strip():
+                raise ValueError(tz)
             pd.Timestamp(0, tz=tz)
-        except Exception:
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError):  # unknown zones raise KeyError
             raise InvalidInputError(f"timezone {tz!r} not known; use an IANA name such as 'America/New_York'") from None
         return cls(start_us, end_us, float(min_dwell_minutes), int(min_days), float(max_gap_minutes), hours,
                    days_of_week, str(tz), frozenset(optouts))
@@ -249,7 +251,7 @@ def visits_from_matches(matches: pd.DataFrame, rule: VisitRule) -> pd.DataFrame:
     plc = m["place_id"].to_numpy(dtype=object)
     ts = m["ts_us"].to_numpy(dtype="int64")
     new = np.ones(len(m), dtype=bool)
-    gap_us = int(round(rule.max_gap_minutes * 60e6))
+    gap_us = round(rule.max_gap_minutes * 60e6)
     new[1:] = (dev[1:] != dev[:-1]) | (plc[1:] != plc[:-1]) | ((ts[1:] - ts[:-1]) > gap_us)
     visit = np.cumsum(new) - 1
     first = np.flatnonzero(new)

@@ -28,7 +28,7 @@ def pyspark_module():
     try:
         with quiet_pyspark():
             import pyspark
-            import pyspark.sql  # noqa: F401
+            import pyspark.sql
     except ImportError:
         raise MissingDependencyError(f"geotarget.spark needs pyspark; {_HINT}") from None
     return pyspark
