@@ -238,3 +238,26 @@ def test_match_is_exact_and_split_invariant(lat, lng, radius, seed, split):
                         match_pings(table.slice(split), places, VisitRule()).to_pandas()])
     pd.testing.assert_frame_equal(halves.sort_values("device_id").reset_index(drop=True),
                                   got.sort_values("device_id").reset_index(drop=True))
+
+
+@given(seed=st.integers(0, 2**16), split=st.integers(1, 199), res=st.integers(5, 11),
+       tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]))
+def test_footfall_keys_match_h3_on_any_split(seed, split, res, tz):
+    from geotarget.pings.footfall import footfall_keys
+
+    rng = np.random.default_rng(seed)
+    n = 200
+    lat = 40.75 + rng.normal(0, 0.02, n)
+    lng = -73.98 + rng.normal(0, 0.02, n)
+    ts = 1_772_409_600_000_000 + rng.integers(0, 3 * 86_400_000_000, n)
+    table = pa.table({"device_id": [f"d{i}" for i in rng.integers(0, 20, n)],
+                      "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")), "lat": lat, "lng": lng,
+                      "cell": latlng_to_cells(lat, lng).astype("int64")})
+    days = pd.to_datetime(ts, unit="us", utc=True).tz_convert(tz).strftime("%Y-%m-%d")
+    truth = {(d, h3.str_to_int(h3.latlng_to_cell(a, b, res)), dev)
+             for d, a, b, dev in zip(days, lat, lng, table.column("device_id").to_pylist())}
+    whole = footfall_keys(table, res, tz=tz).to_pylist()
+    parts = footfall_keys(table.slice(0, split), res, tz=tz).to_pylist() + \
+        footfall_keys(table.slice(split), res, tz=tz).to_pylist()
+    assert {(r["day"], r["cell"], r["device_id"]) for r in whole} == truth
+    assert {(r["day"], r["cell"], r["device_id"]) for r in parts} == truth
