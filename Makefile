@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server,test,bench,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[server,test,bench,spark,dp]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -53,6 +53,7 @@ PINGS_BENCH_ARGS ?= --pings 1e8
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 	$(BIN)/python -m benchmarks.service_load
+	$(BIN)/python -m benchmarks.disclosure
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.ingest_profile
 	$(BIN)/python -m benchmarks.trade

@@ -90,8 +90,9 @@ def make_queries(path: Path, *, n_points: int, seed: int = 11) -> list[dict]:
             else:
                 query["expect"] = (len(aud), aud.summary()["per_store"])
             queries.append(query)
-        hm = eng.heatmap(7, "count", k_min=10)
-        queries.append({"name": "heatmap", "method": "GET", "path": "/v1/heatmap", "params": {"res": 7},
+        res = eng.policy().heatmap_res[0]  # heatmaps are served at the policy's resolutions, suppressed as one
+        hm = eng.disclosure(admin=True).heatmap(res, "count")
+        queries.append({"name": "heatmap", "method": "GET", "path": "/v1/heatmap", "params": {"res": res},
                         "expect": sorted(zip(hm.frame["h3"].tolist(), hm.frame["customers"].tolist()))})
     return queries
 
@@ -127,7 +128,7 @@ def free_port() -> int:
 
 def start_server(db: Path, port: int, key: str, log_path: Path) -> subprocess.Popen:
     """``geotarget serve`` on 127.0.0.1 as a child process (its own process group)."""
-    env = {**os.environ, "GEOTARGET_API_KEYS": key}
+    env = {**os.environ, "GEOTARGET_API_KEYS": f"{key}=lookup+analyst+audiences+admin"}
     env.pop("GEOTARGET_DB", None)
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until stopped
     try:

@@ -13,7 +13,7 @@ from geotarget.audience.index import IndexCache
 from geotarget.campaigns import campaign as _campaigns
 from geotarget.campaigns.campaign import Campaign
 from geotarget.campaigns.promotions import ReverseLookup
-from geotarget.errors import NotFoundError
+from geotarget.errors import NotFoundError, PrivacyError
 from geotarget.store import ingest as _ingest
 from geotarget.store.database import Store
 
@@ -209,6 +209,7 @@ class Engine:
             "customer_bbox": None if bbox[0] is None else dict(zip(("min_lat", "min_lng", "max_lat", "max_lng"), bbox)),
             "layers": self.layers(),
             "rejects_by_reason": reasons,
+            "privacy_policy": self.policy().as_dict(),
         }
 
 
@@ -291,7 +292,8 @@ class Engine:
             allow_large_radius=allow_large_radius, region_layer=region_layer, regions=regions,
             ring_cell=ring_cell, ring_point=ring_point, k=k, res=res, where=where,
             exclude_within=exclude_within, exclude_regions=exclude_regions, holdout=holdout,
-            campaign=campaign, columns=columns, min_size=min_size,
+            campaign=campaign, columns=columns,
+            min_size=self.policy().min_audience if min_size is None else min_size,
         ))
 
     def ingest_suppressions(self, values, *, kind: str = "id") -> int:
@@ -508,16 +510,23 @@ class Engine:
 
     # -- heatmaps and maps ---------------------------------------------------
     def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
-                k_min: int | None = 10, allow_no_floor: bool = False):
+                k_min: int | None = None, allow_no_floor: bool = False):
         """Aggregate customers per H3 cell (res 5-11) or per region, above a k-anonymity floor.
 
         ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or
         ``penetration:LAYER:COL``. Cells or regions with fewer than ``k_min``
-        customers are left out (``allow_no_floor=True`` is needed below 2).
+        customers are left out; ``k_min`` defaults to the database policy's floor, and a
+        lower one needs ``allow_no_floor=True`` (the explicit override).
         See :func:`geotarget.maps.heatmap.heatmap`; ``.to_map()`` draws the result.
         """
         from geotarget.maps.heatmap import heatmap
 
+        floor = self.policy().k_min
+        if k_min is None and not allow_no_floor:
+            k_min = floor
+        if isinstance(k_min, int) and 2 <= k_min < floor and not allow_no_floor:
+            raise PrivacyError(f"k_min={k_min} is below this database's policy floor of {floor}; pass "
+                               "allow_no_floor=True (CLI --no-privacy-floor) if you mean it")
         return self.store.read_consistent(lambda: heatmap(
             self, res, metric, audience=audience, region_layer=region_layer, k_min=k_min,
             allow_no_floor=allow_no_floor))
@@ -631,6 +640,29 @@ class Engine:
         from .trade import rank_sites
 
         return self.store.read_consistent(lambda: rank_sites(self, candidates, **options))
+
+    # -- privacy policy and disclosure control -----------------------------------------------------
+    def policy(self):
+        """The privacy policy stored in the database; see :mod:`geotarget.store.policy`."""
+        from geotarget.store.policy import load_policy
+
+        return load_policy(self.store)
+
+    def set_policy(self, **changes):
+        """Change privacy-policy settings (e.g. ``k_min=20``, ``min_exclusion_m="2000ft"``); the new policy."""
+        from geotarget.store.policy import save_policy
+
+        return save_policy(self.store, **changes)
+
+    def disclosure(self, *, key_id: str = "library", admin: bool = False, pii: bool = False):
+        """Heatmaps, counts and promotions with the rules the HTTP service applies to one key.
+
+        See :class:`geotarget.disclosure.Disclosure`.
+        """
+        from geotarget.disclosure import Disclosure
+
+        return Disclosure(self, key_id=key_id, admin=admin, pii=pii)
+
 
 
     # -- device pings (geotarget.pings) ------------------------------------------

@@ -251,10 +251,12 @@ def test_consent_and_unknown_customers(world):
     lat, lng = 40.75, -73.95
     anyone = eng.promotions_at(lat, lng, at=NOW)
     assert anyone
-    for cid in (opted, "c1", "ghost"):  # opted out, suppressed id, suppressed id unknown to the table
-        assert eng.promotions_at(lat, lng, at=NOW, customer_id=cid) == []
     stranger = eng.promotions_at(lat, lng, at=NOW, customer_id="never-seen")
     assert {c.name for c in stranger} <= {c.name for c in anyone if not c.where}
+    for cid in (opted, "c1", "ghost"):  # opted out, suppressed id, suppressed id unknown to the table
+        # answered as an unknown id: neither its attributes nor its opt-out show
+        got = eng.promotions_at(lat, lng, at=NOW, customer_id=cid)
+        assert {c.name for c in got} == {c.name for c in anyone if not c.where and not c.holdout}
     with pytest.raises(InvalidInputError, match="customer_id"):
         eng.promotions_at(lat, lng, customer_id="  ")
 
@@ -308,7 +310,7 @@ def test_customer_changes_reach_promotions_at_once(eng):
     eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": 40.7, "lng": -74.0, "tier": "silver"}))
     assert names("a") == ["everyone"]
     eng.ingest_suppressions(["b"])
-    assert names("b") == []
+    assert names("b") == names("unknown") == ["everyone"]  # suppressed: the answer of an unknown id
     eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": 40.7, "lng": -74.0, "tier": "gold",
                                        "opted_out": True}))
-    assert names("a") == []
+    assert names("a") == names("unknown") == ["everyone"]

@@ -21,6 +21,7 @@ from geotarget.service import KeyRing, ServiceConfigError, ServiceSettings, crea
 KEY = "test-key-0123456789abcdef"
 OTHER = "other-key-0123456789abcdef"
 H = {"X-API-Key": KEY}
+EVERY_SCOPE = "lookup+analyst+audiences+pii+admin"  # scopes themselves are tested in test_disclosure.py
 HAS_LOOKUPS = all(hasattr(geotarget.Engine, m) for m in ("promotions_at", "stores_near", "create_campaign"))
 needs_lookups = pytest.mark.skipif(
     not HAS_LOOKUPS, reason="Engine.stores_near / promotions_at / campaigns have not landed in the library yet")
@@ -41,7 +42,7 @@ def engine():
 
 @pytest.fixture(scope="module")
 def client(engine):
-    with TestClient(create_app(engine, keys=[KEY, OTHER])) as c:
+    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}", f"{OTHER}={EVERY_SCOPE}"])) as c:
         yield c
 
 
@@ -90,22 +91,22 @@ def test_every_v1_route_needs_a_valid_key(client, headers):
 
 
 def test_keys_are_kept_only_as_digests():
-    ring = KeyRing([KEY, "sha256:" + "ab" * 32])
+    ring = KeyRing([f"{KEY}=lookup", "sha256:" + "ab" * 32 + "=admin"])
     assert len(ring) == 2 and ring.check(KEY) and not ring.check(KEY + "x")
-    assert KEY not in repr(vars(ring)) and KEY.encode() not in b"".join(ring._digests)
+    assert KEY not in repr(vars(ring)) and KEY.encode() not in b"".join(d for d, _ in ring._entries)
     import hashlib
 
-    assert KeyRing(["sha256:" + hashlib.sha256(KEY.encode()).hexdigest()]).check(KEY)
+    assert KeyRing(["sha256:" + hashlib.sha256(KEY.encode()).hexdigest() + "=lookup"]).check(KEY)
     with pytest.raises(ServiceConfigError, match="at least 16"):
-        KeyRing(["short"])
+        KeyRing(["short=lookup"])
     with pytest.raises(ServiceConfigError, match="64 hex"):
-        KeyRing(["sha256:abc"])
+        KeyRing(["sha256:abc=lookup"])
 
 
 def test_keys_from_env_and_file(tmp_path):
     f = tmp_path / "keys.txt"
-    f.write_text(f"# service keys\n{OTHER}  # the mobile backend\n\n")
-    ring = KeyRing.from_sources(keys_file=f, env={"GEOTARGET_API_KEYS": f"{KEY}, "})
+    f.write_text(f"# service keys\n{OTHER} lookup  # the mobile backend\n\n")
+    ring = KeyRing.from_sources(keys_file=f, env={"GEOTARGET_API_KEYS": f"{KEY}=admin, "})
     assert len(ring) == 2 and ring.check(KEY) and ring.check(OTHER)
     with pytest.raises(ServiceConfigError, match="cannot read the key file"):
         KeyRing.from_sources(keys_file=tmp_path / "missing.txt", env={})
@@ -116,7 +117,7 @@ def test_no_key_refuses_to_start_unless_insecure(engine, monkeypatch):
     with pytest.raises(ServiceConfigError, match="GEOTARGET_API_KEYS"):
         create_app(engine)
     with TestClient(create_app(engine, insecure_no_auth=True)) as c:
-        assert c.get("/v1/heatmap", params={"res": 6}).status_code == 200
+        assert c.get("/v1/heatmap", params={"res": 8}).status_code == 200
 
 
 # -- validation and limits -------------------------------------------------------------------------
@@ -265,12 +266,12 @@ def test_region_and_ring_audiences(client, engine):
 
 def test_export_row_cap_and_download_expiry(engine):
     limits = ServiceSettings(max_export_rows=50, download_ttl_s=0)
-    with TestClient(create_app(engine, keys=[KEY], settings=limits)) as c:
+    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}"], settings=limits)) as c:
         r = c.post("/v1/audiences", headers=H, json={"stores": ["S001"], "radius": "2mi", "format": "csv"})
         assert r.status_code == 422 and "export limit of 50" in r.json()["message"]
         folder = c.app.state.downloads.folder
     assert not folder.exists()  # removed at shutdown
-    with TestClient(create_app(engine, keys=[KEY], settings=ServiceSettings(download_ttl_s=0))) as c:
+    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}"], settings=ServiceSettings(download_ttl_s=0))) as c:
         r = c.post("/v1/audiences", headers=H, json={"stores": ["S001"], "radius": "2mi", "format": "csv"})
         assert r.status_code == 200
         assert c.get(r.json()["download"]["url"], headers=H).status_code == 404  # already expired
@@ -278,13 +279,14 @@ def test_export_row_cap_and_download_expiry(engine):
 
 
 # -- heatmap -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params", [{"res": 7}, {"res": 8, "k_min": 25}, {"region_layer": "hoods"}])
+@pytest.mark.parametrize("params", [{"res": 8}, {"res": 8, "k_min": 25}, {"region_layer": "hoods"}])
 def test_heatmap_is_the_library_heatmap(client, engine, params):
+    """The service serves the library's published heatmap (the policy's suppression, see test_disclosure.py)."""
     r = client.get("/v1/heatmap", headers=H, params=params)
     assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
     got = r.json()
-    lib = engine.heatmap(params.get("res", 8), "count", region_layer=params.get("region_layer"),
-                         k_min=params.get("k_min", 10))
+    lib = engine.disclosure().heatmap(params.get("res", 8), "count", region_layer=params.get("region_layer"),
+                                      k_min=params.get("k_min", 10))
     key = "h3" if "region_layer" not in params else "region_id"
     assert sorted((f["properties"][key], f["properties"]["customers"]) for f in got["features"]) == sorted(
         zip(lib.frame[key].tolist(), lib.frame["customers"].tolist()))
@@ -293,8 +295,8 @@ def test_heatmap_is_the_library_heatmap(client, engine, params):
 
 
 def test_heatmap_feature_cap(engine):
-    with TestClient(create_app(engine, keys=[KEY], settings=ServiceSettings(max_heatmap_features=3))) as c:
-        r = c.get("/v1/heatmap", headers=H, params={"res": 9})
+    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}"], settings=ServiceSettings(max_heatmap_features=3))) as c:
+        r = c.get("/v1/heatmap", headers=H, params={"res": 8})
         assert r.status_code == 422 and "coarser res" in r.json()["message"]
 
 
@@ -382,9 +384,9 @@ def _serve(tmp_path, *args, env_keys="", block_import=False):
 
 @pytest.mark.parametrize(("args", "kw", "words"), [
     ((), {}, "no API key configured; set GEOTARGET_API_KEYS"),
-    ((), {"env_keys": "short"}, "use at least 16"),
+    ((), {"env_keys": "short=lookup"}, "use at least 16"),
     (("--insecure-no-auth", "--host", "0.0.0.0"), {}, "loopback"),
-    ((), {"env_keys": KEY, "block_import": True}, "pip install 'geotarget[server]'"),
+    ((), {"env_keys": f"{KEY}=lookup", "block_import": True}, "pip install 'geotarget[server]'"),
 ])
 def test_serve_refuses_with_one_line(tmp_path, args, kw, words):
     out = _serve(tmp_path, *args, **kw)

@@ -10,10 +10,13 @@ the column's type, and a condition DuckDB could not evaluate matches nobody.
 
 Rules, the same as for the campaign's exported audience:
 
-- an opted-out or suppressed customer gets no promotion;
-- a campaign with a segment filter applies only to a known customer whose row
-  matches it; an id the database does not know has no attributes, so only
-  campaigns without a filter apply to it;
+- a campaign with a segment filter applies only to a known, eligible customer
+  whose row matches it; an id the database does not know has no attributes,
+  so only campaigns without a filter apply to it;
+- an opted-out or suppressed customer gets exactly the answer of an unknown
+  id: its attributes are never read, and the answer does not tell that it
+  opted out (the campaigns without a filter are not targeting: they apply to
+  anyone at that point);
 - a customer in the campaign's control group (:func:`geotarget.audience.privacy.holdout_groups`
   salted with the campaign id) is held back.
 """
@@ -180,8 +183,6 @@ class Segments:
 
     def allowed(self, customer_id: str, positions: list[int]) -> list[int]:
         """The campaign positions (sorted) that may target this customer."""
-        if customer_id in self._ineligible:
-            return []
         if self._plain is None:  # the campaigns with neither a segment nor a holdout
             self._plain = frozenset(i for i, (s, h) in enumerate(zip(self._segment_of, self._holdouts))
                                     if s is None and h is None)
@@ -190,7 +191,9 @@ class Segments:
         rest = hits - out
         if not rest:
             return sorted(out)
-        row = self._rows.get(customer_id) if self._rows is not None else None
+        # an opted-out or suppressed id reads exactly as an id the database does not know
+        known = self._rows is not None and customer_id not in self._ineligible
+        row = self._rows.get(customer_id) if known else None
         memo: dict = {}
         encoded = customer_id.encode("utf-8")
         segment_of, holdouts = self._segment_of, self._holdouts

@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (registers commands)
     ingest,
     maps,  # noqa: F401  (registers heatmap and map commands)
     pings,  # noqa: F401  (registers ingest pings, visits, footfall and the pings commands)
+    policy,  # noqa: F401  (registers the policy commands)
     serve,  # noqa: F401  (registers the serve command)
     spark,  # noqa: F401  (registers the spark commands)
     trade,  # noqa: F401  (registers trade-area, huff and sites)

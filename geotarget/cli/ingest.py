@@ -96,6 +96,10 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     table.add_row("region layers", ", ".join(facts["layers"]) or "-")
     for reason, count in facts["rejects_by_reason"].items():
         table.add_row(f"rejected: {reason}", f"{count:,}")
+    from .policy import policy_rows
+
+    for name, text in policy_rows(facts.get("privacy_policy", {})):
+        table.add_row(f"policy: {name}", text)
     console.print(table)
 
 

@@ -129,13 +129,14 @@ def _auth_dependency(keys: KeyRing | None):
         # async: a hash and a comparison, run inline rather than on the thread pool
         if keys is None:  # started with --insecure-no-auth
             request.state.key_id = None
+            request.state.scopes = None  # every scope (see _scopes.principal)
             return None
-        key_id = keys.check(key)
-        if key_id is None:
+        who = keys.identify(key)
+        if who is None:
             message = f"missing {API_KEY_HEADER} header" if not key else f"invalid {API_KEY_HEADER}"
             raise HTTPException(401, message, headers={"WWW-Authenticate": "ApiKey"})
-        request.state.key_id = key_id
-        return key_id
+        request.state.key_id, request.state.scopes = who
+        return who[0]
 
     return require_key
 

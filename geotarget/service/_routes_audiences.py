@@ -15,12 +15,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 
 from geotarget.errors import AudienceTooSmallError, InvalidInputError, NotFoundError
 
 from . import _deps
+from ._scopes import Principal, require_scope
 from ._schemas import AudienceOptions, AudienceRequest, AudienceResult
 
 router = APIRouter(tags=["audiences"])
@@ -45,7 +46,7 @@ def effective_min_size(body: AudienceOptions, request: Request) -> int:
 
 def _library_kwargs(body: AudienceOptions) -> dict:
     """The request as keyword arguments of the library's audience calls."""
-    kwargs = body.model_dump(exclude_none=True, exclude={"format", "min_size"})
+    kwargs = body.model_dump(exclude_none=True, exclude={"format", "min_size", "privacy", "epsilon"})
     if getattr(body, "points", None) is not None:
         kwargs["points"] = [(p.lat, p.lng) for p in body.points]
     if getattr(body, "ring_point", None) is not None:
@@ -94,21 +95,47 @@ def _csv_rows(path) -> int:
         return max(0, sum(1 for _ in fh) - 1)
 
 
+def disclosed(eng, body: AudienceOptions, request: Request, who: Principal, build) -> AudienceResult:
+    """An audience answered under the disclosure rules of the calling key (see :mod:`geotarget.disclosure`).
+
+    Counts only: ``analyst``, ``audiences`` or ``admin``; exact for ``admin``,
+    checked, noised and rounded for the others. A file: ``audiences``, plus
+    ``pii`` for raw personal columns. ``build(guard, **kwargs)`` makes the call.
+    """
+    min_size = effective_min_size(body, request)
+    guard = eng.disclosure(key_id=who.budget_id, admin=who.has("admin"), pii=who.has("pii"))
+    kwargs = _library_kwargs(body)
+    if body.format is None:
+        if body.columns is not None:
+            guard.check_columns(body.columns)
+        counts = build(guard.audience_counts, privacy=body.privacy, epsilon=body.epsilon, min_size=min_size,
+                       **kwargs)
+        return AudienceResult(**counts)
+    if not who.has("audiences"):
+        raise HTTPException(403, "writing an audience file needs a key with the 'audiences' scope")
+    if body.privacy is not None:
+        raise InvalidInputError("privacy='dp' applies to counts; leave out format")
+    aud = build(guard.audience, min_size=min_size, **kwargs)
+    return audience_result(aud, body.format, max(min_size, guard.policy.min_audience), request)
+
+
 @router.post("/audiences", response_model=AudienceResult, summary="Build an audience")
-def create_audience(body: AudienceRequest, request: Request, eng=Depends(_deps.engine)) -> AudienceResult:
+def create_audience(body: AudienceRequest, request: Request, eng=Depends(_deps.engine),
+                    who: Principal = require_scope("analyst", "audiences", "admin")) -> AudienceResult:
     """Build an exact audience; returns its size, per-store counts and, with ``format``, a download link.
 
     Give one geography: ``stores`` or ``points`` with ``radius``; ``region_layer``
     with optional ``regions``; or ``ring_cell`` (or ``ring_point`` with ``res``)
     with ``k``. Then optional ``where``, ``exclude_within``, ``exclude_regions``
-    and ``holdout`` (with ``campaign``).
+    and ``holdout`` (with ``campaign``). Keys without ``admin`` get counts
+    noised and rounded, and small exclusion zones, filters on the id column or
+    small groups refused (403); see the privacy documentation.
     """
-    min_size = effective_min_size(body, request)
-    aud = eng.audience(**_library_kwargs(body), min_size=min_size)
-    return audience_result(aud, body.format, min_size, request)
+    return disclosed(eng, body, request, who, lambda call, **kwargs: call(**kwargs))
 
 
 @router.get("/downloads/{token}", summary="Download an audience file", response_class=FileResponse,
+            dependencies=[require_scope("audiences")],
             responses={200: {"description": "The file, in the format asked for.",
                              "content": {"text/csv": {}, "application/vnd.apache.parquet": {},
                                          "application/geo+json": {}}}})

@@ -7,15 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from . import _deps
-from ._routes_audiences import _library_kwargs, audience_result, effective_min_size
+from ._routes_audiences import disclosed
+from ._scopes import Principal, require_scope
 from ._schemas import AudienceResult, Campaign, CampaignAudienceOptions, CampaignCreate, CampaignList, CampaignUpdate
 
 router = APIRouter(tags=["campaigns"])
+#: Campaigns are created, changed and deleted by admin keys only: a campaign's segment filter reads customer
+#: attributes, and promotions for one customer would otherwise answer questions about them.
+admin_only = [require_scope("admin")]
 
 CampaignRef = Annotated[str, Path(min_length=1, max_length=200, description="Campaign name or id.")]
 
 
-@router.get("/campaigns", response_model=CampaignList, summary="List campaigns")
+@router.get("/campaigns", response_model=CampaignList, summary="List campaigns",
+             dependencies=admin_only)
 def list_campaigns(
     status: Annotated[str | None, Query(max_length=40, description="Only campaigns with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -28,7 +33,8 @@ def list_campaigns(
     return CampaignList(count=len(found), limit=limit, offset=offset, campaigns=[c.to_dict() for c in page])
 
 
-@router.post("/campaigns", response_model=Campaign, status_code=201, summary="Create a campaign")
+@router.post("/campaigns", response_model=Campaign, status_code=201, summary="Create a campaign",
+             dependencies=admin_only)
 def create_campaign(body: CampaignCreate, eng=Depends(_deps.engine)) -> Campaign:
     """Create a campaign: a name, one geofence, and optional segment, window, holdout and metadata."""
     fields = body.model_dump(exclude_unset=True)
@@ -36,13 +42,15 @@ def create_campaign(body: CampaignCreate, eng=Depends(_deps.engine)) -> Campaign
     return eng.create_campaign(name, **fields).to_dict()
 
 
-@router.get("/campaigns/{campaign}", response_model=Campaign, summary="Show a campaign")
+@router.get("/campaigns/{campaign}", response_model=Campaign, summary="Show a campaign",
+             dependencies=admin_only)
 def get_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
     """A campaign by name or id (404 when there is none)."""
     return eng.campaign(campaign).to_dict()
 
 
-@router.patch("/campaigns/{campaign}", response_model=Campaign, summary="Change a campaign")
+@router.patch("/campaigns/{campaign}", response_model=Campaign, summary="Change a campaign",
+             dependencies=admin_only)
 def update_campaign(campaign: CampaignRef, body: CampaignUpdate, eng=Depends(_deps.engine)) -> Campaign:
     """Change the fields given; a field sent as null is cleared."""
     changes = body.model_dump(exclude_unset=True)
@@ -51,19 +59,22 @@ def update_campaign(campaign: CampaignRef, body: CampaignUpdate, eng=Depends(_de
     return eng.update_campaign(campaign, **changes).to_dict()
 
 
-@router.post("/campaigns/{campaign}/pause", response_model=Campaign, summary="Pause a campaign")
+@router.post("/campaigns/{campaign}/pause", response_model=Campaign, summary="Pause a campaign",
+             dependencies=admin_only)
 def pause_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
     """Stop a campaign from matching in promotion lookups until it is resumed."""
     return eng.pause_campaign(campaign).to_dict()
 
 
-@router.post("/campaigns/{campaign}/resume", response_model=Campaign, summary="Resume a campaign")
+@router.post("/campaigns/{campaign}/resume", response_model=Campaign, summary="Resume a campaign",
+             dependencies=admin_only)
 def resume_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
     """Let a paused campaign match again."""
     return eng.resume_campaign(campaign).to_dict()
 
 
-@router.delete("/campaigns/{campaign}", status_code=204, response_class=Response, summary="Delete a campaign")
+@router.delete("/campaigns/{campaign}", status_code=204, response_class=Response, summary="Delete a campaign",
+             dependencies=admin_only)
 def delete_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Response:
     """Delete a campaign for good."""
     eng.delete_campaign(campaign)
@@ -72,7 +83,8 @@ def delete_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Respons
 
 @router.post("/campaigns/{campaign}/audience", response_model=AudienceResult, summary="A campaign's audience")
 def campaign_audience(campaign: CampaignRef, request: Request, body: CampaignAudienceOptions | None = None,
-                      eng=Depends(_deps.engine)) -> AudienceResult:
+                      eng=Depends(_deps.engine),
+                      who: Principal = require_scope("analyst", "audiences", "admin")) -> AudienceResult:
     """The campaign's current audience, with every consent, suppression, minimum-size and holdout rule.
 
     ``columns`` adds customer columns to the file; ``exclude_within`` and
@@ -80,7 +92,5 @@ def campaign_audience(campaign: CampaignRef, request: Request, body: CampaignAud
     given regions, as for any audience.
     """
     body = body or CampaignAudienceOptions()
-    min_size = effective_min_size(body, request)
-    aud = eng.campaign_audience(campaign, min_size=min_size, **_library_kwargs(body))
-    return audience_result(aud, body.format, min_size, request)
+    return disclosed(eng, body, request, who, lambda call, **kwargs: call(of_campaign=campaign, **kwargs))
 

@@ -16,6 +16,7 @@ from geotarget import __version__
 from geotarget.errors import InvalidInputError
 
 from . import _deps
+from ._scopes import Principal, require_scope
 from ._schemas import Health, HeatmapQuery, NearQuery, Promotions, PromotionsQuery, StoresNear
 
 health = APIRouter(tags=["health"])
@@ -43,19 +44,22 @@ async def get_health() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/stores/near", response_model=StoresNear, summary="Stores within a radius of a point")
+@router.get("/stores/near", response_model=StoresNear, summary="Stores within a radius of a point",
+            dependencies=[require_scope("lookup")])
 def stores_near(q: Annotated[NearQuery, Query()], eng=Depends(_deps.engine)) -> Response:
     """The stores within ``radius`` of (lat, lng), nearest first, by exact WGS84 geodesic distance."""
     stores = eng.stores_near(q.lat, q.lng, radius=q.radius, limit=q.limit)
     return _json({"count": len(stores), "stores": stores})
 
 
-@router.get("/promotions", response_model=Promotions, summary="Promotions active at a point")
+@router.get("/promotions", response_model=Promotions, summary="Promotions active at a point",
+            dependencies=[require_scope("lookup")])
 def promotions(q: Annotated[PromotionsQuery, Query()], eng=Depends(_deps.engine)) -> Response:
     """Active campaigns whose geofence holds (lat, lng) at ``at`` (now by default).
 
     With ``customer_id``, only those whose segment the customer matches and
-    whose holdout does not hold them back.
+    whose holdout does not hold them back; an opted-out id gets the answer of
+    an unknown one. Needs the ``lookup`` scope.
     """
     found = eng.promotions_at(q.lat, q.lng, at=q.at, customer_id=q.customer_id)
     return _json({"count": len(found), "promotions": [c.to_dict() for c in found]})
@@ -66,16 +70,22 @@ def promotions(q: Annotated[PromotionsQuery, Query()], eng=Depends(_deps.engine)
             responses={200: {"content": {"application/geo+json": {"schema": _FEATURE_COLLECTION}},
                              "description": "Hexagons (or regions) with customers and value."}})
 def heatmap(q: Annotated[HeatmapQuery, Query()], eng=Depends(_deps.engine), limits=Depends(_deps.settings),
-            files=Depends(_deps.downloads)) -> Response:
+            files=Depends(_deps.downloads), who: Principal = require_scope("analyst")) -> Response:
     """Customers aggregated per H3 cell (res 5-11) or per region of a layer, as a GeoJSON FeatureCollection.
 
     Cells or regions with fewer than ``k_min`` customers are left out; the
     floor cannot be lowered below the server's, nor switched off, over HTTP.
+    Every heatmap keeps the database policy's consistent suppression (one for
+    all resolutions and layers), and only the policy's resolutions are served;
+    ``privacy=dp`` with ``epsilon`` gives noisy counts paid from the key's
+    budget. Needs the ``analyst`` scope.
     """
     k_min = limits.k_min if q.k_min is None else q.k_min
     if k_min < limits.k_min:
         raise InvalidInputError(f"k_min must be at least {limits.k_min} on this server, got {k_min}")
-    result = eng.heatmap(q.res, q.metric, region_layer=q.region_layer, k_min=k_min)
+    guard = eng.disclosure(key_id=who.budget_id, admin=who.has("admin"))
+    result = guard.heatmap(q.res, q.metric, region_layer=q.region_layer, k_min=max(k_min, guard.policy.k_min),
+                           privacy=q.privacy, epsilon=q.epsilon)
     if len(result.frame) > limits.max_heatmap_features:
         raise InvalidInputError(
             f"the heatmap has {len(result.frame):,} {result.level}s, over this server's limit of "

@@ -189,6 +189,9 @@ class AudienceOptions(_Strict):
         "Write the audience for download in this format; leave out for counts only."))
     columns: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = Field(None, description=(
         "Customer columns to add to each row of the file (an unknown column gets 422 listing the known ones)."))
+    privacy: Literal["dp"] | None = Field(None, description=(
+        "'dp' for differentially private counts (with epsilon, charged to the key's budget); counts only."))
+    epsilon: float | None = Field(None, gt=0, le=100, description="The privacy loss to spend with privacy='dp'.")
 
 
 class CampaignAudienceOptions(AudienceOptions):
@@ -238,6 +241,10 @@ class AudienceResult(BaseModel):
     per_store: list[dict[str, Any]] | None = Field(None, description=(
         "For radius audiences: per store (or point), customers within the radius and those assigned to it."))
     download: DownloadInfo | None = None
+    rounded_to: int | None = Field(None, description=(
+        "Counts released to keys without admin are noised and rounded to a multiple of this."))
+    privacy: Literal["dp"] | None = None
+    epsilon: float | None = None
 
 
 # -- heatmaps --------------------------------------------------------------------------------------
@@ -250,6 +257,9 @@ class HeatmapQuery(BaseModel):
     region_layer: Name | None = None
     k_min: int | None = Field(None, ge=2, le=1_000_000, description=(
         "k-anonymity floor; at least the server's (10 by default). It cannot be switched off over HTTP."))
+    privacy: Literal["dp"] | None = Field(None, description=(
+        "'dp' for a differentially private count heatmap (with epsilon, charged to the key's budget)."))
+    epsilon: float | None = Field(None, gt=0, le=100, description="The privacy loss to spend with privacy='dp'.")
 
 
 class FieldError(BaseModel):

@@ -1,0 +1,165 @@
+"""One suppression for every heatmap published from the same data, so that no two can be differenced.
+
+The per-row k floor of :mod:`geotarget.maps.heatmap` keeps each published
+cell at ``k`` customers or more, but two published answers can still be
+subtracted: a res-8 cell minus its res-9 cells, a region minus the cells
+inside it, one resolution against another. The difference is a set of
+customers the floor never looked at, and it may hold one person.
+
+**The method: suppression on atoms of the point set.** The database's policy
+fixes the resolutions heatmaps are published at
+(:attr:`~geotarget.store.policy.PrivacyPolicy.heatmap_res`); every region
+layer in the database is published too. Each customer gets one key per
+published partition:
+
+- for each published resolution, its standard H3 cell
+  (``h3.latlng_to_cell(lat, lng, res)``) *and* the res-``r`` parent of its
+  stored res-15 cell. Both assignments are used because H3 cells do not nest:
+  the two can differ near a hexagon's edge, and the atoms must be fine enough
+  whichever of the two a heatmap groups by;
+- for each region layer, the region it is counted in (as
+  :func:`geotarget.maps.heatmap.aggregate_regions` assigns it), or none.
+
+An *atom* is a set of customers sharing every key. Every published cell or
+region is a union of atoms, so every sum or difference of published counts is
+a signed sum of atom counts. Customers in an atom of fewer than ``k`` (for a
+``sum``/``mean``/``median``, fewer than ``k`` non-null values) are left out of
+*every* published heatmap, at every resolution and in every layer; then no
+combination of published values describes a group smaller than ``k``: the
+smallest thing one can isolate is an atom, and every atom left has ``k`` or
+more. The method reasons about point sets only, never about the cell
+hierarchy, so it holds for non-nesting cells.
+
+What the published result says about what was left out is rounded: the number
+of customers suppressed is rounded down to a multiple of ``k``, so that the
+total minus the published sum does not count a small group either.
+
+Cost: the atoms are computed once per data version and policy (cached with
+the customer index snapshot); a heatmap afterwards aggregates only the kept
+customers, on the same fast path as an unsuppressed one.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from geotarget.errors import PrivacyError
+from geotarget.geo.cells import latlng_to_cells
+from geotarget.maps.heatmap import _check_res, aggregate_cells, aggregate_regions, parse_metric
+from geotarget.maps.result import HeatmapResult
+
+__all__ = ["atoms", "published_heatmap", "publishable_positions"]
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _combine(codes: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Refine a partition (dense codes) by one more key: dense codes of the pairs."""
+    key_codes, uniques = pd.factorize(key, sort=False)
+    joint = codes.astype(np.int64) * np.int64(max(len(uniques), 1) + 1) + (key_codes.astype(np.int64) + 1)
+    return pd.factorize(joint, sort=False)[0].astype(np.int64)
+
+
+def _region_keys(eng, layer: str, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+    """The index of the region each point counts in (-1 for none), as aggregate_regions assigns it."""
+    import shapely
+
+    regions = eng.regions(layer)
+    polys = np.asarray(regions.geometry, dtype=object)
+    out = np.full(lat.size, -1, dtype=np.int64)
+    if not polys.size or not lat.size:
+        return out
+    minx, miny, maxx, maxy = shapely.total_bounds(polys)
+    idx = np.flatnonzero((lat >= miny) & (lat <= maxy) & (lng >= minx) & (lng <= maxx))
+    tree = shapely.STRtree(polys)
+    pi, ri = tree.query(shapely.points(lng[idx], lat[idx]), predicate="intersects")
+    first_pi, first = np.unique(pi, return_index=True)
+    out[idx[first_pi]] = ri[first]
+    return out
+
+
+def atoms(eng, index, heatmap_res) -> np.ndarray:
+    """Dense atom codes, one per customer of ``index`` (see the module docstring)."""
+    codes = np.zeros(len(index), dtype=np.int64)
+    if not len(index):
+        return codes
+    for res in heatmap_res:
+        codes = _combine(codes, latlng_to_cells(index.lat, index.lng, res))
+        codes = _combine(codes, index.cells >> np.uint64(3 * (index.res - res)))
+    for layer in eng.layers():
+        codes = _combine(codes, _region_keys(eng, layer, index.lat, index.lng))
+    return codes
+
+
+def _values(eng, index, column: str) -> np.ndarray:
+    """Whether each customer of the index has a non-null ``column``."""
+    from geotarget.store.validation import _quote
+
+    frame = eng.store.frame(f"SELECT customer_id, {_quote(column)} IS NOT NULL AS has FROM customers")
+    has = dict(zip(frame["customer_id"].astype(str), frame["has"].astype(bool)))
+    ids = index.ids.to_pylist()
+    return np.fromiter((has.get(i, False) for i in ids), dtype=bool, count=len(ids))
+
+
+def publishable_positions(eng, policy, *, value_column: str | None = None) -> tuple[object, np.ndarray, int]:
+    """(index, sorted positions of the customers every published heatmap may count, customers left out).
+
+    Cached per index snapshot (so per data version), policy and value column.
+    """
+    index = eng._index_cache.get()
+    key = (policy.k_min, tuple(policy.heatmap_res), tuple(eng.layers()), value_column)
+    with _LOCK:
+        per_index = _CACHE.setdefault(index, {})
+        found = per_index.get(key)
+    if found is not None:
+        return index, found[0], found[1]
+    codes = atoms(eng, index, policy.heatmap_res)
+    keep = np.bincount(codes)[codes] >= policy.k_min if codes.size else np.zeros(0, dtype=bool)
+    if value_column is not None and codes.size:
+        has = _values(eng, index, value_column)
+        keep &= np.bincount(codes, weights=has.astype(np.float64))[codes] >= policy.k_min
+    positions = np.flatnonzero(keep).astype(np.int64)
+    left_out = int(keep.size - positions.size)
+    with _LOCK:
+        per_index[key] = (positions, left_out)
+    return index, positions, left_out
+
+
+def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, region_layer: str | None = None,
+                      k_min: int | None = None) -> HeatmapResult:
+    """A heatmap as the policy lets it be published: at a policy resolution, over the kept customers only.
+
+    Raises
+    ------
+    PrivacyError
+        ``res`` is not one of the policy's resolutions, or ``k_min`` is
+        below the policy's floor.
+    """
+    from geotarget.audience.audience import Audience
+
+    metric = parse_metric(metric)
+    k = policy.k_min if k_min is None else k_min
+    if k < policy.k_min:
+        raise PrivacyError(f"k_min must be at least the policy's {policy.k_min}, got {k_min}")
+    if region_layer is None:
+        res = _check_res(res)
+        if res not in policy.heatmap_res:
+            raise PrivacyError(f"heatmaps are published at res {', '.join(map(str, policy.heatmap_res))} only "
+                               f"(the database's policy), not res {res}; ask for one of those")
+    value_column = metric.column if metric.kind in ("sum", "mean", "median") else None
+    index, positions, left_out = publishable_positions(eng, policy, value_column=value_column)
+    kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
+    if region_layer is not None:
+        result = aggregate_regions(eng, region_layer, metric, audience=kept, k_min=k)
+    else:
+        result = aggregate_cells(eng, res, metric, audience=kept, k_min=k)
+    hidden = result.suppressed_customers + left_out
+    hidden -= hidden % k  # rounded down to a multiple of k
+    return replace(result, suppressed_customers=hidden, total_customers=result.total_customers - result.suppressed_customers
+                   + hidden, unassigned_customers=0)
