@@ -366,3 +366,163 @@ def test_opted_out_and_unknown_ids_get_the_same_answer(eng):
     names = lambda cid: sorted(c.name for c in eng.promotions_at(40.7, -74.0, customer_id=cid))  # noqa: E731
     assert names("in") == ["anyone", "gold"]
     assert names("out") == names("never-seen") == ["anyone"]
+
+
+# -- over HTTP ----------------------------------------------------------------------------------------------
+KEYS = {scope: f"{scope}-key-0123456789abcdef" for scope in ("lookup", "analyst", "audiences", "pii", "admin")}
+
+
+@pytest.fixture(scope="module")
+def http(town):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from geotarget.service import create_app
+
+    entries = [f"{k}={s}" for s, k in KEYS.items() if s != "pii"] + [f"{KEYS['pii']}=audiences+pii"]
+    with TestClient(create_app(town, keys=entries)) as client:
+        yield client
+
+
+def _as(scope: str) -> dict:
+    return {"X-API-Key": KEYS[scope]}
+
+
+@pytest.mark.parametrize(("entries", "words"), [
+    (["key-without-any-scope-0123"], "has no scope"),
+    (["key-with-empty-scopes-0123="], "has no scope"),
+    (["key-with-a-bad-scope-0123=lookup+root"], "unknown scope 'root'"),
+])
+def test_a_key_without_scope_is_refused_at_startup(town, entries, words):
+    from geotarget.service import KeyRing, ServiceConfigError, create_app
+
+    with pytest.raises(ServiceConfigError, match=words):
+        KeyRing(entries)
+    with pytest.raises(ServiceConfigError, match=words):
+        create_app(town, keys=entries)
+
+
+def test_scopes_from_env_and_key_file(tmp_path):
+    from geotarget.service import KeyRing, ServiceConfigError
+
+    f = tmp_path / "keys"
+    f.write_text("# keys\nsha256:" + "ab" * 32 + " analyst,audiences\n" + KEYS["lookup"] + " lookup  # app\n")
+    ring = KeyRing.from_sources(keys_file=f, env={"GEOTARGET_API_KEYS": f"{KEYS['admin']}=admin+analyst"})
+    assert ring.identify(KEYS["admin"])[1] == {"admin", "analyst"}
+    assert ring.identify(KEYS["lookup"])[1] == {"lookup"}
+    f.write_text(KEYS["lookup"] + "\n")
+    with pytest.raises(ServiceConfigError, match="line 1"):
+        KeyRing.from_sources(keys_file=f, env={})
+    with pytest.raises(ServiceConfigError, match="GEOTARGET_API_KEYS"):
+        KeyRing.from_sources(env={"GEOTARGET_API_KEYS": KEYS["lookup"]})
+
+
+ROUTES = [  # (method, path, kwargs, the scopes that may call it)
+    ("GET", "/v1/stores/near", {"params": {"lat": P0[0], "lng": P0[1], "radius": "1km"}}, {"lookup"}),
+    ("GET", "/v1/promotions", {"params": {"lat": P0[0], "lng": P0[1], "customer_id": "c00001"}}, {"lookup"}),
+    ("GET", "/v1/heatmap", {"params": {"res": 8}}, {"analyst"}),
+    ("POST", "/v1/audiences", {"json": {"points": [{"lat": P0[0], "lng": P0[1]}], "radius": "1km"}},
+     {"analyst", "audiences", "pii", "admin"}),
+    ("POST", "/v1/audiences", {"json": {"points": [{"lat": P0[0], "lng": P0[1]}], "radius": "1km", "format": "csv"}},
+     {"audiences", "pii"}),
+    ("GET", "/v1/campaigns", {}, {"admin"}),
+    ("POST", "/v1/campaigns", {"json": {"name": "scoped", "stores": ["S1"], "radius": "1km"}}, {"admin"}),
+    ("PATCH", "/v1/campaigns/scoped", {"json": {"where": ["spend > 1000"]}}, {"admin"}),
+    ("DELETE", "/v1/campaigns/scoped", {}, {"admin"}),
+]
+
+
+def test_every_route_answers_out_of_scope_keys_403(http):
+    for method, path, kwargs, allowed in ROUTES:
+        for scope in KEYS:
+            r = http.request(method, path, headers=_as(scope), **kwargs)
+            if scope in allowed:
+                assert r.status_code < 400, (method, path, scope, r.text)
+            else:
+                assert r.status_code == 403, (method, path, scope, r.status_code, r.text)
+                assert "scope" in r.json()["message"]
+    assert http.get("/v1/heatmap", headers={"X-API-Key": "wrong-key-0123456789abc"}).status_code == 401
+
+
+def test_raw_personal_columns_need_pii(http):
+    body = {"points": [{"lat": P0[0], "lng": P0[1]}], "radius": "1km", "format": "csv", "columns": ["email"]}
+    r = http.post("/v1/audiences", headers=_as("audiences"), json=body)
+    assert r.status_code == 403 and "pii" in r.json()["message"]
+    r = http.post("/v1/audiences", headers=_as("pii"), json=body)
+    assert r.status_code == 200, r.text
+    assert "email" in http.get(r.json()["download"]["url"], headers=_as("pii")).text.splitlines()[0]
+    r = http.post("/v1/audiences", headers=_as("audiences"), json={**body, "columns": ["tier"]})
+    assert r.status_code == 200, r.text
+    r = http.post("/v1/audiences", headers=_as("audiences"), json={**body, "columns": None,
+                                                                  "format": "customer_match_google"})
+    assert r.status_code == 200 and "@" not in http.get(r.json()["download"]["url"], headers=_as("audiences")).text
+
+
+def test_http_attacks_on_audience_counts_get_403(http):
+    at = lambda lat, lng: {"lat": lat, "lng": lng}  # noqa: E731
+    three_km = {"points": [at(*TARGET)], "radius": "3km"}
+    admin = [http.post("/v1/audiences", headers=_as("admin"), json=b).json()["customers"]
+             for b in (three_km, {**three_km, "exclude_within": [{**at(*TARGET), "radius": "15m"}]})]
+    assert admin[0] - admin[1] == 1  # the key that may know sees it; no other may ask
+    attacks = [
+        {**three_km, "exclude_within": [{**at(*TARGET), "radius": "15m"}]},
+        {"points": [at(*P0)], "radius": "3km", "exclude_within": [{**at(*HERMIT), "radius": "600m"}]},
+        {"points": [at(*P0)], "radius": "1234.5m", "where": ["customer_id != target"]},
+        {"points": [at(*P0)], "radius": "3km", "where": ["email != target@example.com"]},
+        {"points": [at(*TARGET), at(TARGET[0] + 0.00045, TARGET[1]), at(TARGET[0] - 0.00045, TARGET[1]),
+                    at(TARGET[0], TARGET[1] + 0.00045), at(TARGET[0], TARGET[1] - 0.00045), at(*P0)], "radius": "1km"},
+        {"points": [at(*P0), at(*HERMIT)], "radius": "1km"},
+        {"points": [at(*P0)], "radius": "3km", "exclude_regions": [{"layer": "zones", "name": "tiny"}]},
+    ]
+    for body in attacks:
+        for scope in ("analyst", "audiences"):
+            r = http.post("/v1/audiences", headers=_as(scope), json=body)
+            assert r.status_code == 403, (scope, body, r.text)
+            message = r.json()["message"]  # a refusal never tells a size
+            assert all(text not in message for n in admin for text in (str(n), f"{n:,}"))
+    ok = http.post("/v1/audiences", headers=_as("analyst"), json={"stores": ["S1", "S2"], "radius": "1km"}).json()
+    assert ok["rounded_to"] == 10 and all(v % 10 == 0 for p in ok["per_store"] for v in (p["within"], p["assigned"]))
+
+
+def test_http_heatmaps_are_the_published_ones(http, town):
+    for params in ({"res": 7}, {"res": 9, "metric": "sum:spend"}, {"region_layer": "zones"}):
+        r = http.get("/v1/heatmap", headers=_as("analyst"), params=params)
+        assert r.status_code == 200, r.text
+        lib = town.disclosure().heatmap(params.get("res", 8), params.get("metric", "count"),
+                                        region_layer=params.get("region_layer"))
+        key = "h3" if "res" in params else "region_id"
+        assert sorted((f["properties"][key], f["properties"]["customers"]) for f in r.json()["features"]) == sorted(
+            zip(lib.frame[key], lib.frame["customers"]))
+    r = http.get("/v1/heatmap", headers=_as("analyst"), params={"res": 10})
+    assert r.status_code == 403 and "published at res" in r.json()["message"]
+
+
+def test_http_dp_budget_per_key(http, town):
+    town.set_policy(dp_budget=1.0)
+    try:
+        ok = http.get("/v1/heatmap", headers=_as("analyst"), params={"res": 8, "privacy": "dp", "epsilon": 0.6})
+        assert ok.status_code == 200, ok.text
+        r = http.get("/v1/heatmap", headers=_as("analyst"), params={"res": 8, "privacy": "dp", "epsilon": 0.6})
+        assert r.status_code == 403 and "budget" in r.json()["message"]
+        r = http.post("/v1/audiences", headers=_as("admin"),
+                      json={"stores": ["S1"], "radius": "1km", "privacy": "dp", "epsilon": 0.6})
+        assert r.status_code == 200 and r.json()["privacy"] == "dp"  # another key, another budget
+    finally:
+        town.set_policy(dp_budget=10.0)
+
+
+def test_http_promotions_oracle_is_closed(http, town):
+    """A lookup key cannot write a segment filter; opted-out and unknown ids read alike."""
+    create = {"name": "rich", "stores": ["S1"], "radius": "2km", "where": ["spend > 1000"]}
+    for scope in ("lookup", "analyst", "audiences", "pii"):
+        assert http.post("/v1/campaigns", headers=_as(scope), json=create).status_code == 403
+    assert http.post("/v1/campaigns", headers=_as("admin"), json={**create, "where": None}).status_code == 201
+    try:
+        assert http.patch("/v1/campaigns/rich", headers=_as("lookup"), json={"where": ["spend > 2000"]}
+                          ).status_code == 403
+        opted = town.store.frame("SELECT customer_id FROM customers WHERE opted_out LIMIT 1")["customer_id"][0]
+        ask = lambda cid: http.get("/v1/promotions", headers=_as("lookup"),  # noqa: E731
+                                   params={"lat": P0[0], "lng": P0[1], "customer_id": cid}).json()
+        assert ask(opted) == ask("nobody-by-that-name")
+    finally:
+        http.delete("/v1/campaigns/rich", headers=_as("admin"))
