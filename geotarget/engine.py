@@ -510,19 +510,19 @@ class Engine:
 
     # -- heatmaps and maps ---------------------------------------------------
     def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
-                k_min: int | None = None, allow_no_floor: bool = False):
+                k_min: int | str | None = "policy", allow_no_floor: bool = False):
         """Aggregate customers per H3 cell (res 5-11) or per region, above a k-anonymity floor.
 
         ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or
         ``penetration:LAYER:COL``. Cells or regions with fewer than ``k_min``
-        customers are left out; ``k_min`` defaults to the database policy's floor, and a
+        customers are left out; ``k_min`` defaults to the database policy's floor (``"policy"``), and a
         lower one needs ``allow_no_floor=True`` (the explicit override).
         See :func:`geotarget.maps.heatmap.heatmap`; ``.to_map()`` draws the result.
         """
         from geotarget.maps.heatmap import heatmap
 
         floor = self.policy().k_min
-        if k_min is None and not allow_no_floor:
+        if isinstance(k_min, str) and k_min == "policy":
             k_min = floor
         if isinstance(k_min, int) and 2 <= k_min < floor and not allow_no_floor:
             raise PrivacyError(f"k_min={k_min} is below this database's policy floor of {floor}; pass "
@@ -643,13 +643,28 @@ class Engine:
 
     # -- privacy policy and disclosure control -----------------------------------------------------
     def policy(self):
-        """The privacy policy stored in the database; see :mod:`geotarget.store.policy`."""
+        """The privacy policy stored in the database; see :mod:`geotarget.store.policy`.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> geotarget.open(":memory:").policy().k_min
+        10
+        """
         from geotarget.store.policy import load_policy
 
         return load_policy(self.store)
 
     def set_policy(self, **changes):
-        """Change privacy-policy settings (e.g. ``k_min=20``, ``min_exclusion_m="2000ft"``); the new policy."""
+        """Change privacy-policy settings (e.g. ``k_min=20``, ``min_exclusion_m="2000ft"``); the new policy.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> eng.set_policy(k_min=20, heatmap_res="7,8").heatmap_res, eng.policy().k_min
+        ((7, 8), 20)
+        """
         from geotarget.store.policy import save_policy
 
         return save_policy(self.store, **changes)
@@ -658,6 +673,13 @@ class Engine:
         """Heatmaps, counts and promotions with the rules the HTTP service applies to one key.
 
         See :class:`geotarget.disclosure.Disclosure`.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> guard = geotarget.open(":memory:").disclosure(key_id="partner-a")
+        >>> guard.heatmap(8).summary()
+        '0 cells of customers from 0 customers; 0 cells holding 0 customers suppressed below k=10'
         """
         from geotarget.disclosure import Disclosure
 

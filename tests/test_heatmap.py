@@ -48,7 +48,7 @@ def test_sql_parents_equal_h3_cell_to_parent(city, res):
 
 @pytest.mark.parametrize("kind", ["sum", "mean", "median"])
 def test_value_metrics_equal_pandas_groupby(city, kind):
-    got = city.heatmap(8, f"{kind}:spend_12m", k_min=5).cells.set_index("h3")
+    got = city.heatmap(8, f"{kind}:spend_12m", k_min=5, allow_no_floor=True).cells.set_index("h3")
     truth = _truth(city, 8).groupby("parent")["spend_12m"].agg(["size", kind])
     truth = truth[truth["size"] >= 5]
     assert set(got.index) == set(truth.index)
@@ -145,11 +145,11 @@ def test_odd_column_names_are_quoted_not_injected():
 
 def test_heatmap_over_an_audience(city):
     ids = city.store.frame("SELECT customer_id FROM customers WHERE NOT opted_out ORDER BY customer_id LIMIT 3000")
-    hm = city.heatmap(7, audience=ids, k_min=2)
+    hm = city.heatmap(7, audience=ids, k_min=2, allow_no_floor=True)
     assert hm.total_customers == 3000
-    assert city.heatmap(7, audience=list(ids["customer_id"]), k_min=2).cells.equals(hm.cells)
+    assert city.heatmap(7, audience=list(ids["customer_id"]), k_min=2, allow_no_floor=True).cells.equals(hm.cells)
     aud = city.audience(stores="all", radius="2mi")
-    assert city.heatmap(8, audience=aud, k_min=2).total_customers == len(aud)
+    assert city.heatmap(8, audience=aud, k_min=2, allow_no_floor=True).total_customers == len(aud)
 
 
 def test_per_region_equals_a_spatial_join(city):
