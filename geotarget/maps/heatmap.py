@@ -92,7 +92,11 @@ def _source(eng, audience, exclude: bool = False):
 
     con = eng.store.con
     name = f"_gt_audience_{uuid.uuid4().hex}"
-    con.register(name, pa.Table.from_pandas(_audience_ids(audience), preserve_index=False))
+    if hasattr(audience, "positions") and hasattr(audience, "_index"):  # an Audience: its ids are distinct
+        ids = pa.table({"customer_id": audience._index.take_ids(audience.positions)})
+    else:
+        ids = pa.Table.from_pandas(_audience_ids(audience), preserve_index=False)
+    con.register(name, ids)
     try:
         member = "NOT IN" if exclude else "IN"
         yield f"FROM customers WHERE {where} AND customer_id {member} (SELECT customer_id FROM {name})"

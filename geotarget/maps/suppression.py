@@ -98,13 +98,24 @@ def atoms(eng, index, heatmap_res) -> np.ndarray:
 
 
 def _values(eng, index, column: str) -> np.ndarray:
-    """Whether each customer of the index has a non-null ``column``."""
+    """Whether each customer of the index has a non-null ``column`` (one join inside DuckDB)."""
+    import uuid
+
+    import pyarrow as pa
+
     from geotarget.store.validation import _quote
 
-    frame = eng.store.frame(f"SELECT customer_id, {_quote(column)} IS NOT NULL AS has FROM customers")
-    has = dict(zip(frame["customer_id"].astype(str), frame["has"].astype(bool)))
-    ids = index.ids.to_pylist()
-    return np.fromiter((has.get(i, False) for i in ids), dtype=bool, count=len(ids))
+    con = eng.store.con
+    name = f"_gt_positions_{uuid.uuid4().hex}"
+    con.register(name, pa.table({"customer_id": index.ids, "pos": pa.array(np.arange(len(index)), pa.int64())}))
+    try:
+        frame = eng.store.frame(
+            f"SELECT p.pos FROM {name} p JOIN customers c USING (customer_id) WHERE c.{_quote(column)} IS NOT NULL")
+    finally:
+        con.unregister(name)
+    has = np.zeros(len(index), dtype=bool)
+    has[frame["pos"].to_numpy(dtype=np.int64)] = True
+    return has
 
 
 def publishable_positions(eng, policy, *, value_column: str | None = None) -> tuple[object, np.ndarray, int]:
@@ -157,6 +168,10 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
     kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
     if region_layer is not None:
         result = aggregate_regions(eng, region_layer, metric, audience=kept, k_min=k)
+    elif left_out < positions.size:  # name the smaller group to the aggregation: those left out
+        dropped = np.setdiff1d(np.arange(len(index), dtype=np.int64), positions, assume_unique=True)
+        hidden = Audience(eng, index, dropped, kind="suppressed", description="customers no heatmap counts")
+        result = aggregate_cells(eng, res, metric, audience=hidden, exclude_audience=True, k_min=k)
     else:
         result = aggregate_cells(eng, res, metric, audience=kept, k_min=k)
     hidden = result.suppressed_customers + left_out
