@@ -81,7 +81,8 @@ def report(rows: list[dict], customers: int, policy) -> str:
         f"{', '.join(map(str, policy.heatmap_res))}, k = {policy.k_min}. Median of repeated runs, one process; "
         f"{platform.machine()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}).",
         "",
-        "| res | metric | plain | published, warm | ratio | published, cold | ratio | cells shown | customers left out |",
+        "| res | metric | plain | published, warm | ratio | published, cold | ratio | cells shown "
+        "| customers left out |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -363,7 +363,7 @@ def test_opted_out_and_unknown_ids_get_the_same_answer(eng):
                                        "tier": "gold", "opted_out": [False, True]}))
     eng.create_campaign("gold", cells=[cell], where=["tier=gold"])
     eng.create_campaign("anyone", cells=[cell])
-    names = lambda cid: sorted(c.name for c in eng.promotions_at(40.7, -74.0, customer_id=cid))  # noqa: E731
+    names = lambda cid: sorted(c.name for c in eng.promotions_at(40.7, -74.0, customer_id=cid))
     assert names("in") == ["anyone", "gold"]
     assert names("out") == names("never-seen") == ["anyone"]
 
@@ -453,13 +453,17 @@ def test_raw_personal_columns_need_pii(http):
     assert "email" in http.get(r.json()["download"]["url"], headers=_as("pii")).text.splitlines()[0]
     r = http.post("/v1/audiences", headers=_as("audiences"), json={**body, "columns": ["tier"]})
     assert r.status_code == 200, r.text
+    header = http.get(r.json()["download"]["url"], headers=_as("audiences")).text.splitlines()[0].split(",")
+    assert "tier" in header and "customer_id" in header and not {"lat", "lng", "distance_m"} & set(header)
+    r = http.post("/v1/audiences", headers=_as("audiences"), json={**body, "columns": None, "format": "geojson"})
+    assert r.status_code == 403 and "pii" in r.json()["message"]
     r = http.post("/v1/audiences", headers=_as("audiences"), json={**body, "columns": None,
                                                                   "format": "customer_match_google"})
     assert r.status_code == 200 and "@" not in http.get(r.json()["download"]["url"], headers=_as("audiences")).text
 
 
 def test_http_attacks_on_audience_counts_get_403(http):
-    at = lambda lat, lng: {"lat": lat, "lng": lng}  # noqa: E731
+    at = lambda lat, lng: {"lat": lat, "lng": lng}
     three_km = {"points": [at(*TARGET)], "radius": "3km"}
     admin = [http.post("/v1/audiences", headers=_as("admin"), json=b).json()["customers"]
              for b in (three_km, {**three_km, "exclude_within": [{**at(*TARGET), "radius": "15m"}]})]
@@ -521,7 +525,7 @@ def test_http_promotions_oracle_is_closed(http, town):
         assert http.patch("/v1/campaigns/rich", headers=_as("lookup"), json={"where": ["spend > 2000"]}
                           ).status_code == 403
         opted = town.store.frame("SELECT customer_id FROM customers WHERE opted_out LIMIT 1")["customer_id"][0]
-        ask = lambda cid: http.get("/v1/promotions", headers=_as("lookup"),  # noqa: E731
+        ask = lambda cid: http.get("/v1/promotions", headers=_as("lookup"),
                                    params={"lat": P0[0], "lng": P0[1], "customer_id": cid}).json()
         assert ask(opted) == ask("nobody-by-that-name")
     finally:

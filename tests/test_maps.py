@@ -267,7 +267,8 @@ def test_cli_heatmap_and_coverage(city_db, tmp_path):
     assert res.exit_code == 0, res.output
     assert '<script src="https://' in (tmp_path / "cov.html").read_text()
     assert "covered" in res.output and (tmp_path / "cov.png").exists()
-    res = _cli(city_db, "heatmap", "--all-stores", "--radius", "1mi", "--k-min", "3", "--no-privacy-floor", "-o", str(tmp_path / "a.html"))
+    res = _cli(city_db, "heatmap", "--all-stores", "--radius", "1mi", "--k-min", "3", "--no-privacy-floor",
+               "-o", str(tmp_path / "a.html"))
     assert res.exit_code == 0, res.output
     assert "audience:" in res.output
 

@@ -295,7 +295,8 @@ def test_heatmap_is_the_library_heatmap(client, engine, params):
 
 
 def test_heatmap_feature_cap(engine):
-    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}"], settings=ServiceSettings(max_heatmap_features=3))) as c:
+    limits = ServiceSettings(max_heatmap_features=3)
+    with TestClient(create_app(engine, keys=[f"{KEY}={EVERY_SCOPE}"], settings=limits)) as c:
         r = c.get("/v1/heatmap", headers=H, params={"res": 8})
         assert r.status_code == 422 and "coarser res" in r.json()["message"]
 

@@ -42,7 +42,8 @@ def _engine():
 # The schema is read at import (schemathesis's fixture-based loader does not work with pytest 9);
 # the engine is attached by a fixture, so that no database is open outside the tests.
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", build_app(None, keys=KeyRing([f"{KEY}=lookup+analyst+audiences+pii+admin"]), settings=ServiceSettings(), owns_engine=False))
+    "/openapi.json", build_app(None, keys=KeyRing([f"{KEY}=lookup+analyst+audiences+pii+admin"]),
+                               settings=ServiceSettings(), owns_engine=False))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -15,9 +15,14 @@ app.add_typer(policy_app, name="policy")
 
 def policy_rows(policy: dict) -> list[tuple[str, str]]:
     """The policy as (setting, text) rows, for `info` and `policy show`."""
-    return [(name, ", ".join(map(str, value)) if isinstance(value, list) else
-             f"{value:,.2f} m" if name == "min_exclusion_m" else f"{value:g}" if isinstance(value, float) else str(value))
-            for name, value in policy.items()]
+    def text(name, value) -> str:
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        if name == "min_exclusion_m":
+            return f"{value:,.2f} m"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return [(name, text(name, value)) for name, value in policy.items()]
 
 
 def _print(policy: dict, as_json: bool) -> None:

@@ -15,8 +15,8 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     db: str = typer.Option(None, "--db", metavar="PATH", help="DuckDB database file [default: the global --db]."),
     keys_file: str = typer.Option(None, "--keys-file", metavar="FILE",
-                                  help="API keys, one a line: KEY (plain, or sha256:HEX) then scopes, e.g. 'KEY lookup,analyst'; "
-                                       "adds to $GEOTARGET_API_KEYS (KEY=scope+scope,...)."),
+                                  help="API keys, one a line: KEY (plain, or sha256:HEX) then scopes, e.g. "
+                                       "'KEY lookup,analyst'; adds to $GEOTARGET_API_KEYS (KEY=scope+scope,...)."),
     insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth",
                                           help="Serve without API keys: local development on 127.0.0.1 only."),
     read_only: bool = typer.Option(False, "--read-only", help="Open the database read-only (no campaign writes)."),

@@ -103,7 +103,7 @@ def set_seed(hashes: np.ndarray, positions: np.ndarray, label: str) -> int:
 def noisy_count(n: int, seed: int, step: int) -> int:
     """``n`` plus sticky Laplace noise of scale ``step / 2``, rounded to a multiple of ``step`` (never below 0)."""
     noise = np.random.default_rng(seed).laplace(0.0, step / 2.0)
-    return max(0, int(round((n + noise) / step)) * step)
+    return max(0, round((n + noise) / step) * step)
 
 
 def refuse(what: str, min_size: int):

@@ -16,16 +16,17 @@ from dataclasses import replace
 
 import numpy as np
 
+from geotarget.audience.audience import Audience
 from geotarget.audience.membership import _radius_members
 from geotarget.audience.privacy import email_column, phone_column
 from geotarget.disclosure.counts import check_request, member_hashes, noisy_count, refuse, set_seed
 from geotarget.disclosure.dp import laplace_counts
 from geotarget.errors import InvalidInputError, PrivacyError
-from geotarget.maps.heatmap import _check_res, aggregate_cells, aggregate_regions, parse_metric
-from geotarget.maps.suppression import published_heatmap
+from geotarget.maps.heatmap import aggregate_cells, aggregate_regions, parse_metric
+from geotarget.maps.suppression import check_published_res, published_heatmap
 from geotarget.store.policy import load_policy, noise_salt, spend_budget
 
-__all__ = ["Disclosure", "PRIVACY_MODES"]
+__all__ = ["PRIVACY_MODES", "Disclosure"]
 
 #: ``None`` (the consistent suppression and, for counts, sticky noise) or ``"dp"``.
 PRIVACY_MODES = (None, "dp")
@@ -40,6 +41,27 @@ def _check_mode(privacy, epsilon) -> None:
         raise InvalidInputError("epsilon is given only with privacy='dp'")
     if privacy == "dp" and epsilon is None:
         raise InvalidInputError("privacy='dp' needs epsilon, e.g. epsilon=0.5")
+
+
+#: Row columns that place a customer on the map: only ``pii`` keys get them in files.
+LOCATION_COLUMNS = ("lat", "lng", "distance_m")
+
+
+class _UnlocatedAudience(Audience):
+    """An audience whose rows carry no coordinates (for files given to keys without ``pii``)."""
+
+    def to_pandas(self, columns: list[str] | None = None):
+        return super().to_pandas(columns).drop(columns=list(LOCATION_COLUMNS), errors="ignore")
+
+    def to_geodataframe(self, columns: list[str] | None = None):
+        raise PrivacyError("a GeoJSON file places each customer on the map and needs a key with the pii scope; "
+                           "ask for csv or parquet")
+
+
+def _without_location(aud):
+    out = object.__new__(_UnlocatedAudience)
+    out.__dict__.update(aud.__dict__)
+    return out
 
 
 class Disclosure:
@@ -84,10 +106,7 @@ class Disclosure:
         if metric.kind != "count":
             raise InvalidInputError(f"privacy='dp' heatmaps measure count only, not {metric}")
         if region_layer is None:
-            res = _check_res(res)
-            if res not in policy.heatmap_res:
-                raise PrivacyError(f"heatmaps are published at res {', '.join(map(str, policy.heatmap_res))} only "
-                                   f"(the database's policy), not res {res}")
+            res = check_published_res(policy, res)
         elif region_layer not in self.engine.layers():
             self.engine.regions(region_layer)  # raises NotFoundError naming the layers
 
@@ -127,6 +146,9 @@ class Disclosure:
     def audience(self, *, of_campaign: str | None = None, **options):
         """The audience for a file: the request rules (unless admin), the policy's minimum, the PII columns.
 
+        For a key without ``pii`` the rows carry no coordinates (``lat``,
+        ``lng``, ``distance_m``): customer ids, their nearest store, their group.
+
         ``of_campaign`` names a campaign whose audience is narrowed by ``options``.
         """
         self.check_columns(options.get("columns"))
@@ -136,7 +158,7 @@ class Disclosure:
             refuse("the audience", policy.min_audience)
         if not self.admin:
             self._check_differences(aud, options, policy, of_campaign)
-        return aud
+        return aud if self.pii else _without_location(aud)
 
     def check_columns(self, columns) -> None:
         """Refuse raw email, phone and the policy's sensitive columns to a key without ``pii``."""

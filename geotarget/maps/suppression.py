@@ -53,7 +53,7 @@ from geotarget.geo.cells import latlng_to_cells
 from geotarget.maps.heatmap import _check_res, aggregate_cells, aggregate_regions, parse_metric
 from geotarget.maps.result import HeatmapResult
 
-__all__ = ["atoms", "published_heatmap", "publishable_positions"]
+__all__ = ["atoms", "check_published_res", "publishable_positions", "published_heatmap"]
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -142,6 +142,15 @@ def publishable_positions(eng, policy, *, value_column: str | None = None) -> tu
     return index, positions, left_out
 
 
+def check_published_res(policy, res) -> int:
+    """``res`` when the policy publishes heatmaps at it; else PrivacyError naming the resolutions it does."""
+    res = _check_res(res)
+    if res not in policy.heatmap_res:
+        raise PrivacyError(f"heatmaps are published at res {', '.join(map(str, policy.heatmap_res))} only "
+                           f"(the database's policy), not res {res}; ask for one of those")
+    return res
+
+
 def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, region_layer: str | None = None,
                       k_min: int | None = None) -> HeatmapResult:
     """A heatmap as the policy lets it be published: at a policy resolution, over the kept customers only.
@@ -159,10 +168,7 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
     if k < policy.k_min:
         raise PrivacyError(f"k_min must be at least the policy's {policy.k_min}, got {k_min}")
     if region_layer is None:
-        res = _check_res(res)
-        if res not in policy.heatmap_res:
-            raise PrivacyError(f"heatmaps are published at res {', '.join(map(str, policy.heatmap_res))} only "
-                               f"(the database's policy), not res {res}; ask for one of those")
+        res = check_published_res(policy, res)
     value_column = metric.column if metric.kind in ("sum", "mean", "median") else None
     index, positions, left_out = publishable_positions(eng, policy, value_column=value_column)
     kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
@@ -176,5 +182,5 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
         result = aggregate_cells(eng, res, metric, audience=kept, k_min=k)
     hidden = result.suppressed_customers + left_out
     hidden -= hidden % k  # rounded down to a multiple of k
-    return replace(result, suppressed_customers=hidden, total_customers=result.total_customers - result.suppressed_customers
-                   + hidden, unassigned_customers=0)
+    shown = result.total_customers - result.suppressed_customers
+    return replace(result, suppressed_customers=hidden, total_customers=shown + hidden)

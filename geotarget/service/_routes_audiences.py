@@ -21,8 +21,8 @@ from fastapi.responses import FileResponse
 from geotarget.errors import AudienceTooSmallError, InvalidInputError, NotFoundError
 
 from . import _deps
-from ._scopes import Principal, require_scope
 from ._schemas import AudienceOptions, AudienceRequest, AudienceResult
+from ._scopes import Principal, require_scope
 
 router = APIRouter(tags=["audiences"])
 

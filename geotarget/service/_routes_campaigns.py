@@ -20,7 +20,7 @@ CampaignRef = Annotated[str, Path(min_length=1, max_length=200, description="Cam
 
 
 @router.get("/campaigns", response_model=CampaignList, summary="List campaigns",
-             dependencies=admin_only)
+            dependencies=admin_only)
 def list_campaigns(
     status: Annotated[str | None, Query(max_length=40, description="Only campaigns with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -43,14 +43,14 @@ def create_campaign(body: CampaignCreate, eng=Depends(_deps.engine)) -> Campaign
 
 
 @router.get("/campaigns/{campaign}", response_model=Campaign, summary="Show a campaign",
-             dependencies=admin_only)
+            dependencies=admin_only)
 def get_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaign:
     """A campaign by name or id (404 when there is none)."""
     return eng.campaign(campaign).to_dict()
 
 
 @router.patch("/campaigns/{campaign}", response_model=Campaign, summary="Change a campaign",
-             dependencies=admin_only)
+              dependencies=admin_only)
 def update_campaign(campaign: CampaignRef, body: CampaignUpdate, eng=Depends(_deps.engine)) -> Campaign:
     """Change the fields given; a field sent as null is cleared."""
     changes = body.model_dump(exclude_unset=True)
@@ -74,7 +74,7 @@ def resume_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Campaig
 
 
 @router.delete("/campaigns/{campaign}", status_code=204, response_class=Response, summary="Delete a campaign",
-             dependencies=admin_only)
+               dependencies=admin_only)
 def delete_campaign(campaign: CampaignRef, eng=Depends(_deps.engine)) -> Response:
     """Delete a campaign for good."""
     eng.delete_campaign(campaign)

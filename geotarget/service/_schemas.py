@@ -282,7 +282,8 @@ class Error(BaseModel):
 ERROR_RESPONSES = {
     400: {"model": Error, "description": "A body that cannot be read (e.g. not UTF-8)."},
     401: {"model": Error, "description": "Missing or wrong API key."},
-    403: {"model": Error, "description": "A privacy rule (an audience below the minimum size, a refused difference, an exhausted budget), or a key without the scope."},
+    403: {"model": Error, "description": ("A privacy rule (an audience below the minimum size, a refused "
+                                          "difference, an exhausted budget), or a key without the scope.")},
     404: {"model": Error, "description": "Unknown store, layer, region, campaign or download."},
     409: {"model": Error, "description": "The request conflicts with the server's state (e.g. a read-only database)."},
     413: {"model": Error, "description": "Request body over the limit."},

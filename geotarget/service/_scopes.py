@@ -24,7 +24,7 @@ from fastapi import Depends, HTTPException, Request
 
 from ._config import SCOPES
 
-__all__ = ["Principal", "require_scope", "principal"]
+__all__ = ["Principal", "principal", "require_scope"]
 
 
 @dataclass(frozen=True)
