@@ -530,3 +530,37 @@ def test_http_promotions_oracle_is_closed(http, town):
         assert ask(opted) == ask("nobody-by-that-name")
     finally:
         http.delete("/v1/campaigns/rich", headers=_as("admin"))
+
+
+# -- the suppression as a property ----------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(40, 400), spread_m=st.floats(100, 3_000),
+       res=st.sets(st.integers(6, 10), min_size=1, max_size=3), k=st.integers(2, 12))
+def test_published_rows_never_split_into_small_groups(seed, n, spread_m, res, k):
+    """Random towns and policies: every part of every pair of published rows holds 0 or >= k people."""
+    rng = np.random.default_rng(seed)
+    lat, lng = _disc(rng, n, *P0, spread_m)
+    with geotarget.open(":memory:") as eng:
+        eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": lat, "lng": lng,
+                                           "spend": rng.random(n)}))
+        eng.ingest_regions(gpd.GeoDataFrame(
+            {"zone_id": ["w", "e"], "name": ["w", "e"]},
+            geometry=[shapely.box(P0[1] - 0.05, P0[0] - 0.05, P0[1] + 0.001, P0[0] + 0.05),
+                      shapely.box(P0[1] + 0.001, P0[0] - 0.05, P0[1] + 0.05, P0[0] + 0.05)], crs="EPSG:4326"),
+            layer="halves", id_col="zone_id")
+        eng.set_policy(heatmap_res=sorted(res), k_min=k)
+        guard = eng.disclosure()
+        truth = _kept(eng)
+        rows = []
+        for result in _published(eng, guard):
+            rows += _members(eng, result, truth)
+        for a, b in itertools.combinations(rows, 2):
+            for part in (a - b, b - a, a & b):
+                assert len(part) == 0 or len(part) >= k
+        everyone = len(_eligible(eng))
+        for result in _published(eng, guard):
+            assert result.suppressed_customers % k == 0 and result.suppressed_customers <= everyone
