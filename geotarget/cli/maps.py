@@ -15,7 +15,9 @@ map_app = typer.Typer(help="Maps of stores and what their rings cover.", no_args
 app.add_typer(map_app, name="map")
 
 # options shared by both commands
-_K_MIN = typer.Option(DEFAULT_K_MIN, "--k-min", help="Hide cells or regions with fewer customers.")
+_K_MIN = typer.Option(None, "--k-min", show_default=False, help=(
+    "Hide cells or regions with fewer customers [default: the database policy's k_min, "
+    f"{DEFAULT_K_MIN} unless changed]."))
 _NO_FLOOR = typer.Option(False, "--no-privacy-floor",
                          help="Allow --k-min below 2, which turns the k-anonymity floor off (internal use only).")
 _SCALE = typer.Option("quantile", "--scale", help="Colour scale: quantile or linear.")
@@ -42,7 +44,7 @@ def heatmap(
         ["count"], "--metric",
         help="count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL; repeat for a layer per metric."),
     region_layer: str = typer.Option(None, "--region-layer", help="Aggregate per region of this layer instead."),
-    k_min: int = _K_MIN,
+    k_min: int | None = _K_MIN,
     no_privacy_floor: bool = _NO_FLOOR,
     scale: str = _SCALE,
     tiles: str = _TILES,
@@ -72,7 +74,8 @@ def heatmap(
             audience = eng.audience(stores="all" if all_stores else list(store), radius=radius,
                                     where=list(where) if where else None)
             console.print(f"audience: {len(audience):,} customers ({audience.description})")
-        results = [eng.heatmap(res, m, audience=audience, region_layer=region_layer, k_min=k_min,
+        results = [eng.heatmap(res, m, audience=audience, region_layer=region_layer,
+                               k_min="policy" if k_min is None else k_min,
                                allow_no_floor=no_privacy_floor) for m in metrics]
     for r in results:
         console.print(f"heatmap: {r.summary()}")
@@ -94,7 +97,7 @@ def coverage(
     store: list[str] = typer.Option(None, "--store", help="Store id (repeat for several)."),
     all_stores: bool = typer.Option(False, "--all-stores", help="Every store."),
     res: int = typer.Option(None, "--res", help="H3 resolution of the cells (default: about 150 cells per ring)."),
-    k_min: int = _K_MIN,
+    k_min: int | None = _K_MIN,
     no_privacy_floor: bool = _NO_FLOOR,
     scale: str = _SCALE,
     tiles: str = _TILES,
@@ -109,7 +112,8 @@ def coverage(
     if not store and not all_stores:
         raise InvalidInputError("name the stores: --store S001 (repeat for several) or --all-stores")
     with engine(read_only=True) as eng:
-        cov = eng.coverage("all" if all_stores else list(store), radius, res=res, k_min=k_min,
+        cov = eng.coverage("all" if all_stores else list(store), radius, res=res,
+                           k_min=eng.policy().k_min if k_min is None else k_min,
                            allow_no_floor=no_privacy_floor)
     console.print(f"coverage: {cov.summary()}")
     _written(save_html(coverage_map(cov, scale=scale, tiles=_tiles(tiles), inline_js=not cdn), output_path(output)))
