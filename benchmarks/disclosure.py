@@ -12,7 +12,7 @@ of neighbourhood polygons, then times, side by side in one process:
 
 The target (issue 15): a published heatmap at most 2x the plain one. Each
 figure is the median of ``--repeat`` runs. Writes
-``benchmarks/RESULTS_disclosure.md``.
+``benchmarks/RESULTS_disclosure.md``, one section per policy (``--policies``).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def measure(eng, res: int, metric: str, repeat: int) -> dict:
 
 def report(rows: list[dict], customers: int, policy) -> str:
     lines = [
-        "# Cost of the consistent heatmap suppression (issue 15)",
+        f"## Cost of the consistent heatmap suppression: policy res {', '.join(map(str, policy.heatmap_res))}",
         "",
         f"{customers:,} clustered customers, 60 neighbourhood polygons; policy resolutions "
         f"{', '.join(map(str, policy.heatmap_res))}, k = {policy.k_min}. Median of repeated runs, one process; "
@@ -100,18 +100,22 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.disclosure", description=__doc__.splitlines()[0])
     p.add_argument("--customers", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--policy-res", default="7,8,9", help="the policy's published resolutions")
+    p.add_argument("--policies", default="8;7,8,9",
+                   help="policies to measure, ';'-separated, each the published resolutions (8 is the default)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS_disclosure.md")
     args = p.parse_args(argv)
     eng = build(args.customers)
+    sections = []
     try:
-        eng.set_policy(heatmap_res=args.policy_res)
-        policy = eng.policy()
-        rows = [measure(eng, res, metric, args.repeat) for res in policy.heatmap_res
-                for metric in ("count", "sum:spend_12m")]
+        for spec in args.policies.split(";"):
+            eng.set_policy(heatmap_res=spec)
+            policy = eng.policy()
+            rows = [measure(eng, res, metric, args.repeat) for res in policy.heatmap_res
+                    for metric in ("count", "sum:spend_12m")]
+            sections.append(report(rows, args.customers, policy))
     finally:
         eng.close()
-    text = report(rows, args.customers, policy)
+    text = "\n".join(sections)
     args.out.write_text(text)
     print(text)
 

@@ -123,8 +123,14 @@ def publishable_positions(eng, policy, *, value_column: str | None = None) -> tu
 
     Cached per index snapshot (so per data version), policy and value column.
     """
+    index, kept, dropped = _split(eng, policy, value_column)
+    return index, kept, int(dropped.size)
+
+
+def _split(eng, policy, value_column: str | None):
+    """(index, positions kept, positions left out), cached."""
     index = eng._index_cache.get()
-    key = (policy.k_min, tuple(policy.heatmap_res), tuple(eng.layers()), value_column)
+    key = (policy.k_min, tuple(policy.heatmap_res), value_column)  # layers change only with the data version
     with _LOCK:
         per_index = _CACHE.setdefault(index, {})
         found = per_index.get(key)
@@ -136,10 +142,10 @@ def publishable_positions(eng, policy, *, value_column: str | None = None) -> tu
         has = _values(eng, index, value_column)
         keep &= np.bincount(codes, weights=has.astype(np.float64))[codes] >= policy.k_min
     positions = np.flatnonzero(keep).astype(np.int64)
-    left_out = int(keep.size - positions.size)
+    dropped = np.flatnonzero(~keep).astype(np.int64)
     with _LOCK:
-        per_index[key] = (positions, left_out)
-    return index, positions, left_out
+        per_index[key] = (positions, dropped)
+    return index, positions, dropped
 
 
 def check_published_res(policy, res) -> int:
@@ -170,12 +176,12 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
     if region_layer is None:
         res = check_published_res(policy, res)
     value_column = metric.column if metric.kind in ("sum", "mean", "median") else None
-    index, positions, left_out = publishable_positions(eng, policy, value_column=value_column)
+    index, positions, dropped = _split(eng, policy, value_column)
+    left_out = int(dropped.size)
     kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
     if region_layer is not None:
         result = aggregate_regions(eng, region_layer, metric, audience=kept, k_min=k)
     elif left_out < positions.size:  # name the smaller group to the aggregation: those left out
-        dropped = np.setdiff1d(np.arange(len(index), dtype=np.int64), positions, assume_unique=True)
         hidden = Audience(eng, index, dropped, kind="suppressed", description="customers no heatmap counts")
         result = aggregate_cells(eng, res, metric, audience=hidden, exclude_audience=True, k_min=k)
     else:

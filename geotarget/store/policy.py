@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import asdict, dataclass, fields, replace
 
 from geotarget.errors import GeotargetError, InvalidInputError, PrivacyError
@@ -148,14 +149,28 @@ def _has_tables(con) -> bool:
                        ).fetchall()[0][0] > 0
 
 
+_LOADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def load_policy(store) -> PrivacyPolicy:
-    """The database's policy (the defaults for settings never changed)."""
+    """The database's policy (the defaults for settings never changed).
+
+    Read once per data version: every change of the policy is a write that
+    moves the version.
+    """
+    version = store.data_version
+    found = _LOADED.get(store)
+    if found is not None and found[0] == version:
+        return found[1]
     con = store.con
     if not _has_tables(con):
-        return PrivacyPolicy()
-    stored = dict(con.execute("SELECT name, value FROM privacy_policy").fetchall())
-    values = {name: PrivacyPolicy.parse(name, text) for name, text in stored.items() if name in PrivacyPolicy.names()}
-    return PrivacyPolicy(**values)
+        policy = PrivacyPolicy()
+    else:
+        stored = dict(con.execute("SELECT name, value FROM privacy_policy").fetchall())
+        policy = PrivacyPolicy(**{name: PrivacyPolicy.parse(name, text) for name, text in stored.items()
+                                  if name in PrivacyPolicy.names()})
+    _LOADED[store] = (version, policy)
+    return policy
 
 
 def save_policy(store, **changes) -> PrivacyPolicy:
