@@ -292,9 +292,16 @@ def test_a_store_adding_few_people_of_its_own_is_refused(town):
         analyst.audience_counts(points=[P0, HERMIT], radius="1km")
 
 
-def test_tiny_region_excluded_is_refused(town):
+def test_tiny_region_excluded_or_added_is_refused(town):
     with pytest.raises(PrivacyError, match="exclude_regions"):
         town.disclosure().audience_counts(points=[P0], radius="3km", exclude_regions=[("zones", "tiny")])
+    admin = town.disclosure(admin=True)
+    big = admin.audience_counts(region_layer="zones", regions=["z12"])["customers"]
+    both = admin.audience_counts(region_layer="zones", regions=["z12", "tiny"])["customers"]
+    assert 0 < both - big < 100  # the tiny zone adds a few dozen people of its own
+    with pytest.raises(PrivacyError, match="regions"):
+        town.disclosure().audience_counts(region_layer="zones", regions=["z12", "tiny"])
+    assert town.disclosure().audience_counts(region_layer="zones", regions=["z12", "z10"])["customers"] > 0
 
 
 # -- differential privacy ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ smaller radius, one filter minus a narrower one. The rules, each applied by
 2. **Refused results** (:func:`release`): a total, a per-store ``within`` or
    ``assigned`` count, a treatment or control group under the policy's
    ``min_audience``; and the *difference* made by each exclusion zone, each
-   excluded region and each filter condition, when that difference is
+   excluded region, each filter condition, each of several regions asked for
+   and each of several stores or points, when that difference is
    between 1 and ``min_audience - 1`` customers (the request is answered
    only when dropping any one of those parts would change the answer by
    nothing or by at least ``min_audience``). Refusals never tell a size.

@@ -212,6 +212,9 @@ class Disclosure:
         n, floor = len(aud), policy.min_audience
         parts = [("exclude_within", i) for i in range(len(options.get("exclude_within") or []))]
         parts += [("exclude_regions", i) for i in range(len(options.get("exclude_regions") or []))]
+        named = options.get("regions")
+        if isinstance(named, (list, tuple)) and len(named) > 1:
+            parts += [("regions", i) for i in range(len(named))]
         from geotarget.audience.filters import parse_filters
 
         conditions = parse_filters(options.get("where"))
