@@ -571,3 +571,10 @@ def test_published_rows_never_split_into_small_groups(seed, n, spread_m, res, k)
         everyone = len(_eligible(eng))
         for result in _published(eng, guard):
             assert result.suppressed_customers % k == 0 and result.suppressed_customers <= everyone
+
+
+def test_routes_of_other_features_take_the_scope_in_one_line(http):
+    """The trade-area routes declare require_scope("analyst") on their router."""
+    for scope in KEYS:
+        r = http.post("/v1/trade-areas", headers=_as(scope), json={})
+        assert (r.status_code == 403) == (scope != "analyst"), (scope, r.status_code, r.text)

@@ -90,7 +90,7 @@ def client(db):
     from geotarget.service import create_app
 
     eng = geotarget.open(db, read_only=True)
-    with TestClient(create_app(eng, keys=[KEY])) as c:
+    with TestClient(create_app(eng, keys=[f"{KEY}=analyst"])) as c:
         yield c, eng
     eng.close()
 

@@ -24,8 +24,9 @@ from ..errors import InvalidInputError
 from ..units import parse_distance
 from . import _deps
 from ._schemas import Lat, Lng, Name, Radius
+from ._scopes import require_scope
 
-router = APIRouter(tags=["trade areas"])
+router = APIRouter(tags=["trade areas"], dependencies=[require_scope("analyst")])
 
 _MAX_SITES = 500
 Share = Annotated[float, Field(gt=0, le=1, description="Share of the store's customers, e.g. 0.7.")]
