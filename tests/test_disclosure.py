@@ -323,7 +323,7 @@ def test_dp_budget_is_charged_and_exhausted(town):
         assert spent_budget(town.store, "dp-test") == pytest.approx(1.9)
         assert spent_budget(town.store, "another") == 0.0
     finally:
-        town.set_policy(dp_budget=10.0)
+        town.set_policy(dp_budget=1.0)
     with pytest.raises(InvalidInputError, match="count only"):
         guard.heatmap(8, "sum:spend", privacy="dp", epsilon=0.1)
     with pytest.raises(InvalidInputError, match="needs epsilon"):
@@ -519,7 +519,7 @@ def test_http_dp_budget_per_key(http, town):
                       json={"stores": ["S1"], "radius": "1km", "privacy": "dp", "epsilon": 0.6})
         assert r.status_code == 200 and r.json()["privacy"] == "dp"  # another key, another budget
     finally:
-        town.set_policy(dp_budget=10.0)
+        town.set_policy(dp_budget=1.0)
 
 
 def test_http_promotions_oracle_is_closed(http, town):

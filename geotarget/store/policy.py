@@ -27,7 +27,9 @@ The settings (:class:`PrivacyPolicy`):
 ``count_step``
     released audience counts are rounded to a multiple of this (10);
 ``dp_budget``
-    the total epsilon one key may spend on differentially private answers (10);
+    the total epsilon one key may spend on differentially private answers (1:
+    a key's answers together change by at most a factor e whether or not any one
+    customer is in the data; raise it only for partners you trust more);
 ``sensitive_columns``
     customer columns that, like email and phone, only a ``pii`` key may download.
 """
@@ -80,7 +82,7 @@ class PrivacyPolicy:
     min_exclusion_m: float = DEFAULT_MIN_EXCLUSION_M
     heatmap_res: tuple[int, ...] = (8,)
     count_step: int = 10
-    dp_budget: float = 10.0
+    dp_budget: float = 1.0
     sensitive_columns: tuple[str, ...] = ()
 
     def __post_init__(self):
