@@ -17,12 +17,17 @@ Endpoints (all but ``/health`` need an API key in the ``X-API-Key`` header)::
     GET    /v1/heatmap?res&metric&region_layer&k_min   GeoJSON, above the floor
     GET    /docs, /openapi.json              the API description (no key: it holds no data)
 
-Keys come from ``$GEOTARGET_API_KEYS`` (comma-separated) or a key file, and
-are kept in memory only as SHA-256 digests. The server refuses to start
-without one unless told ``insecure_no_auth`` (loopback addresses only).
+Keys come from ``$GEOTARGET_API_KEYS`` (``KEY=scope+scope``, comma-separated)
+or a key file (``<key or sha256:digest> <scope>[,<scope>...]`` a line), and
+are kept in memory only as SHA-256 digests. The scopes are ``lookup``,
+``analyst``, ``audiences``, ``pii`` and ``admin`` (docs/privacy.md says what
+each may learn); a key without one stops the server at start-up. The server
+refuses to start without a key unless told ``insecure_no_auth`` (loopback
+addresses only).
 
-Status codes: 401 missing or wrong key; 403 a privacy rule (an audience
-below the minimum size, whose size is then not told); 404 an unknown store,
+Status codes: 401 missing or wrong key; 403 a key without the scope, or a
+privacy rule (an audience below the minimum size, whose size is then not
+told; a refused difference; an exhausted privacy budget); 404 an unknown store,
 layer, campaign or download; 413 a body over 1 MB; 422 bad input, naming the
 field. No client input gets a 5xx.
 """
