@@ -24,7 +24,8 @@ from geotarget.errors import AudienceTooSmallError, InvalidInputError, PrivacyEr
 from geotarget.geo.cells import cells_to_parents
 from geotarget.store.policy import DEFAULT_MIN_EXCLUSION_M, PrivacyPolicy
 
-pytest.importorskip("opendp")
+needs_opendp = pytest.mark.skipif(__import__("importlib").util.find_spec("opendp") is None,
+                                  reason="OpenDP is not installed (pip install -e '.[dp]')")
 
 P0 = (40.75, -73.98)  # the centre of the synthetic town: 3,000 customers within 700 m
 TARGET = (40.7522, -73.9771)  # one customer, alone in its res-10 cell
@@ -305,6 +306,7 @@ def test_tiny_region_excluded_or_added_is_refused(town):
 
 
 # -- differential privacy ---------------------------------------------------------------------------------
+@needs_opendp
 def test_dp_budget_is_charged_and_exhausted(town):
     guard = town.disclosure(key_id="dp-test")
     town.set_policy(dp_budget=2.0)
@@ -508,6 +510,7 @@ def test_http_heatmaps_are_the_published_ones(http, town):
     assert r.status_code == 403 and "published at res" in r.json()["message"]
 
 
+@needs_opendp
 def test_http_dp_budget_per_key(http, town):
     town.set_policy(dp_budget=1.0)
     try:
