@@ -229,12 +229,53 @@ def _in_polygons(index, positions, geoms) -> np.ndarray:
     return keep
 
 
+#: Largest polygon part (degrees of longitude, |latitude|, finest covering resolution) covered with H3 cells.
+#: Beyond these, H3 cells are so large that their geodesic edges stray from the straight lng/lat edges of
+#: the polygon, and H3 reads a part wider than 180 degrees as crossing the antimeridian; such parts are
+#: refined from their lng/lat bounding box instead, which is exact by construction.
+_H3_MAX_LNG_SPAN = 30.0
+_H3_MAX_ABS_LAT = 80.0
+_H3_MIN_RES = 4
+
+
+def _coverable(part) -> bool:
+    """Whether an H3 covering of this polygon part is known to be conservative."""
+    xmin, ymin, xmax, ymax = part.bounds
+    return (xmax - xmin <= _H3_MAX_LNG_SPAN and max(abs(ymin), abs(ymax)) <= _H3_MAX_ABS_LAT
+            and _polygon_res(part) >= _H3_MIN_RES)
+
+
+def _bbox_positions(index, part) -> np.ndarray:
+    """Positions inside a part's lng/lat bounding box (edges are straight in lng/lat, so it holds the part)."""
+    xmin, ymin, xmax, ymax = part.bounds
+    return np.flatnonzero((index.lat >= ymin) & (index.lat <= ymax) & (index.lng >= xmin) & (index.lng <= xmax))
+
+
 def _region_positions(index, geoms) -> np.ndarray:
+    """Positions of the customers each polygon covers (boundary inside), as shapely ``covers`` says.
+
+    Edges are straight lines in longitude/latitude, as RFC 7946 defines GeoJSON
+    polygons: a polygon may be wider than 180 degrees, hold a pole, or touch the
+    antimeridian (split there into a MultiPolygon, as RFC 7946 asks). Small parts
+    are covered with H3 cells and refined; large or polar parts are refined from
+    their bounding box.
+    """
+    import shapely
+
     found = []
     for g in geoms:
-        pos = index.positions_in_ranges(_polygon_ranges(g, index.res))
-        if pos.size:
-            found.append(pos[_in_polygons(index, pos, [g])])
+        parts = [p for p in shapely.get_parts(g) if not p.is_empty]
+        small = [p for p in parts if p.geom_type == "Polygon" and _coverable(p)]
+        if small:
+            pos = index.positions_in_ranges(_polygon_ranges(shapely.multipolygons(small)
+                                                            if len(small) > 1 else small[0], index.res))
+            if pos.size:
+                found.append(pos[_in_polygons(index, pos, [g])])
+        for p in parts:
+            if not any(p is q for q in small):
+                pos = _bbox_positions(index, p)
+                if pos.size:
+                    found.append(pos[_in_polygons(index, pos, [g])])
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
