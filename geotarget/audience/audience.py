@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geotarget.audience.filters import parse_filters
+from geotarget.audience.filters import compile_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.audience.membership import (  # noqa: F401  (re-exported for campaigns and the service)
     _check_latlng,
@@ -75,6 +75,7 @@ class Audience:
         self.center_label = center_label
         self.radius_m = radius_m
         self._within_counts = within_counts
+        self._narrowed = False  # set when exclusions or filters removed customers after the radius step
         self._center_codes = None
         self.groups = groups
         self.campaign = campaign
@@ -103,18 +104,32 @@ class Audience:
 
         ``within`` counts a customer for every queried store in range;
         ``assigned`` counts it once, for its nearest store, and sums to
-        ``len(aud)``.
+        ``len(aud)``. Both count only the audience's customers, after
+        exclusions and segment filters, so ``within`` equals the diagonal
+        of :meth:`overlap`.
         """
         if self.centers is None:
             raise InvalidInputError("per-store counts exist only for radius audiences around stores or points")
         label = self.center_label
         ids = self.centers[label].to_numpy()
         assigned = pd.Series(self.center_ids).value_counts() if len(self) else pd.Series(dtype="int64")
-        out = pd.DataFrame({label: ids, "within": self._within_counts.astype("int64")})
+        out = pd.DataFrame({label: ids, "within": self._within().astype("int64")})
         out["assigned"] = out[label].map(assigned).fillna(0).astype("int64")
         if "name" in self.centers.columns:
             out.insert(1, "name", self.centers["name"].to_numpy())
         return out
+
+    def _members_of(self, k: int) -> np.ndarray:
+        """Positions in the audience (after exclusions and filters) within the radius of centre ``k``."""
+        clat, clng = self.centers["lat"].iloc[k], self.centers["lng"].iloc[k]
+        pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
+        return pos[np.isin(pos, self.positions, assume_unique=True)] if pos.size else pos
+
+    def _within(self) -> np.ndarray:
+        """Per centre, the audience's customers within its radius: the overlap matrix's diagonal."""
+        if not self._narrowed or self.radius_m is None:
+            return self._within_counts
+        return np.array([self._members_of(k).size for k in range(len(self.centers))], dtype=np.int64)
 
     def overlap(self) -> pd.DataFrame:
         """Square matrix: customers within the radius of both stores (the cannibalization view).
@@ -126,10 +141,8 @@ class Audience:
         from scipy import sparse
 
         rows, cols = [], []
-        for k, (clat, clng) in enumerate(zip(self.centers["lat"], self.centers["lng"])):
-            pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
-            if pos.size:  # exclusions and filters apply to the overlap too
-                pos = pos[np.isin(pos, self.positions, assume_unique=True)]
+        for k in range(len(self.centers)):
+            pos = self._members_of(k)  # exclusions and filters apply to the overlap too
             rows.append(pos)
             cols.append(np.full(pos.size, k))
         n = len(self.centers)
@@ -245,7 +258,8 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
         raise InvalidInputError(
             "give exactly one of: stores= (with radius), points= (with radius), region_layer= (with regions), "
             "ring_cell= or ring_point= (with k)")
-    parse_filters(where)  # fail early on a malformed filter, before any work
+    if where:  # fail early on a malformed filter, or a value that does not fit its column, before any work
+        compile_filters(where, engine.store.columns("customers"))
     index = engine._index_cache.get()
     extra: dict = {}
     if stores is not None or points is not None:
@@ -290,6 +304,7 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
     aud = Audience(engine, index, positions, kind="radius" if extra else ("region" if region_layer else "ring"),
                    description=desc, groups=groups, campaign=campaign, columns=columns, min_size=min_size, **extra)
     aud._center_codes = codes
+    aud._narrowed = not bool(keep.all())
     return aud
 
 

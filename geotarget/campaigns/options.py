@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from geotarget.audience.filters import compile_filters, parse_filters
+from geotarget.audience.filters import compile_filters, parse_filters, typed_conditions
 from geotarget.errors import InvalidFilterError, InvalidInputError, NotFoundError
 from geotarget.geo.cells import cells_to_str, str_to_cells
 from geotarget.units import parse_radius
@@ -81,8 +81,11 @@ def normalize_where(engine, where, columns=None) -> list:
     conds = parse_filters(where)
     if not conds:
         return []
-    # unknown columns raise, naming the known ones
-    compile_filters(conds, engine.store.columns("customers") if columns is None else columns)
+    # unknown columns raise, naming the known ones; values are checked against the column types
+    types = engine.store.columns("customers") if columns is None else columns
+    compile_filters(conds, types)
+    if isinstance(types, dict):
+        conds = typed_conditions(conds, types)
     out = []
     for c in conds:
         item = [c.column, c.op] if c.op in ("is null", "is not null") else [c.column, c.op, _json_value(c.value, str(c))]
