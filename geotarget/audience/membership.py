@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geotarget.audience import budget as _budget
 from geotarget.audience.filters import compile_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.errors import InvalidInputError, InvalidLocationError, NotFoundError
@@ -135,8 +136,19 @@ def _radius_members(index: CustomerIndex, lat: float, lng: float, radius_m: floa
     return pos, dist, band
 
 
+def _charge_disks(index, centers_lat, centers_lng, radius_m) -> None:
+    """Under a work budget: refuse too large an area, then too many candidates, before any refining."""
+    if _budget.active() is None:
+        return
+    _budget.charge_area(len(centers_lat), radius_m)
+    for clat, clng in zip(centers_lat, centers_lng):
+        ranges = _disk_ranges(round(float(clat), 12), round(float(clng), 12), radius_m, index.res)
+        _budget.charge_candidates(index.count_in_ranges(ranges))
+
+
 def _nearest(index, centers_lat, centers_lng, radius_m):
     """Dedupe members of many centres, assigning each customer its nearest centre exactly."""
+    _charge_disks(index, centers_lat, centers_lng, radius_m)
     if len(centers_lat) == 1:
         pos, dist, _ = _radius_members(index, float(centers_lat[0]), float(centers_lng[0]), radius_m)
         return pos, np.zeros(pos.size, dtype=np.int64), dist, np.array([pos.size])
@@ -147,6 +159,7 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
     within = np.zeros(len(centers_lat), dtype=np.int64)
     band_max = 0.0
     for k, (clat, clng) in enumerate(zip(centers_lat, centers_lng)):
+        _budget.check_time()
         pos, dist, band = _radius_members(index, clat, clng, radius_m)
         within[k] = pos.size
         if pos.size == 0:
@@ -269,11 +282,13 @@ def _region_positions(index, geoms) -> np.ndarray:
         if small:
             pos = index.positions_in_ranges(_polygon_ranges(shapely.multipolygons(small)
                                                             if len(small) > 1 else small[0], index.res))
+            _budget.charge_candidates(pos.size)
             if pos.size:
                 found.append(pos[_in_polygons(index, pos, [g])])
         for p in parts:
             if not any(p is q for q in small):
                 pos = _bbox_positions(index, p)
+                _budget.charge_candidates(pos.size)
                 if pos.size:
                     found.append(pos[_in_polygons(index, pos, [g])])
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
@@ -281,6 +296,7 @@ def _region_positions(index, geoms) -> np.ndarray:
 
 def _filter_positions(engine, index, positions, where) -> np.ndarray:
     sql, params = compile_filters(where, engine.store.columns("customers"))
+    _budget.check_time()
     if sql == "TRUE" or positions.size == 0:
         return np.ones(positions.size, dtype=bool)
     name = f"_cand_{uuid.uuid4().hex[:10]}"
@@ -366,6 +382,7 @@ def _ring_positions(index, ring_cell, ring_point, k, res):
         where = f"the res-{res} cell of ({lat}, {lng})"
     disk = [h3.str_to_int(c) for c in h3.grid_disk(h3.int_to_str(cell), k)]
     positions = index.positions_in_ranges(cell_ranges(disk, index.res))
+    _budget.charge_candidates(positions.size)
     return np.sort(positions), f"in the {k}-ring of {where}"
 
 

@@ -104,7 +104,8 @@ def create_audience(body: AudienceRequest, request: Request, eng=Depends(_deps.e
     and ``holdout`` (with ``campaign``).
     """
     min_size = effective_min_size(body, request)
-    aud = eng.audience(**_library_kwargs(body), min_size=min_size)
+    with request.app.state.settings.budget():
+        aud = eng.audience(**_library_kwargs(body), min_size=min_size)
     return audience_result(aud, body.format, min_size, request)
 
 

@@ -81,6 +81,7 @@ def campaign_audience(campaign: CampaignRef, request: Request, body: CampaignAud
     """
     body = body or CampaignAudienceOptions()
     min_size = effective_min_size(body, request)
-    aud = eng.campaign_audience(campaign, min_size=min_size, **_library_kwargs(body))
+    with request.app.state.settings.budget():
+        aud = eng.campaign_audience(campaign, min_size=min_size, **_library_kwargs(body))
     return audience_result(aud, body.format, min_size, request)
 

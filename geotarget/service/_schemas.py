@@ -188,7 +188,7 @@ class AudienceOptions(_Strict):
     format: ExportFormat | None = Field(None, description=(
         "Write the audience for download in this format; leave out for counts only."))
     columns: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = Field(None, description=(
-        "Customer columns to add to each row of the file (an unknown column gets 422 listing the known ones)."))
+        "Customer columns to add to each row of the file (an unknown column gets 422)."))
 
 
 class CampaignAudienceOptions(AudienceOptions):
@@ -275,7 +275,8 @@ ERROR_RESPONSES = {
     403: {"model": Error, "description": "A privacy rule: an audience below the minimum size."},
     404: {"model": Error, "description": "Unknown store, layer, region, campaign or download."},
     409: {"model": Error, "description": "The request conflicts with the server's state (e.g. a read-only database)."},
-    413: {"model": Error, "description": "Request body over the limit."},
+    413: {"model": Error, "description": "A request body over the limit, or a query over the server's work budget "
+                                        "(area of its disks, customers examined, time)."},
     422: {"model": Error, "description": "Invalid input; the message names the field."},
 }
 
