@@ -211,6 +211,31 @@ def _prepared(wkb: bytes):
 
 
 def _regions(engine, layer: str, names) -> list:
+    """The prepared polygons of the named regions (every region of the layer when ``names`` is None)."""
+    return [_prepared(bytes(b)) for b in _chosen_regions(engine, layer, names)["geometry"]]
+
+
+def _region_of(index, positions, geoms) -> np.ndarray:
+    """For each position, the number of the first polygon holding it (boundary inside), or -1."""
+    import shapely
+
+    which = np.full(positions.size, -1, dtype=np.int64)
+    if positions.size == 0 or not geoms:
+        return which
+    if len(geoms) == 1:
+        which[shapely.intersects_xy(geoms[0], index.lng[positions], index.lat[positions])] = 0
+        return which
+    pts = shapely.points(index.lng[positions], index.lat[positions])
+    point_i, geom_i = shapely.STRtree(geoms).query(pts, predicate="intersects")
+    order = np.lexsort((geom_i, point_i))  # per point, the first region asked for first
+    point_i, geom_i = point_i[order], geom_i[order]
+    first = np.unique(point_i, return_index=True)[1]
+    which[point_i[first]] = geom_i[first]
+    return which
+
+
+def _chosen_regions(engine, layer: str, names) -> pd.DataFrame:
+    """The rows (region_id, name, geometry) of the named regions, in the order asked for."""
     if isinstance(names, str):
         names = [names]
     frame = _layer_frame(engine, layer)
@@ -230,7 +255,7 @@ def _regions(engine, layer: str, names) -> list:
                 raise NotFoundError(f"region {nm!r} not found in layer {layer!r}; e.g. {sample}")
             rows.append(i)
         chosen = frame.iloc[rows]
-    return [_prepared(bytes(b)) for b in chosen["geometry"]]
+    return chosen
 
 
 def _in_polygons(index, positions, geoms) -> np.ndarray:
