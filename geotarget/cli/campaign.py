@@ -9,6 +9,7 @@ import typer
 from geotarget.errors import InvalidInputError
 
 from ._app import app, console, engine
+from .audience import OUTPUT_HELP
 
 
 def fail(message: str) -> None:
@@ -169,7 +170,7 @@ def delete(name: str = typer.Argument(..., help="Campaign name or id.")) -> None
 @campaign_app.command("audience")
 def audience(
     name: str = typer.Argument(..., help="Campaign name or id."),
-    output: str = typer.Option(..., "-o", "--output", help="File to write: .csv, .parquet, .geojson, .geoparquet."),
+    output: str = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     column: list[str] = typer.Option(None, "--column", help="Customer column to include (repeat)."),
     fmt: str = typer.Option(None, "--format", help="csv, parquet, geojson, geoparquet or customer-match."),
     platform: str = typer.Option("google", "--platform", help="customer-match layout: google or meta."),
@@ -177,15 +178,12 @@ def audience(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Export even below the minimum (internal use)."),
 ) -> None:
     """Export the campaign's current audience (consent, suppression, segment, holdout, minimum size)."""
-    from geotarget.audience.export import format_for_path
+    from .audience import _format, report_and_write
 
-    from .audience import report_and_write
-
-    chosen = format_for_path(output, fmt)
+    chosen = _format(output, fmt)
     with engine(read_only=True) as eng:
         aud = eng.campaign_audience(name, columns=list(column) if column else None, min_size=min_size)
-        path = report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
-    console.print(f"wrote {path}")
+        report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
 
 
 @campaign_app.command("at")
