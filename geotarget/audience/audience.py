@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geotarget.audience.filters import compile_filters
+from geotarget.audience.filters import compile_filters, parse_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.audience.membership import (  # noqa: F401  (re-exported for campaigns and the service)
     _check_latlng,
@@ -292,7 +292,7 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
     if segment_only:
         positions = np.arange(len(index), dtype=np.int64)
         _budget.charge_candidates(positions.size)
-        desc = "everywhere"
+        desc = "matching " + " and ".join(str(c) for c in parse_filters(where)) + ", everywhere"
     elif stores is not None or points is not None:
         metres = parse_radius(radius, radius_m=radius_m, allow_large=allow_large_radius)
         if stores is not None:

@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (registers commands)
     audience,
     campaign,  # noqa: F401  (registers the campaign commands)
     ingest,
+    listings,  # noqa: F401  (registers stores, regions and columns)
     maps,  # noqa: F401  (registers heatmap and map commands)
     serve,  # noqa: F401  (registers the serve command)
 )

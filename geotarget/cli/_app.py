@@ -155,6 +155,9 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv``; returns the exit code. User errors are one line on stderr, never a traceback."""
     try:  # typer >= 0.20 carries its own copy of click
@@ -167,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = cmd.main(args=argv, prog_name="geotarget", standalone_mode=False)
         # without standalone mode, typer.Exit raised by a command comes back as its code
-        return code if isinstance(code, int) else 0
+        code = code if isinstance(code, int) else 0
+        if code == _INTERRUPTED:  # typer turns Ctrl-C into a silent exit code 130
+            err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
+        return code
     except typer.Exit as exc:
         return exc.exit_code
     except getattr(click, "NoArgsIsHelpError", ()) as exc:
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, typer.Abort, click.Abort):
         err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
-        return 130
+        return _INTERRUPTED
     except PermissionError as exc:
         error_line(f"permission denied: {exc.filename or exc}; choose another path")
         return 2
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug or an unforeseen failure: still one line, the details on request
         if type(exc).__name__ == "InterruptException":  # DuckDB's answer to Ctrl-C inside a query
             err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
-            return 130
+            return _INTERRUPTED
         if os.environ.get("GEOTARGET_DEBUG"):
             raise
         error_line(f"{type(exc).__name__}: {exc} (set GEOTARGET_DEBUG=1 to see where it happened)")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._app import app, console, engine, output_path
+from ._app import app, console, engine, output_path, plain_table
 
 ingest_app = typer.Typer(help="Load customers, stores or region polygons.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
@@ -34,10 +35,10 @@ def _print_report(report) -> None:
 @ingest_app.command("customers")
 def ingest_customers(
     file: str = typer.Argument(..., help="CSV, Parquet, GeoParquet, GeoJSON, GeoPackage or Shapefile."),
-    id_col: str = typer.Option(None, "--id-col", help="Customer id column [default: detected]."),
-    lat_col: str = typer.Option(None, "--lat-col", help="Latitude column [default: detected]."),
-    lng_col: str = typer.Option(None, "--lng-col", help="Longitude column [default: detected]."),
-    opted_out_col: str = typer.Option(None, "--opted-out-col", help="Boolean opt-out column."),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN", help="Customer id column [default: detected]."),
+    lat_col: str = typer.Option(None, "--lat-col", metavar="COLUMN", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
+    opted_out_col: str = typer.Option(None, "--opted-out-col", metavar="COLUMN", help="Boolean opt-out column."),
     crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
 ) -> None:
     """Validate, H3-index and upsert customers; bad rows go to rejects."""
@@ -50,11 +51,11 @@ def ingest_customers(
 @ingest_app.command("stores")
 def ingest_stores(
     file: str = typer.Argument(..., help="A file of stores with an id and a location."),
-    id_col: str = typer.Option(None, "--id-col"),
-    name_col: str = typer.Option(None, "--name-col"),
-    lat_col: str = typer.Option(None, "--lat-col"),
-    lng_col: str = typer.Option(None, "--lng-col"),
-    crs: str = typer.Option(None, "--crs"),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN", help="Store id column [default: detected]."),
+    name_col: str = typer.Option(None, "--name-col", metavar="COLUMN", help="Store name column [default: detected]."),
+    lat_col: str = typer.Option(None, "--lat-col", metavar="COLUMN", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
+    crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
 ) -> None:
     """Validate, H3-index and upsert stores."""
     with engine() as eng:
@@ -67,8 +68,9 @@ def ingest_stores(
 def ingest_regions(
     file: str = typer.Argument(..., help="Polygons: GeoJSON, GeoPackage, Shapefile or GeoParquet."),
     layer: str = typer.Option(..., "--layer", help="Name of the layer, e.g. nyc_nta."),
-    name_col: str = typer.Option(None, "--name-col"),
-    id_col: str = typer.Option(None, "--id-col"),
+    name_col: str = typer.Option(None, "--name-col", metavar="COLUMN", help="Region name column [default: detected]."),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN",
+                               help="Region id column [default: detected, or the row number]."),
 ) -> None:
     """Load region polygons as a named layer (replacing a layer of that name)."""
     with engine() as eng:
@@ -79,7 +81,7 @@ def ingest_regions(
 @app.command("info")
 def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per table, bounding box, H3 resolution and rejects per reason."""
-    with engine(read_only=False) as eng:
+    with engine(read_only=True) as eng:
         facts = eng.info()
     if as_json:
         console.print_json(json.dumps(facts, default=str))
@@ -105,7 +107,7 @@ def rejects(
     output: str = typer.Option(None, "-o", "--output", help="Write CSV/Parquet here instead of printing."),
 ) -> None:
     """List rejected rows with their reasons."""
-    with engine() as eng:
+    with engine(read_only=True) as eng:
         frame = eng.rejects(source=source)
     if output:
         out = output_path(output)
@@ -118,15 +120,18 @@ def rejects(
     if frame.empty:
         console.print("no rejects")
         return
-    console.print(frame[["kind", "source", "row_number", "reason", "raw"]].to_string(index=False, max_colwidth=60))
+    shown = frame[["kind", "source", "row_number", "reason", "raw"]].copy()
+    shown["source"] = [Path(str(s)).name if s is not None else "" for s in shown["source"]]
+    shown = shown.rename(columns={"row_number": "row"})
+    console.print(plain_table(shown, max_width=60))
 
 
 @app.command("sample")
 def sample(
     out: str = typer.Option("data/sample", "--out", help="Folder to write the sample into."),
-    customers: int = typer.Option(200_000, "--customers"),
-    stores: int = typer.Option(40, "--stores"),
-    seed: int = typer.Option(42, "--seed"),
+    customers: int = typer.Option(200_000, "--customers", metavar="N", help="How many customers."),
+    stores: int = typer.Option(40, "--stores", metavar="N", help="How many stores."),
+    seed: int = typer.Option(42, "--seed", metavar="N", help="Random seed: the same seed writes the same files."),
 ) -> None:
     """Write the seeded synthetic sample (customers, stores, neighborhoods)."""
     from geotarget.sample import write_sample
