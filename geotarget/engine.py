@@ -15,6 +15,7 @@ from geotarget.campaigns.campaign import Campaign
 from geotarget.campaigns.promotions import ReverseLookup
 from geotarget.errors import NotFoundError
 from geotarget.store import ingest as _ingest
+from geotarget.store.background import as_background_writer
 from geotarget.store.database import Store
 
 __all__ = ["Engine"]
@@ -101,9 +102,9 @@ class Engine:
         IngestReport
             ``read == loaded + rejected``; rejected rows are in :meth:`rejects`.
         """
-        return _ingest.ingest_points(
-            self.store, source, "customers", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            opted_out_col=opted_out_col, crs=crs, progress=progress,
+        return as_background_writer(  # lookups served meanwhile by other threads go first
+            _ingest.ingest_points, self.store, source, "customers", id_col=id_col, lat_col=lat_col,
+            lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress,
         )
 
     def ingest_stores(
@@ -122,9 +123,9 @@ class Engine:
         Takes the same sources and options as :meth:`ingest_customers`, plus
         ``name_col`` (default: a ``name`` column when present).
         """
-        return _ingest.ingest_points(
-            self.store, source, "stores", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            name_col=name_col, crs=crs, progress=progress,
+        return as_background_writer(
+            _ingest.ingest_points, self.store, source, "stores", id_col=id_col, lat_col=lat_col,
+            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress,
         )
 
     def ingest_regions(

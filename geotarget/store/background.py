@@ -1,0 +1,59 @@
+"""Writers that yield to readers: a long write runs on a thread of lower CPU priority.
+
+An engine shared by a server's request threads and an ingest of a million
+rows must keep answering lookups while the ingest runs. DuckDB already lets
+readers go on during a write transaction; what remains is the CPU (and the
+GIL): on a small machine an ingest left at normal priority takes the cores
+from the request threads. :func:`as_background_writer` runs the write on a
+thread of its own, niced by :data:`WRITER_NICENESS` on Linux (where each
+thread has its own priority), and waits for it. When nothing else runs, the
+write is as fast as before: niceness only decides who goes first. Elsewhere,
+or when the priority cannot be set, the write runs as it would have.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+__all__ = ["WRITER_NICENESS", "as_background_writer"]
+
+#: How much lower than the caller's the writer thread's priority is (Linux nice steps).
+WRITER_NICENESS = 10
+
+
+def _lower_this_thread() -> None:
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WRITER_NICENESS))
+    except OSError:
+        pass
+
+
+def as_background_writer(fn, /, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)`` on a lower-priority thread and return its result (or raise its error).
+
+    Examples
+    --------
+    >>> as_background_writer(sum, [1, 2, 3])
+    6
+    """
+    outcome: dict = {}
+
+    def work() -> None:
+        _lower_this_thread()
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="geotarget-writer", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)  # in short steps, so that Ctrl-C reaches the caller at once
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
