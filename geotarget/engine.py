@@ -105,6 +105,7 @@ class Engine:
         return as_background_writer(  # lookups served meanwhile by other threads go first
             _ingest.ingest_points, self.store, source, "customers", id_col=id_col, lat_col=lat_col,
             lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress,
+            on_interrupt=self.store.interrupt,
         )
 
     def ingest_stores(
@@ -125,7 +126,7 @@ class Engine:
         """
         return as_background_writer(
             _ingest.ingest_points, self.store, source, "stores", id_col=id_col, lat_col=lat_col,
-            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress,
+            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress, on_interrupt=self.store.interrupt,
         )
 
     def ingest_regions(
@@ -329,7 +330,7 @@ class Engine:
     def create_campaign(self, name: str, *, stores=None, radius=None, radius_m: float | None = None,
                         region_layer: str | None = None, regions=None, cells=None, where=None,
                         start: datetime | str | None = None, end: datetime | str | None = None,
-                        holdout: float | None = None, metadata: dict | None = None) -> Campaign:
+                        holdout: float | None = None, metadata: dict | None = None, points=None) -> Campaign:
         """Store a new campaign (a promotion) and return it.
 
         Parameters
@@ -339,6 +340,8 @@ class Engine:
         stores, radius, radius_m : optional
             Radius geofence: store ids (or ``"all"``, expanded now) and a
             radius with a unit (``"2mi"``) or ``radius_m`` in metres.
+        points : list of (lat, lng), optional
+            Radius geofence around places that are not stores, with ``radius``.
         region_layer, regions : optional
             Region geofence: a layer and region names or ids (all when omitted).
         cells : list of str, optional
@@ -366,7 +369,8 @@ class Engine:
         """
         return _campaigns.create_campaign(
             self, name, where=where, start=start, end=end, holdout=holdout, metadata=metadata, stores=stores,
-            radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells)
+            radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells,
+            **({"points": points} if points is not None else {}))
 
     def create_campaigns(self, specs: list[dict]) -> list[Campaign]:
         """Create many campaigns in one transaction: all are validated first, and all or none are stored.

@@ -157,10 +157,13 @@ def test_ctrl_c_is_one_line(tmp_path):
     from geotarget.sample import sample_customers
 
     big = tmp_path / "big.csv"
-    sample_customers(300_000, seed=1).to_csv(big, index=False)
+    sample_customers(200_000, seed=1).to_csv(big, index=False)
     proc = subprocess.Popen([sys.executable, "-m", "geotarget", "--db", str(tmp_path / "i.duckdb"), "ingest",
                              "customers", str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "i.duckdb").exists() and time.monotonic() < deadline:  # past the imports
+        time.sleep(0.05)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     except GeotargetError as exc:
         error_line(str(exc))
         return 2
-    except (KeyboardInterrupt, typer.Abort, click.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
         return _INTERRUPTED
     except PermissionError as exc:

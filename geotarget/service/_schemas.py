@@ -144,6 +144,8 @@ class CampaignFields(_Strict):
     """Fields of a campaign that a client may set."""
 
     stores: Literal["all"] | Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
+    points: Annotated[list[Point], Field(min_length=1, max_length=MAX_ITEMS, description=(
+        "Centre points of a radius geofence that are not stores (with radius)."))] | None = None
     radius: Radius | None = None
     region_layer: Name | None = None
     regions: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None

@@ -33,8 +33,12 @@ def _lower_this_thread() -> None:
         pass
 
 
-def as_background_writer(fn, /, *args, **kwargs):
+def as_background_writer(fn, /, *args, on_interrupt=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` on a lower-priority thread and return its result (or raise its error).
+
+    On Ctrl-C in the calling thread, ``on_interrupt()`` (e.g. DuckDB's
+    ``connection.interrupt``) is called and the writer is given a few
+    seconds to roll back before the KeyboardInterrupt goes on.
 
     Examples
     --------
@@ -52,8 +56,17 @@ def as_background_writer(fn, /, *args, **kwargs):
 
     worker = threading.Thread(target=work, name="geotarget-writer", daemon=True)
     worker.start()
-    while worker.is_alive():
-        worker.join(0.1)  # in short steps, so that Ctrl-C reaches the caller at once
+    try:
+        while worker.is_alive():
+            worker.join(0.1)  # in short steps, so that Ctrl-C reaches the caller at once
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            try:
+                on_interrupt()
+            except Exception:  # noqa: BLE001 - the interrupt goes on regardless
+                pass
+        worker.join(10.0)  # let the transaction roll back
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

@@ -196,6 +196,10 @@ class Store:
             self._local.cursor = cur
         return cur
 
+    def interrupt(self) -> None:
+        """Stop the queries running on this database now (they raise; their transactions roll back)."""
+        self._con.interrupt()
+
     def close(self) -> None:
         """Close the database (every thread's cursor with it)."""
         with contextlib.suppress(Exception):
