@@ -133,6 +133,9 @@ def test_error_bodies_show_no_path_and_no_listing(client, engine, tmp_path):
     assert r.status_code == 422 and "tier" not in r.text and "spend" not in r.text
     r = client.post("/v1/audiences", headers=H, json={"region_layer": "nope"})
     assert r.status_code == 404, r.text
+    for metric in ("mean:tier", "sum:joined", "median:vip", "mean:nope"):
+        r = client.get("/v1/heatmap", headers=H, params={"res": 7, "metric": metric})
+        assert r.status_code == 422 and "columns" not in r.json()["message"], (metric, r.text)
     path = tmp_path / "ro.duckdb"
     geotarget.open(path).close()
     with TestClient(create_app(str(path), keys=[KEY], read_only=True)) as c:

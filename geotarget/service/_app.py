@@ -101,7 +101,8 @@ class BodyLimit:
 #: Tails of library messages that list what the database holds (store ids, columns, layers, regions,
 #: campaigns): useful at a terminal, but over HTTP they would show one key's data to another.
 _LISTINGS = re.compile(
-    r";\s*(?:known stores include|available columns|layers|campaigns include|there are no campaigns yet)[^;]*",
+    r";\s*(?:known stores include|available columns|numeric columns|layers|campaigns include"
+    r"|there are no campaigns yet)[^;]*",
     re.IGNORECASE)
 _REGION_SAMPLE = re.compile(r"(not found in layer '[^']*'); e\.g\. [^;]*")
 _PATH = re.compile(r"""(?P<q>['"])(?:/|~|[A-Za-z]:\\)[^'"]*(?P=q)|(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*""")
