@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ._app import app, console, engine, output_path, plain_table
 
@@ -86,19 +85,18 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     if as_json:
         console.print_json(json.dumps(facts, default=str))
         return
-    table = Table(title=f"geotarget database {facts['path']}", show_header=False)
-    table.add_row("schema version", str(facts["schema_version"]))
-    table.add_row("H3 resolution", str(facts["h3_res"]))
-    for name, count in facts["counts"].items():
-        table.add_row(name, f"{count:,}")
-    table.add_row("opted out", f"{facts['opted_out']:,}")
+    rows = [("database", str(facts["path"])), ("schema version", str(facts["schema_version"])),
+            ("H3 resolution", str(facts["h3_res"]))]
+    rows += [(name, f"{count:,}") for name, count in facts["counts"].items()]
+    rows.append(("opted out", f"{facts['opted_out']:,}"))
     bbox = facts["customer_bbox"]
     if bbox:
-        table.add_row("customer bbox", "lat {min_lat:.5f}..{max_lat:.5f}, lng {min_lng:.5f}..{max_lng:.5f}".format(**bbox))
-    table.add_row("region layers", ", ".join(facts["layers"]) or "-")
-    for reason, count in facts["rejects_by_reason"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
-    console.print(table)
+        rows.append(("customer bbox",
+                     "lat {min_lat:.5f}..{max_lat:.5f}, lng {min_lng:.5f}..{max_lng:.5f}".format(**bbox)))
+    rows.append(("region layers", ", ".join(facts["layers"]) or "-"))
+    rows += [(f"rejected: {reason}", f"{count:,}") for reason, count in facts["rejects_by_reason"].items()]
+    width = max(len(k) for k, _ in rows)
+    console.print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))  # plain lines: never wrapped or boxed
 
 
 @app.command("rejects")
