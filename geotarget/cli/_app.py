@@ -62,7 +62,9 @@ OPTION_OF = {
     "lat_col": "--lat-col", "lng_col": "--lng-col", "name_col": "--name-col", "opted_out_col": "--opted-out-col",
     "crs": "--crs", "layer": "--layer", "k_min": "--k-min", "allow_no_floor": "--no-privacy-floor",
     "cells": "--cell", "metric": "--metric", "limit": "--limit", "at": "--at", "customer_id": "--customer",
+    "allow_large": "--allow-large-radius", "allow_small": "--no-min-size",
 }
+_SAID_TWICE = re.compile(r"(--[\w-]+) \(CLI:? \1\)")
 _KWARG = re.compile(r"\b(" + "|".join(sorted(OPTION_OF, key=len, reverse=True)) + r")=(True\b)?")
 
 
@@ -75,10 +77,12 @@ def cli_words(message: str) -> str:
     'give exactly one of: --store (with radius), --lat/--lng (or --points) (with radius)'
     >>> cli_words("radii over 100 km need allow_large_radius=True")
     'radii over 100 km need --allow-large-radius'
+    >>> cli_words("pass allow_small=True (CLI --no-min-size) for internal use")
+    'pass --no-min-size for internal use'
     >>> cli_words("filter tier=gold is fine")
     'filter tier=gold is fine'
     """
-    return _KWARG.sub(lambda m: OPTION_OF[m.group(1)], str(message))
+    return _SAID_TWICE.sub(r"\1", _KWARG.sub(lambda m: OPTION_OF[m.group(1)], str(message)))
 
 
 def error_line(message: str) -> None:
