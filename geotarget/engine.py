@@ -105,7 +105,7 @@ class Engine:
         return as_background_writer(  # lookups served meanwhile by other threads go first
             _ingest.ingest_points, self.store, source, "customers", id_col=id_col, lat_col=lat_col,
             lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress,
-            on_interrupt=self.store.interrupt,
+            on_interrupt=self.store.interrupt, lock=self.store.write_lock,
         )
 
     def ingest_stores(
@@ -127,6 +127,7 @@ class Engine:
         return as_background_writer(
             _ingest.ingest_points, self.store, source, "stores", id_col=id_col, lat_col=lat_col,
             lng_col=lng_col, name_col=name_col, crs=crs, progress=progress, on_interrupt=self.store.interrupt,
+            lock=self.store.write_lock,
         )
 
     def ingest_regions(

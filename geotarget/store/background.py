@@ -33,18 +33,23 @@ def _lower_this_thread() -> None:
         pass
 
 
-def as_background_writer(fn, /, *args, on_interrupt=None, **kwargs):
+def as_background_writer(fn, /, *args, on_interrupt=None, lock=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` on a lower-priority thread and return its result (or raise its error).
 
     On Ctrl-C in the calling thread, ``on_interrupt()`` (e.g. DuckDB's
     ``connection.interrupt``) is called and the writer is given a few
-    seconds to roll back before the KeyboardInterrupt goes on.
+    seconds to roll back before the KeyboardInterrupt goes on. When the
+    calling thread already holds ``lock`` (the store's write lock, inside a
+    transaction of its own), ``fn`` runs inline: another thread would wait
+    for that lock forever.
 
     Examples
     --------
     >>> as_background_writer(sum, [1, 2, 3])
     6
     """
+    if lock is not None and getattr(lock, "_is_owned", lambda: False)():
+        return fn(*args, **kwargs)
     outcome: dict = {}
 
     def work() -> None:
