@@ -23,8 +23,11 @@ without one unless told ``insecure_no_auth`` (loopback addresses only).
 
 Status codes: 401 missing or wrong key; 403 a privacy rule (an audience
 below the minimum size, whose size is then not told); 404 an unknown store,
-layer, campaign or download; 413 a body over 1 MB; 422 bad input, naming the
-field. No client input gets a 5xx.
+layer, campaign or download; 413 a body over 1 MB, or an audience over the
+work budget (the area of its disks, the customers it would examine, its
+time: :class:`ServiceSettings`); 422 bad input, naming the field. No client
+input gets a 5xx, and no error body shows a file path or lists the stores,
+columns or layers of the database.
 """
 
 from __future__ import annotations
