@@ -64,7 +64,8 @@ bench: $(VENV)/.installed-test
 bench-lookup: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 
-# Load test of `geotarget serve` on 127.0.0.1 (20 clients, 10 s); writes benchmarks/RESULTS_service.md.
+# Load test of `geotarget serve` on 127.0.0.1 (20 clients, 10 s), then lookups while the same server ingests
+# 1M rows (--ingest-rows); writes benchmarks/RESULTS_service.md.
 bench-service: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.service_load
 

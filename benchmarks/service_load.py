@@ -203,8 +203,11 @@ class LoadResult:
 
 
 def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration_s: float,
-             max_requests_per_client: int, seed: int = 3) -> LoadResult:
-    """``clients`` threads, each with one keep-alive connection, for ``duration_s`` or their request cap."""
+             max_requests_per_client: int, seed: int = 3, timeline: list | None = None) -> LoadResult:
+    """``clients`` threads, each with one keep-alive connection, for ``duration_s`` or their request cap.
+
+    With ``timeline``, every answer is also appended to it as (epoch seconds at send, name, latency ms).
+    """
     result = LoadResult(clients=clients, seconds=0.0)
     lock = threading.Lock()
     stop_at = time.monotonic() + duration_s
@@ -212,7 +215,7 @@ def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration
     def client(n: int) -> None:
         rng = random.Random(seed * 1000 + n)
         conn = http.client.HTTPConnection(HOST, port, timeout=60)
-        statuses, wrong, errors, lat = Counter(), Counter(), Counter(), defaultdict(list)
+        statuses, wrong, errors, lat, seen = Counter(), Counter(), Counter(), defaultdict(list), []
         try:
             for _ in range(max_requests_per_client):
                 if time.monotonic() >= stop_at:
@@ -221,7 +224,7 @@ def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration
                 path = q["path"] + ("?" + urlencode(q["params"]) if q.get("params") else "")
                 body = json.dumps(q["body"]).encode() if "body" in q else None
                 headers = {"X-API-Key": key, **({"Content-Type": "application/json"} if body else {})}
-                t0 = time.perf_counter()
+                sent, t0 = time.time(), time.perf_counter()
                 try:
                     conn.request(q["method"], path, body=body, headers=headers)
                     resp = conn.getresponse()
@@ -232,6 +235,7 @@ def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration
                     conn = http.client.HTTPConnection(HOST, port, timeout=60)
                     continue
                 lat[q["name"]].append((time.perf_counter() - t0) * 1000)
+                seen.append((sent, q["name"], lat[q["name"]][-1]))
                 statuses[resp.status] += 1
                 if not check(q, resp.status, data):
                     wrong[q["name"]] += 1
@@ -243,6 +247,8 @@ def run_load(port: int, key: str, queries: list[dict], *, clients: int, duration
                 result.errors.update(errors)
                 for k, v in lat.items():
                     result.latency_ms[k].extend(v)
+                if timeline is not None:
+                    timeline.extend(seen)
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
@@ -289,6 +295,97 @@ def run(*, customers: int, stores: int, campaigns: int, points: int, clients: in
                  "kinds": sorted({q["name"] for q in queries}), "exit_code": code, "load_before": load_before,
                  "clean_shutdown": "Application shutdown complete" in server_log}
         return results, facts
+
+
+# -- ingest while serving ---------------------------------------------------------------------------
+def write_ingest_file(path: Path, rows: int, seed: int = 99) -> Path:
+    """``rows`` new customers (ids unlike the database's) as Parquet, for the server to ingest on cue."""
+    from geotarget.sample import sample_customers
+
+    frame = sample_customers(rows, seed=seed)
+    frame["customer_id"] = "N" + frame["customer_id"].astype(str)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def run_ingest_while_serving(*, customers: int, stores: int, campaigns: int, points: int, clients: int,
+                             ingest_rows: int, max_s: float = 300.0, work: Path | None = None,
+                             log=print) -> tuple[dict, dict]:
+    """Lookups from ``clients`` while the same server process ingests ``ingest_rows`` customers.
+
+    The load runs one second before the ingest, through it, and one second after; latencies are split
+    by whether a request was sent while the ingest ran. Returns (results by phase, facts).
+    """
+    with tempfile.TemporaryDirectory(prefix="geotarget-ingest-load-", dir=work) as tmp:
+        tmp = Path(tmp)
+        db = tmp / "load.duckdb"
+        made = build_database(db, customers=customers, stores=stores, campaigns=campaigns)
+        queries = [q for q in make_queries(db, n_points=points) if q["name"] in MIXES["lookups"]]
+        source = write_ingest_file(tmp / "ingest.parquet", ingest_rows)
+        key = secrets.token_urlsafe(32)
+        port = free_port()
+        trigger, done = tmp / "go", tmp / "done.json"
+        env = {**os.environ, "GEOTARGET_API_KEYS": key}
+        env.pop("GEOTARGET_DB", None)
+        with open(tmp / "server.log", "wb") as server_log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.serve_ingest", "--db", str(db), "--port", str(port),
+                 "--ingest", str(source), "--trigger", str(trigger), "--done", str(done)],
+                cwd=HERE.parent, env=env, stdout=server_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        timeline: list = []
+        try:
+            wait_healthy(proc, port)
+            log(f"server PID {proc.pid}: lookups from {clients} clients while it ingests {ingest_rows:,} rows")
+
+            def cue() -> None:
+                time.sleep(1.0)
+                trigger.touch()
+                deadline = time.monotonic() + max_s
+                while not done.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(1.0)
+                stop.set()
+
+            stop = threading.Event()
+            threading.Thread(target=cue, daemon=True).start()
+            result = LoadResult(clients=clients, seconds=0.0)
+            t0 = time.monotonic()
+            while not stop.is_set():  # rounds of load until the ingest is over (and one second more)
+                part = run_load(port, key, queries, clients=clients, duration_s=0.5,
+                                max_requests_per_client=10_000, timeline=timeline)
+                result.statuses.update(part.statuses)
+                result.wrong.update(part.wrong)
+                result.errors.update(part.errors)
+            result.seconds = time.monotonic() - t0
+        finally:
+            code = stop_server(proc)
+        timing = json.loads(done.read_text()) if done.exists() else {"start": 0, "end": 0, "report": "not finished"}
+    phases = {"during the ingest": [], "before and after": []}
+    for sent, _name, ms in timeline:
+        inside = timing["start"] <= sent <= timing["end"]
+        phases["during the ingest" if inside else "before and after"].append(ms)
+    facts = {"customers": customers, "stores": stores, "campaigns": made, "ingest_rows": ingest_rows,
+             "ingest_s": timing["end"] - timing["start"], "ingest_report": timing["report"], "exit_code": code,
+             "statuses": dict(result.statuses), "wrong": sum(result.wrong.values()),
+             "errors": sum(result.errors.values()), "clients": clients, "load_before": os.getloadavg()[0]}
+    return phases, facts
+
+
+def ingest_report(phases: dict, facts: dict) -> str:
+    """The Markdown section on lookups while an ingest runs."""
+    lines = ["", f"## lookups while ingesting {facts['ingest_rows']:,} rows", "",
+             f"The same server process ingests {facts['ingest_rows']:,} new customers (one transaction, "
+             f"{facts['ingest_s']:.1f} s) into a database of {facts['customers']:,} while {facts['clients']} "
+             "clients send stores-near and promotions lookups; the target is a p99 under 50 ms during the ingest.",
+             "", "| phase | requests | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    for phase, values in phases.items():
+        if values:
+            p50, p99 = np.percentile(values, [50, 99])
+            lines.append(f"| {phase} | {len(values):,} | {p50:.2f} | {p99:.2f} | {max(values):.1f} |")
+    lines += ["", f"- statuses: {facts['statuses']}; wrong answers: {facts['wrong']}; connection errors: "
+                  f"{facts['errors']}; ingest: {facts['ingest_report'].splitlines()[0]}"]
+    return "\n".join(lines)
 
 
 def _table(result: LoadResult) -> list[str]:
@@ -341,16 +438,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stores", type=int, default=40)
     p.add_argument("--campaigns", type=int, default=500)
     p.add_argument("--points", type=int, default=200, help="distinct query points (default 200)")
+    p.add_argument("--ingest-rows", type=int, default=1_000_000,
+                   help="rows the server ingests while serving lookups (default 1,000,000; 0 skips that load)")
+    p.add_argument("--ingest-clients", type=int, default=8, help="clients during the ingest load (default 8)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS_service.md")
     args = p.parse_args(argv)
     results, facts = run(customers=args.customers, stores=args.stores, campaigns=args.campaigns,
                          points=args.points, clients=args.clients, duration_s=args.seconds,
                          max_requests_per_client=args.max_requests, mixes=tuple(MIXES))
     text = report(results, facts)
+    ingest_bad = False
+    if args.ingest_rows:
+        phases, ingest_facts = run_ingest_while_serving(
+            customers=args.customers, stores=args.stores, campaigns=args.campaigns, points=args.points,
+            clients=args.ingest_clients, ingest_rows=args.ingest_rows)
+        text += ingest_report(phases, ingest_facts) + "\n"
+        ingest_bad = bool(ingest_facts["wrong"] or ingest_facts["errors"]
+                          or any(s >= 500 for s in ingest_facts["statuses"]))
     args.out.write_text(text)
     print(text)
     bad = any(r.server_errors or sum(r.wrong.values()) or sum(r.errors.values()) for r in results.values())
-    return 1 if bad else 0
+    return 1 if bad or ingest_bad else 0
 
 
 if __name__ == "__main__":

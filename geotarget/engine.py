@@ -15,6 +15,7 @@ from geotarget.campaigns.campaign import Campaign
 from geotarget.campaigns.promotions import ReverseLookup
 from geotarget.errors import NotFoundError, PrivacyError
 from geotarget.store import ingest as _ingest
+from geotarget.store.background import as_background_writer
 from geotarget.store.database import Store
 
 __all__ = ["Engine"]
@@ -102,9 +103,10 @@ class Engine:
         IngestReport
             ``read == loaded + rejected``; rejected rows are in :meth:`rejects`.
         """
-        return _ingest.ingest_points(
-            self.store, source, "customers", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            opted_out_col=opted_out_col, crs=crs, progress=progress,
+        return as_background_writer(  # lookups served meanwhile by other threads go first
+            _ingest.ingest_points, self.store, source, "customers", id_col=id_col, lat_col=lat_col,
+            lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress,
+            on_interrupt=self.store.interrupt, lock=self.store.write_lock,
         )
 
     def ingest_stores(
@@ -123,9 +125,10 @@ class Engine:
         Takes the same sources and options as :meth:`ingest_customers`, plus
         ``name_col`` (default: a ``name`` column when present).
         """
-        return _ingest.ingest_points(
-            self.store, source, "stores", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            name_col=name_col, crs=crs, progress=progress,
+        return as_background_writer(
+            _ingest.ingest_points, self.store, source, "stores", id_col=id_col, lat_col=lat_col,
+            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress, on_interrupt=self.store.interrupt,
+            lock=self.store.write_lock,
         )
 
     def ingest_regions(
@@ -333,7 +336,7 @@ class Engine:
     def create_campaign(self, name: str, *, stores=None, radius=None, radius_m: float | None = None,
                         region_layer: str | None = None, regions=None, cells=None, where=None,
                         start: datetime | str | None = None, end: datetime | str | None = None,
-                        holdout: float | None = None, metadata: dict | None = None) -> Campaign:
+                        holdout: float | None = None, metadata: dict | None = None, points=None) -> Campaign:
         """Store a new campaign (a promotion) and return it.
 
         Parameters
@@ -343,6 +346,8 @@ class Engine:
         stores, radius, radius_m : optional
             Radius geofence: store ids (or ``"all"``, expanded now) and a
             radius with a unit (``"2mi"``) or ``radius_m`` in metres.
+        points : list of (lat, lng), optional
+            Radius geofence around places that are not stores, with ``radius``.
         region_layer, regions : optional
             Region geofence: a layer and region names or ids (all when omitted).
         cells : list of str, optional
@@ -371,7 +376,8 @@ class Engine:
         self.pings.check_targetable(region_layer)
         return _campaigns.create_campaign(
             self, name, where=where, start=start, end=end, holdout=holdout, metadata=metadata, stores=stores,
-            radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells)
+            radius=radius, radius_m=radius_m, region_layer=region_layer, regions=regions, cells=cells,
+            **({"points": points} if points is not None else {}))
 
     def create_campaigns(self, specs: list[dict]) -> list[Campaign]:
         """Create many campaigns in one transaction: all are validated first, and all or none are stored.

@@ -9,7 +9,8 @@ and most also derive from the builtin that fits, so callers may catch either::
     │   ├── InvalidRadiusError          "2 miles" without a unit, negative, too big
     │   ├── SwappedCoordinatesError     most rows look like (lng, lat)
     │   ├── ColumnNotFoundError         detection or an option named a missing column
-    │   └── InvalidFilterError          a segment filter that cannot be applied
+    │   ├── InvalidFilterError          a segment filter that cannot be applied
+    │   └── ResourceLimitError          a query over its work budget (area, customers, time)
     ├── SourceError(GeotargetError, OSError)
     │                                   a file that cannot be read or parsed
     ├── NotFoundError(GeotargetError, KeyError)
@@ -38,6 +39,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PrivacyError",
+    "ResourceLimitError",
     "SchemaVersionError",
     "SourceError",
     "SwappedCoordinatesError",
@@ -70,6 +72,10 @@ class ColumnNotFoundError(InvalidInputError):
 
 class InvalidFilterError(InvalidInputError):
     """A segment filter names an unknown column or operator."""
+
+
+class ResourceLimitError(InvalidInputError):
+    """A query would examine more customers, cover more area or run longer than its budget allows."""
 
 
 class SourceError(GeotargetError, OSError):

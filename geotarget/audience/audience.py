@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geotarget.audience.filters import parse_filters
+from geotarget.audience.filters import compile_filters, parse_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.audience.membership import (  # noqa: F401  (re-exported for campaigns and the service)
     _check_latlng,
+    _chosen_regions,
     _disk_ranges,
     _filter_positions,
     _in_polygons,
@@ -37,12 +38,14 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _point_centers,
     _polygon_ranges,
     _radius_members,
+    _region_of,
     _region_positions,
     _regions,
     _ring_positions,
     _store_centers,
     parse_zone_text,
 )
+from geotarget.audience import budget as _budget
 from geotarget.audience.privacy import holdout_groups
 from geotarget.errors import InvalidInputError
 from geotarget.geo.geodesy import within_radius
@@ -63,7 +66,8 @@ class Audience:
                  distance_m: np.ndarray | None = None, center_ids: np.ndarray | None = None,
                  centers: pd.DataFrame | None = None, center_label: str | None = None, radius_m: float | None = None,
                  within_counts: np.ndarray | None = None, groups: np.ndarray | None = None,
-                 campaign: str | None = None, columns: list[str] | None = None, min_size: int | None = None):
+                 campaign: str | None = None, columns: list[str] | None = None, min_size: int | None = None,
+                 region_codes: np.ndarray | None = None, region_table: pd.DataFrame | None = None):
         self._engine = engine
         self._index = index
         self.positions = positions
@@ -75,11 +79,14 @@ class Audience:
         self.center_label = center_label
         self.radius_m = radius_m
         self._within_counts = within_counts
+        self._narrowed = False  # set when exclusions or filters removed customers after the radius step
         self._center_codes = None
         self.groups = groups
         self.campaign = campaign
         self.columns = list(columns or [])
         self.min_size = min_size
+        self.region_codes = region_codes  # per customer: row of region_table holding it (the first asked for)
+        self.region_table = region_table  # region_id, name of the regions of a region audience
 
     def __len__(self) -> int:
         return int(self.positions.size)
@@ -103,18 +110,32 @@ class Audience:
 
         ``within`` counts a customer for every queried store in range;
         ``assigned`` counts it once, for its nearest store, and sums to
-        ``len(aud)``.
+        ``len(aud)``. Both count only the audience's customers, after
+        exclusions and segment filters, so ``within`` equals the diagonal
+        of :meth:`overlap`.
         """
         if self.centers is None:
             raise InvalidInputError("per-store counts exist only for radius audiences around stores or points")
         label = self.center_label
         ids = self.centers[label].to_numpy()
         assigned = pd.Series(self.center_ids).value_counts() if len(self) else pd.Series(dtype="int64")
-        out = pd.DataFrame({label: ids, "within": self._within_counts.astype("int64")})
+        out = pd.DataFrame({label: ids, "within": self._within().astype("int64")})
         out["assigned"] = out[label].map(assigned).fillna(0).astype("int64")
         if "name" in self.centers.columns:
             out.insert(1, "name", self.centers["name"].to_numpy())
         return out
+
+    def _members_of(self, k: int) -> np.ndarray:
+        """Positions in the audience (after exclusions and filters) within the radius of centre ``k``."""
+        clat, clng = self.centers["lat"].iloc[k], self.centers["lng"].iloc[k]
+        pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
+        return pos[np.isin(pos, self.positions, assume_unique=True)] if pos.size else pos
+
+    def _within(self) -> np.ndarray:
+        """Per centre, the audience's customers within its radius: the overlap matrix's diagonal."""
+        if not self._narrowed or self.radius_m is None:
+            return self._within_counts
+        return np.array([self._members_of(k).size for k in range(len(self.centers))], dtype=np.int64)
 
     def overlap(self) -> pd.DataFrame:
         """Square matrix: customers within the radius of both stores (the cannibalization view).
@@ -126,10 +147,8 @@ class Audience:
         from scipy import sparse
 
         rows, cols = [], []
-        for k, (clat, clng) in enumerate(zip(self.centers["lat"], self.centers["lng"])):
-            pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
-            if pos.size:  # exclusions and filters apply to the overlap too
-                pos = pos[np.isin(pos, self.positions, assume_unique=True)]
+        for k in range(len(self.centers)):
+            pos = self._members_of(k)  # exclusions and filters apply to the overlap too
             rows.append(pos)
             cols.append(np.full(pos.size, k))
         n = len(self.centers)
@@ -141,7 +160,13 @@ class Audience:
         return pd.DataFrame(shared, index=pd.Index(labels, name=self.center_label), columns=labels)
 
     def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """The audience rows: customer_id, lat, lng (+ distance_m, store_id, group, attributes)."""
+        """The audience rows: customer_id, lat, lng (+ distance_m, store_id, region_id and region, group,
+        attributes).
+
+        In a region audience (or a radius one narrowed to regions), ``region_id``
+        and ``region`` name the region holding each customer; where regions
+        overlap, the first of those asked for.
+        """
         pos = self.positions
         frame = pd.DataFrame({
             "customer_id": self._index.take_ids(pos).to_pandas(),
@@ -154,6 +179,12 @@ class Audience:
             frame[self.center_label] = pd.Categorical.from_codes(
                 self._center_codes, categories=self.centers[self.center_label].astype(str).to_numpy()
             ) if self._center_codes is not None else self.center_ids
+        if self.region_codes is not None:
+            ids = self.region_table["region_id"].astype(str).to_numpy()
+            names = self.region_table["name"].astype(object).to_numpy()
+            frame["region_id"] = pd.Categorical.from_codes(self.region_codes, categories=pd.unique(ids)) \
+                if len(set(ids)) == len(ids) else ids[self.region_codes]
+            frame["region"] = names[self.region_codes]
         if self.groups is not None:
             frame["group"] = self.groups
         wanted = list(dict.fromkeys((columns or []) + self.columns))
@@ -239,16 +270,30 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
                    where=None, exclude_within=None, exclude_regions=None, holdout=None, campaign=None,
                    columns=None, min_size=None) -> Audience:
     """Run one audience query (see :meth:`geotarget.Engine.audience`)."""
-    modes = [stores is not None, points is not None, region_layer is not None,
+    radial = stores is not None or points is not None
+    modes = [stores is not None, points is not None, region_layer is not None and not radial,
              ring_cell is not None or ring_point is not None]
-    if sum(modes) != 1:
+    segment_only = sum(modes) == 0 and bool(where)
+    if sum(modes) != 1 and not segment_only:
         raise InvalidInputError(
             "give exactly one of: stores= (with radius), points= (with radius), region_layer= (with regions), "
-            "ring_cell= or ring_point= (with k)")
-    parse_filters(where)  # fail early on a malformed filter, before any work
+            "ring_cell= or ring_point= (with k); region_layer= may also narrow a radius audience, and where= "
+            "alone selects the matching customers everywhere")
+    if region_layer is None and regions is not None:
+        raise InvalidInputError("regions= needs region_layer=, the layer they belong to")
+    if where:  # fail early on a malformed filter, or a value that does not fit its column, before any work
+        compile_filters(where, engine.store.columns("customers"))
     index = engine._index_cache.get()
     extra: dict = {}
-    if stores is not None or points is not None:
+    chosen = region_geoms = None
+    if region_layer is not None:
+        chosen = _chosen_regions(engine, region_layer, regions)
+        region_geoms = _regions(engine, region_layer, regions)
+    if segment_only:
+        positions = np.arange(len(index), dtype=np.int64)
+        _budget.charge_candidates(positions.size)
+        desc = "matching " + " and ".join(str(c) for c in parse_filters(where)) + ", everywhere"
+    elif stores is not None or points is not None:
         metres = parse_radius(radius, radius_m=radius_m, allow_large=allow_large_radius)
         if stores is not None:
             centers, label = _store_centers(engine, stores), "store_id"
@@ -262,13 +307,18 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
         what = f"stores {', '.join(centers[label].astype(str)[:5])}{'...' if len(centers) > 5 else ''}" \
             if label == "store_id" else f"{len(centers)} point(s)"
         desc = f"within {metres:,.0f} m of {what}"
+        if region_layer is not None:
+            desc += f" and in {len(region_geoms)} region(s) of layer {region_layer!r}"
     elif region_layer is not None:
-        geoms = _regions(engine, region_layer, regions)
-        positions = _region_positions(index, geoms)
-        desc = f"in {len(geoms)} region(s) of layer {region_layer!r}"
+        positions = _region_positions(index, region_geoms)
+        desc = f"in {len(region_geoms)} region(s) of layer {region_layer!r}"
     else:
         positions, desc = _ring_positions(index, ring_cell, ring_point, k, res)
     keep = np.ones(positions.size, dtype=bool)
+    region_codes = None
+    if region_geoms is not None:
+        region_codes = _region_of(index, positions, region_geoms)
+        keep &= region_codes >= 0
     for zone in (exclude_within or []):
         zlat, zlng, zr = _parse_zone(zone)
         if positions.size:
@@ -280,6 +330,8 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
         keep &= _filter_positions(engine, index, positions, where)
     if not keep.all():
         positions = positions[keep]
+        if region_codes is not None:
+            region_codes = region_codes[keep]
         for key in ("distance_m", "center_ids", "codes"):
             if key in extra:
                 extra[key] = extra[key][keep]
@@ -287,9 +339,13 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
     if holdout:
         groups = holdout_groups(index.take_ids(positions).to_pylist(), holdout, campaign)
     codes = extra.pop("codes", None)
-    aud = Audience(engine, index, positions, kind="radius" if extra else ("region" if region_layer else "ring"),
-                   description=desc, groups=groups, campaign=campaign, columns=columns, min_size=min_size, **extra)
+    kind = "radius" if extra else "region" if region_layer else "segment" if segment_only else "ring"
+    aud = Audience(engine, index, positions, kind=kind, description=desc, groups=groups, campaign=campaign,
+                   columns=columns, min_size=min_size, region_codes=region_codes,
+                   region_table=None if chosen is None else chosen[["region_id", "name"]].reset_index(drop=True),
+                   **extra)
     aud._center_codes = codes
+    aud._narrowed = not bool(keep.all())
     return aud
 
 

@@ -13,12 +13,15 @@ Accepted forms::
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from geotarget.errors import InvalidFilterError
 
-__all__ = ["OPERATORS", "Condition", "compile_filters", "parse_filters"]
+__all__ = ["OPERATORS", "Condition", "compile_filters", "parse_filters", "typed_conditions"]
 
 #: Operators and the SQL each turns into.
 OPERATORS = {
@@ -139,14 +142,127 @@ def parse_filters(where) -> list[Condition]:
     return out
 
 
+_NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+_ORDERING = ("<", "<=", ">", ">=", "between")
+
+
+def _kind(sql_type: str) -> str:
+    base = sql_type.split("(")[0].strip().upper()
+    if base in _NUMBER_TYPES:
+        return "number"
+    if base == "BOOLEAN":
+        return "boolean"
+    if base == "DATE":
+        return "date"
+    if base.startswith("TIMESTAMP"):
+        return "timestamp"
+    if base in ("VARCHAR", "TEXT", "STRING", "UUID"):
+        return "text"
+    return "other"
+
+
+def _typed_value(value, kind: str, cond: Condition, sql_type: str):
+    """One filter value as the column's type takes it; raises naming the column, its type and the value."""
+    if value is None:
+        return None
+
+    def refuse(hint: str):
+        raise InvalidFilterError(
+            f"filter {cond}: column {cond.column!r} holds {hint}") from None
+
+    if kind == "number":
+        if isinstance(value, bool):
+            refuse(f"numbers ({sql_type}), not true/false; compare it with a number, e.g. {cond.column} >= 30")
+        if isinstance(value, (int, float)):
+            number = value
+        else:
+            try:
+                text = str(value).strip()
+                number = int(text) if text.lstrip("+-").isdigit() else float(text)
+            except ValueError:
+                refuse(f"numbers ({sql_type}); compare it with a number, e.g. {cond.column} >= 30")
+        if isinstance(number, float) and not math.isfinite(number):
+            refuse(f"numbers ({sql_type}); give a finite number")
+        if isinstance(number, int) and not -(2**63) <= number < 2**63:
+            number = float(number)
+        return number
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        refuse("true/false; compare it with true or false, e.g. " f"{cond.column}=false")
+    if kind in ("date", "timestamp"):
+        parse = date.fromisoformat if kind == "date" else datetime.fromisoformat
+        if isinstance(value, datetime if kind == "timestamp" else date) and not isinstance(value, bool):
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                return parse(value.strip()).isoformat()
+            except ValueError:
+                pass
+        example = "2026-05-01" if kind == "date" else "2026-05-01T09:00:00"
+        refuse(f"{'dates' if kind == 'date' else 'times'} ({sql_type}); give an ISO 8601 value, e.g. {example}")
+    if kind == "text":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (bool, int, float)):
+            if cond.op in _ORDERING:
+                refuse(f"text ({sql_type}), which orders as text, not as numbers; compare it with text, "
+                       f"e.g. {cond.column} = \"{value}\"")
+            if isinstance(value, float) and not math.isfinite(value):
+                refuse(f"text ({sql_type}); give a text value")
+            return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        refuse(f"text ({sql_type}); give a text value")
+    refuse(f"values of type {sql_type}, which filters cannot compare; only 'is null' and 'is not null' apply")
+
+
+def typed_conditions(conds, types: Mapping[str, str]) -> list[Condition]:
+    """The conditions with each value converted to its column's type, or an error naming the misfit.
+
+    ``age > "abc"``, ``tier > 5`` on a text column, a malformed date or
+    ``opted_out == "maybe"`` are refused here, before any query runs, so the
+    audience, its campaign and its promotions all read a filter the same way.
+
+    Examples
+    --------
+    >>> [str(c) for c in typed_conditions(parse_filters(["age>=30", "zip=10001"]),
+    ...                                    {"age": "BIGINT", "zip": "VARCHAR"})]
+    ['age >= 30', "zip == '10001'"]
+    """
+    lookup = {c.lower(): c for c in types}
+    out = []
+    for cond in conds:
+        real = lookup.get(cond.column.lower())
+        if real is None or cond.op in ("is null", "is not null"):
+            out.append(cond)
+            continue
+        sql_type = str(types[real])
+        kind = _kind(sql_type)
+        if cond.op in ("in", "not in", "between"):
+            value = tuple(_typed_value(v, kind, cond, sql_type) for v in cond.value)
+        else:
+            value = _typed_value(cond.value, kind, cond, sql_type)
+        out.append(Condition(cond.column, cond.op, value))
+    return out
+
+
 def compile_filters(where, columns) -> tuple[str, dict]:
     """SQL for the conditions (AND-ed), with every value bound as a parameter.
 
     Parameters
     ----------
     where : filters in any accepted form
-    columns : iterable of str
+    columns : iterable of str, or mapping of column name to DuckDB type
         The columns that exist; an unknown column raises an error listing them.
+        With types, each value is checked against its column's type
+        (:func:`typed_conditions`).
 
     Returns
     -------
@@ -161,6 +277,13 @@ def compile_filters(where, columns) -> tuple[str, dict]:
     conds = parse_filters(where)
     known = list(columns)
     lookup = {c.lower(): c for c in known}
+    for cond in conds:
+        if cond.column.lower() not in lookup:
+            raise InvalidFilterError(
+                f"unknown column {cond.column!r} in filter; available columns: {', '.join(known)}"
+            )
+    if isinstance(columns, Mapping):
+        conds = typed_conditions(conds, columns)
     parts: list[str] = []
     params: dict = {}
     for i, cond in enumerate(conds):

@@ -51,6 +51,14 @@ class CustomerIndex:
         offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
         return np.arange(lengths.sum(), dtype=np.int64) + offsets
 
+    def count_in_ranges(self, ranges: np.ndarray) -> int:
+        """How many customers :meth:`positions_in_ranges` would return, without listing them."""
+        if ranges.size == 0 or self.cells.size == 0:
+            return 0
+        starts = np.searchsorted(self.cells, ranges[:, 0], side="left")
+        ends = np.searchsorted(self.cells, ranges[:, 1], side="right")
+        return int(np.maximum(ends - starts, 0).sum())
+
     def take_ids(self, positions: np.ndarray) -> pa.Array:
         """Customer ids at ``positions`` (Arrow strings)."""
         return self.ids.take(pa.array(positions, type=pa.int64()))

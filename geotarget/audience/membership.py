@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geotarget.audience import budget as _budget
 from geotarget.audience.filters import compile_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.errors import InvalidInputError, InvalidLocationError, NotFoundError
@@ -135,8 +136,19 @@ def _radius_members(index: CustomerIndex, lat: float, lng: float, radius_m: floa
     return pos, dist, band
 
 
+def _charge_disks(index, centers_lat, centers_lng, radius_m) -> None:
+    """Under a work budget: refuse too large an area, then too many candidates, before any refining."""
+    if _budget.active() is None:
+        return
+    _budget.charge_area(len(centers_lat), radius_m)
+    for clat, clng in zip(centers_lat, centers_lng):
+        ranges = _disk_ranges(round(float(clat), 12), round(float(clng), 12), radius_m, index.res)
+        _budget.charge_candidates(index.count_in_ranges(ranges))
+
+
 def _nearest(index, centers_lat, centers_lng, radius_m):
     """Dedupe members of many centres, assigning each customer its nearest centre exactly."""
+    _charge_disks(index, centers_lat, centers_lng, radius_m)
     if len(centers_lat) == 1:
         pos, dist, _ = _radius_members(index, float(centers_lat[0]), float(centers_lng[0]), radius_m)
         return pos, np.zeros(pos.size, dtype=np.int64), dist, np.array([pos.size])
@@ -147,6 +159,7 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
     within = np.zeros(len(centers_lat), dtype=np.int64)
     band_max = 0.0
     for k, (clat, clng) in enumerate(zip(centers_lat, centers_lng)):
+        _budget.check_time()
         pos, dist, band = _radius_members(index, clat, clng, radius_m)
         within[k] = pos.size
         if pos.size == 0:
@@ -198,6 +211,31 @@ def _prepared(wkb: bytes):
 
 
 def _regions(engine, layer: str, names) -> list:
+    """The prepared polygons of the named regions (every region of the layer when ``names`` is None)."""
+    return [_prepared(bytes(b)) for b in _chosen_regions(engine, layer, names)["geometry"]]
+
+
+def _region_of(index, positions, geoms) -> np.ndarray:
+    """For each position, the number of the first polygon holding it (boundary inside), or -1."""
+    import shapely
+
+    which = np.full(positions.size, -1, dtype=np.int64)
+    if positions.size == 0 or not geoms:
+        return which
+    if len(geoms) == 1:
+        which[shapely.intersects_xy(geoms[0], index.lng[positions], index.lat[positions])] = 0
+        return which
+    pts = shapely.points(index.lng[positions], index.lat[positions])
+    point_i, geom_i = shapely.STRtree(geoms).query(pts, predicate="intersects")
+    order = np.lexsort((geom_i, point_i))  # per point, the first region asked for first
+    point_i, geom_i = point_i[order], geom_i[order]
+    first = np.unique(point_i, return_index=True)[1]
+    which[point_i[first]] = geom_i[first]
+    return which
+
+
+def _chosen_regions(engine, layer: str, names) -> pd.DataFrame:
+    """The rows (region_id, name, geometry) of the named regions, in the order asked for."""
     if isinstance(names, str):
         names = [names]
     frame = _layer_frame(engine, layer)
@@ -217,7 +255,7 @@ def _regions(engine, layer: str, names) -> list:
                 raise NotFoundError(f"region {nm!r} not found in layer {layer!r}; e.g. {sample}")
             rows.append(i)
         chosen = frame.iloc[rows]
-    return [_prepared(bytes(b)) for b in chosen["geometry"]]
+    return chosen
 
 
 def _in_polygons(index, positions, geoms) -> np.ndarray:
@@ -229,17 +267,61 @@ def _in_polygons(index, positions, geoms) -> np.ndarray:
     return keep
 
 
+#: Largest polygon part (degrees of longitude, |latitude|, finest covering resolution) covered with H3 cells.
+#: Beyond these, H3 cells are so large that their geodesic edges stray from the straight lng/lat edges of
+#: the polygon, and H3 reads a part wider than 180 degrees as crossing the antimeridian; such parts are
+#: refined from their lng/lat bounding box instead, which is exact by construction.
+_H3_MAX_LNG_SPAN = 30.0
+_H3_MAX_ABS_LAT = 80.0
+_H3_MIN_RES = 4
+
+
+def _coverable(part) -> bool:
+    """Whether an H3 covering of this polygon part is known to be conservative."""
+    xmin, ymin, xmax, ymax = part.bounds
+    return (xmax - xmin <= _H3_MAX_LNG_SPAN and max(abs(ymin), abs(ymax)) <= _H3_MAX_ABS_LAT
+            and _polygon_res(part) >= _H3_MIN_RES)
+
+
+def _bbox_positions(index, part) -> np.ndarray:
+    """Positions inside a part's lng/lat bounding box (edges are straight in lng/lat, so it holds the part)."""
+    xmin, ymin, xmax, ymax = part.bounds
+    return np.flatnonzero((index.lat >= ymin) & (index.lat <= ymax) & (index.lng >= xmin) & (index.lng <= xmax))
+
+
 def _region_positions(index, geoms) -> np.ndarray:
+    """Positions of the customers each polygon covers (boundary inside), as shapely ``covers`` says.
+
+    Edges are straight lines in longitude/latitude, as RFC 7946 defines GeoJSON
+    polygons: a polygon may be wider than 180 degrees, hold a pole, or touch the
+    antimeridian (split there into a MultiPolygon, as RFC 7946 asks). Small parts
+    are covered with H3 cells and refined; large or polar parts are refined from
+    their bounding box.
+    """
+    import shapely
+
     found = []
     for g in geoms:
-        pos = index.positions_in_ranges(_polygon_ranges(g, index.res))
-        if pos.size:
-            found.append(pos[_in_polygons(index, pos, [g])])
+        parts = [p for p in shapely.get_parts(g) if not p.is_empty]
+        small = [p for p in parts if p.geom_type == "Polygon" and _coverable(p)]
+        if small:
+            pos = index.positions_in_ranges(_polygon_ranges(shapely.multipolygons(small)
+                                                            if len(small) > 1 else small[0], index.res))
+            _budget.charge_candidates(pos.size)
+            if pos.size:
+                found.append(pos[_in_polygons(index, pos, [g])])
+        for p in parts:
+            if not any(p is q for q in small):
+                pos = _bbox_positions(index, p)
+                _budget.charge_candidates(pos.size)
+                if pos.size:
+                    found.append(pos[_in_polygons(index, pos, [g])])
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 def _filter_positions(engine, index, positions, where) -> np.ndarray:
     sql, params = compile_filters(where, engine.store.columns("customers"))
+    _budget.check_time()
     if sql == "TRUE" or positions.size == 0:
         return np.ones(positions.size, dtype=bool)
     name = f"_cand_{uuid.uuid4().hex[:10]}"
@@ -325,6 +407,7 @@ def _ring_positions(index, ring_cell, ring_point, k, res):
         where = f"the res-{res} cell of ({lat}, {lng})"
     disk = [h3.str_to_int(c) for c in h3.grid_disk(h3.int_to_str(cell), k)]
     positions = index.positions_in_ranges(cell_ranges(disk, index.res))
+    _budget.charge_candidates(positions.size)
     return np.sort(positions), f"in the {k}-ring of {where}"
 
 

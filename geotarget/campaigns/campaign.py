@@ -6,6 +6,9 @@ geofence is one of:
 
 - ``{"kind": "radius", "stores": [...], "radius_m": 3218.688}``: within the
   WGS84 geodesic radius of any of the stores;
+- ``{"kind": "points", "points": [[lat, lng], ...], "radius_m": 500.0}``:
+  within the WGS84 geodesic radius of any of the points (a campaign centred
+  on a place that is not a store);
 - ``{"kind": "regions", "layer": "nyc_nta", "regions": [...]}``: inside any of
   the regions (region ids), boundary points counted inside;
 - ``{"kind": "cells", "cells": ["882a100d17fffff", ...]}``: in one of the H3
@@ -45,7 +48,7 @@ from geotarget.errors import InvalidInputError, NotFoundError
 __all__ = ["GEOFENCE_KEYS", "Campaign"]
 
 #: Options of create/update that describe the geofence.
-GEOFENCE_KEYS = ("stores", "radius", "radius_m", "region_layer", "regions", "cells")
+GEOFENCE_KEYS = ("stores", "points", "radius", "radius_m", "region_layer", "regions", "cells")
 
 _UPDATABLE = ("name", *GEOFENCE_KEYS, "where", "start", "end", "holdout", "metadata", "status")
 _STATUSES = ("active", "paused")
@@ -327,6 +330,11 @@ def _merge_geofence(old: dict, opts: dict) -> dict:
         if "radius" not in opts and "radius_m" not in opts:
             merged["radius_m"] = old["radius_m"]
         return merged
+    if kind == "points" and set(opts) <= {"points", "radius", "radius_m"}:
+        merged = {"points": old["points"], **opts}
+        if "radius" not in opts and "radius_m" not in opts:
+            merged["radius_m"] = old["radius_m"]
+        return merged
     if kind == "regions" and set(opts) <= {"regions", "region_layer"}:
         return {"region_layer": old["layer"], **opts}
     return opts
@@ -354,6 +362,8 @@ def campaign_audience(engine, c: Campaign, options: dict):
     fence = c.geofence
     if fence["kind"] == "radius":
         return engine.audience(stores=fence["stores"], radius_m=fence["radius_m"], **common)
+    if fence["kind"] == "points":
+        return engine.audience(points=[tuple(p) for p in fence["points"]], radius_m=fence["radius_m"], **common)
     if fence["kind"] == "regions":
         return engine.audience(region_layer=fence["layer"], regions=fence["regions"], **common)
     return engine.store.read_consistent(lambda: _cells_audience(engine, fence["cells"], **common))

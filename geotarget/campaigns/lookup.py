@@ -260,7 +260,8 @@ def _index(version, stores, campaigns, regions) -> LookupSnapshot:
     for i, (la, ln) in enumerate(zip(slat, slng)):
         for level in range(len(_grid.LEVELS)):
             store_grid.setdefault(level, {}).setdefault(_grid.bucket(level, la, ln), []).append(i)
-    per_store: dict = {}
+    per_store: dict = {}  # centre position (stores first, then campaign points) -> [(radius, campaign)]
+    points: dict = {}  # (lat, lng) of a point geofence -> centre position, after the stores
     per_region: dict = {}
     cell_campaigns: dict = {}
     for pos, c in enumerate(campaigns):
@@ -271,6 +272,10 @@ def _index(version, stores, campaigns, regions) -> LookupSnapshot:
             for s in fence["stores"]:
                 if s in position:  # a store gone since the campaign was made no longer counts
                     per_store.setdefault(position[s], []).append((fence["radius_m"], pos))
+        elif fence["kind"] == "points":
+            for la, ln in fence["points"]:
+                i = points.setdefault((float(la), float(ln)), len(store_ids) + len(points))
+                per_store.setdefault(i, []).append((fence["radius_m"], pos))
         elif fence["kind"] == "regions":
             for rid in fence["regions"]:
                 if (fence["layer"], rid) in regions:
@@ -280,8 +285,12 @@ def _index(version, stores, campaigns, regions) -> LookupSnapshot:
 
             for cell in fence["cells"]:
                 cell_campaigns.setdefault(h3.str_to_int(cell), []).append(pos)
+    # campaign points become centres after the stores: the radius test is the same, and stores_near,
+    # which reads only store_grid and the first len(store_ids) positions, never sees them
+    slat = slat + tuple(la for la, _ in points)
+    slng = slng + tuple(ln for _, ln in points)
     fence_grid: dict = {}
-    radii, suffix = [()] * len(store_ids), [()] * len(store_ids)
+    radii, suffix = [()] * len(slat), [()] * len(slat)
     for i, pairs in per_store.items():
         radii[i], suffix[i] = _suffixes(pairs)
         level, keys = _grid.box_buckets(*_grid.bounding_box(slat[i], slng[i], radii[i][-1]))

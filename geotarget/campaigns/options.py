@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from geotarget.audience.filters import compile_filters, parse_filters
+from geotarget.audience.filters import compile_filters, parse_filters, typed_conditions
 from geotarget.errors import InvalidFilterError, InvalidInputError, NotFoundError
 from geotarget.geo.cells import cells_to_str, str_to_cells
 from geotarget.units import parse_radius
@@ -81,8 +81,11 @@ def normalize_where(engine, where, columns=None) -> list:
     conds = parse_filters(where)
     if not conds:
         return []
-    # unknown columns raise, naming the known ones
-    compile_filters(conds, engine.store.columns("customers") if columns is None else columns)
+    # unknown columns raise, naming the known ones; values are checked against the column types
+    types = engine.store.columns("customers") if columns is None else columns
+    compile_filters(conds, types)
+    if isinstance(types, dict):
+        conds = typed_conditions(conds, types)
     out = []
     for c in conds:
         item = [c.column, c.op] if c.op in ("is null", "is not null") else [c.column, c.op, _json_value(c.value, str(c))]
@@ -144,13 +147,48 @@ def _region_ids(engine, layer, regions, known: dict) -> list[str]:
     return sorted(out)
 
 
+#: The most centre points a point geofence may list.
+MAX_GEOFENCE_POINTS = 10_000
+
+
+def _points_geofence(opts: dict) -> dict:
+    """``{"kind": "points", "points": [[lat, lng], ...], "radius_m": m}`` from ``points=`` and a radius."""
+    from geotarget.audience.membership import _check_latlng
+
+    extra = sorted(set(opts) - {"points", "radius", "radius_m"})
+    if extra:
+        raise InvalidInputError(f"geofence: points= takes a radius, not {', '.join(extra)}")
+    if "radius" not in opts and "radius_m" not in opts:
+        raise InvalidInputError("radius: a point geofence needs radius= with a unit, e.g. '500m'")
+    raw = opts["points"]
+    if isinstance(raw, (tuple, list)) and len(raw) == 2 and all(isinstance(v, (int, float)) for v in raw):
+        raw = [raw]  # one (lat, lng)
+    points = []
+    for item in list(raw):
+        if isinstance(item, dict):
+            item = (item.get("lat"), item.get("lng"))
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InvalidInputError(f"points: each point is (lat, lng), got {item!r}")
+        lat, lng = _check_latlng(item[0], item[1], "campaign point")
+        points.append([lat, lng])
+    if not points:
+        raise InvalidInputError("points: give at least one (lat, lng)")
+    if len(points) > MAX_GEOFENCE_POINTS:
+        raise InvalidInputError(f"points: at most {MAX_GEOFENCE_POINTS:,} points, got {len(points):,}")
+    metres = parse_radius(opts.get("radius"), radius_m=opts.get("radius_m"))
+    return {"kind": "points", "points": points, "radius_m": metres}
+
+
 def geofence_from_options(engine, opts: dict, known: dict | None = None) -> dict:
-    """The geofence dict from ``stores``/``radius``/``radius_m``, ``region_layer``/``regions`` or ``cells``.
+    """The geofence dict from ``stores``/``radius``/``radius_m``, ``points`` with a radius,
+    ``region_layer``/``regions`` or ``cells``.
 
     ``known`` caches the store ids and regions read, across the campaigns of one batch.
     """
     known = {} if known is None else known
     opts = {k: v for k, v in opts.items() if v is not None}
+    if "points" in opts:
+        return _points_geofence(opts)
     radius_kind = bool({"stores", "radius", "radius_m"} & set(opts))
     region_kind = bool({"region_layer", "regions"} & set(opts))
     cells_kind = "cells" in opts

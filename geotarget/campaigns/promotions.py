@@ -53,7 +53,8 @@ class ReverseLookup:
         lat, lng = _point(lat, lng)
         ts = time.time() if at is None else parse_when(at, "at").timestamp()
         cid = None if customer_id is None else check_customer_id(customer_id)
-        for _attempt in range(8):
+        attempt = 0
+        while True:  # never behind the write lock: a long ingest holds it for its whole transaction
             snap = self.cache.get()
             hits = snap.campaigns_at(lat, lng, ts)
             if cid is None:
@@ -61,10 +62,9 @@ class ReverseLookup:
             segments = self.segments(snap)
             if segments is not None:
                 return [snap.campaigns[i] for i in segments.allowed(cid, hits)]
-        with self.store.write_lock:  # writes keep landing: answer from a state they cannot move
-            snap = self.cache.get()
-            segments = self.segments(snap)
-            return [snap.campaigns[i] for i in segments.allowed(cid, snap.campaigns_at(lat, lng, ts))]
+            attempt += 1  # a commit landed between the two reads: read both again once it is done
+            if attempt > 8:
+                time.sleep(0.005)
 
     def segments(self, snap):
         """The customer checks at the snapshot's version, or None when the database has moved on."""

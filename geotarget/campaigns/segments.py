@@ -263,7 +263,9 @@ def build_segments(store, campaigns, previous: Segments | None = None) -> Segmen
             ineligible |= {r[0] for r in con.execute("SELECT value FROM suppressions WHERE kind = 'id'").fetchall()}
             if needed:
                 select = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
-                table = con.sql(f"SELECT customer_id, {select} FROM customers WHERE {ok}").to_arrow_table()
+                # the key under its own name: a campaign may filter on customer_id itself
+                table = con.sql(f"SELECT customer_id AS _segment_key, {select} FROM customers WHERE {ok}"
+                                ).to_arrow_table()
     finally:
         con.execute("COMMIT")
     if unchanged:
@@ -272,7 +274,7 @@ def build_segments(store, campaigns, previous: Segments | None = None) -> Segmen
     rows, columns = None, {}
     if table is not None:
         table = table.combine_chunks()
-        rows = {cid: i for i, cid in enumerate(table.column("customer_id").to_pylist())}
+        rows = {cid: i for i, cid in enumerate(table.column("_segment_key").to_pylist())}
         columns.update({c: _Column(table.column(c).combine_chunks()) for c in needed})
     return Segments(version, ineligible, rows, columns, segment_of, segments, _holdouts(campaigns), fingerprint)
 

@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (registers commands)
     audience,
     campaign,  # noqa: F401  (registers the campaign commands)
     ingest,
+    listings,  # noqa: F401  (registers stores, regions and columns)
     maps,  # noqa: F401  (registers heatmap and map commands)
     pings,  # noqa: F401  (registers ingest pings, visits, footfall and the pings commands)
     policy,  # noqa: F401  (registers the policy commands)

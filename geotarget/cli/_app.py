@@ -1,8 +1,11 @@
-"""The typer application and what every command shares: --db, errors, output."""
+"""The typer application and what every command shares: --db, errors, output, help text."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -17,10 +20,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: option names never truncated, [brackets] in help kept as written
 )
 
-console = Console(highlight=False, markup=False)  # data text may hold [brackets]
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: lines are never hard-wrapped at 80 columns when the output is a pipe or a file
+console = Console(highlight=False, markup=False, soft_wrap=True)  # data text may hold [brackets]
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _State:
@@ -47,9 +52,48 @@ def engine(*, read_only: bool = False):
     return open_engine(state.db, read_only=read_only)
 
 
+#: Library keyword arguments and the options that set them, so that errors speak the CLI's words.
+OPTION_OF = {
+    "stores": "--store", "points": "--lat/--lng (or --points)", "radius": "--radius", "radius_m": "--radius",
+    "region_layer": "--region-layer", "regions": "--region", "ring_cell": "--ring-cell",
+    "ring_point": "--lat/--lng", "res": "--res", "k": "--k", "where": "--where", "holdout": "--holdout",
+    "campaign": "--campaign", "columns": "--column", "min_size": "--min-size", "exclude_within": "--exclude-within",
+    "exclude_regions": "--exclude-region", "allow_large_radius": "--allow-large-radius", "id_col": "--id-col",
+    "lat_col": "--lat-col", "lng_col": "--lng-col", "name_col": "--name-col", "opted_out_col": "--opted-out-col",
+    "crs": "--crs", "layer": "--layer", "k_min": "--k-min", "allow_no_floor": "--no-privacy-floor",
+    "cells": "--cell", "metric": "--metric", "limit": "--limit", "at": "--at", "customer_id": "--customer",
+    "allow_large": "--allow-large-radius", "allow_small": "--no-min-size",
+}
+_SAID_TWICE = re.compile(r"(--[\w-]+) \(CLI:? \1\)")
+_KWARG = re.compile(r"\b(" + "|".join(sorted(OPTION_OF, key=len, reverse=True)) + r")=(True\b)?")
+
+
+def cli_words(message: str) -> str:
+    """A library message with its keyword arguments (``stores=``) named as CLI options (``--store``).
+
+    Examples
+    --------
+    >>> cli_words("give exactly one of: stores= (with radius), points= (with radius)")
+    'give exactly one of: --store (with radius), --lat/--lng (or --points) (with radius)'
+    >>> cli_words("radii over 100 km need allow_large_radius=True")
+    'radii over 100 km need --allow-large-radius'
+    >>> cli_words("pass allow_small=True (CLI --no-min-size) for internal use")
+    'pass --no-min-size for internal use'
+    >>> cli_words("filter tier=gold is fine")
+    'filter tier=gold is fine'
+    """
+    return _SAID_TWICE.sub(r"\1", _KWARG.sub(lambda m: OPTION_OF[m.group(1)], str(message)))
+
+
+def error_line(message: str) -> None:
+    """Print one error line on stderr (never wrapped, markup in the message left as text)."""
+    text = " ".join(cli_words(message).split())
+    err_console.print(f"[bold red]error:[/] {escape(text)}")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one line saying what is wrong and what to do, then exit."""
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+    error_line(message)
     raise typer.Exit(code)
 
 
@@ -60,36 +104,114 @@ def output_path(path: str) -> Path:
     return out
 
 
-def run() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+def plain_table(frame, *, max_width: int = 60) -> str:
+    """A DataFrame as aligned plain text: a header, one line per row, long cells cut with an ellipsis."""
+    def cell(v) -> str:
+        text = "" if v is None or (isinstance(v, float) and v != v) else " ".join(str(v).split())
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    rows = [[str(c) for c in frame.columns]] + [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+# -- help text -----------------------------------------------------------------------------------
+#: Metavars by option name, where the name alone does not say what to type.
+_METAVARS = {"output": "FILE", "png": "FILE", "cells_out": "FILE", "points_file": "FILE", "keys_file": "FILE",
+             "store": "ID", "region": "NAME", "region_layer": "LAYER", "layer": "LAYER", "cell": "CELL",
+             "ring_cell": "CELL", "lat": "DEG", "lng": "DEG", "radius": "DISTANCE", "where": "FILTER",
+             "exclude_within": "LAT,LNG,RADIUS", "exclude_region": "LAYER:NAME", "column": "COLUMN",
+             "fmt": "FORMAT", "when": "TIME", "start": "TIME", "end": "TIME", "meta": "KEY=VALUE"}
+
+
+def polish(command) -> None:
+    """Plain, complete help for every command: metavars that say what to type, no ``<str>`` types."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            continue
+        if param.metavar is None:
+            param.metavar = _METAVARS.get(param.name, param.name.upper().replace("_", "-"))
+        if param.param_type_name == "argument":
+            # typer shows an argument's Python type (<str>) and braces; plain NAME reads as a CLI user expects
+            param.display_type_rich = lambda ctx: None
+            name = param.metavar
+            param._usage_display_name = (lambda n=name, p=param: n if p.required else f"[{n}]")
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        polish(sub)
+
+
+def command():
+    """The click command of the whole CLI, its help polished."""
+    from typer.main import get_command
+
+    cmd = get_command(app)
+    polish(cmd)
+    return cmd
+
+
+def _one_line_warnings() -> None:
+    """Python warnings as one clean line on stderr: no source path, no code line."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        err_console.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}")
+
+    warnings.showwarning = show
+
+
+_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv``; returns the exit code. User errors are one line on stderr, never a traceback."""
     try:  # typer >= 0.20 carries its own copy of click
         from typer._click import exceptions as click
     except ImportError:  # pragma: no cover - older typer
         from click import exceptions as click
 
+    _one_line_warnings()
+    cmd = command()
     try:
-        code = app(standalone_mode=False)
+        code = cmd.main(args=argv, prog_name="geotarget", standalone_mode=False)
         # without standalone mode, typer.Exit raised by a command comes back as its code
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        code = code if isinstance(code, int) else 0
+        if code == _INTERRUPTED:  # typer turns Ctrl-C into a silent exit code 130
+            err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
+        return code
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except getattr(click, "NoArgsIsHelpError", ()) as exc:
         console.print(exc.ctx.get_help())
-        sys.exit(0)
+        return 0
     except click.UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err_console.print(f"[bold red]error:[/] {escape(exc.format_message() + where)}", soft_wrap=True)
-        sys.exit(2)
+        error_line(exc.format_message() + where)
+        return 2
     except GeotargetError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(2)
+        error_line(str(exc))
+        return 2
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
-        sys.exit(130)
+        return _INTERRUPTED
     except PermissionError as exc:
-        err_console.print(f"[bold red]error:[/] permission denied: {escape(str(exc.filename or exc))}; choose another path")
-        sys.exit(2)
+        error_line(f"permission denied: {exc.filename or exc}; choose another path")
+        return 2
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/] no such file or folder: {escape(str(exc.filename or exc))}; check the path")
-        sys.exit(2)
+        error_line(f"no such file or folder: {exc.filename or exc}; check the path")
+        return 2
+    except BrokenPipeError:  # `geotarget ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, the details on request
+        if type(exc).__name__ == "InterruptException":  # DuckDB's answer to Ctrl-C inside a query
+            err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
+            return _INTERRUPTED
+        if os.environ.get("GEOTARGET_DEBUG"):
+            raise
+        error_line(f"{type(exc).__name__}: {exc} (set GEOTARGET_DEBUG=1 to see where it happened)")
+        return 2
+
+
+def run() -> None:
+    """Entry point of the ``geotarget`` command."""
+    sys.exit(main())

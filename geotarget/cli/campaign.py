@@ -9,6 +9,7 @@ import typer
 from geotarget.errors import InvalidInputError
 
 from ._app import app, console, engine
+from .audience import OUTPUT_HELP
 
 
 def fail(message: str) -> None:
@@ -21,7 +22,10 @@ app.add_typer(campaign_app, name="campaign")
 
 _STORE = typer.Option(None, "--store", help="Store id of a radius geofence (repeat).")
 _ALL_STORES = typer.Option(False, "--all-stores", help="Every store (with --radius).")
-_RADIUS = typer.Option(None, "--radius", help="Radius around the stores, with a unit: 2mi, 500m.")
+_RADIUS = typer.Option(None, "--radius", help="Radius around the stores or points, with a unit: 2mi, 500m.")
+_LAT = typer.Option(None, "--lat", metavar="DEG", help="Latitude of a centre point that is not a store (with --lng "
+                    "and --radius; repeat for several).")
+_LNG = typer.Option(None, "--lng", metavar="DEG", help="Longitude of a centre point, paired with --lat.")
 _LAYER = typer.Option(None, "--region-layer", help="Region layer of a region geofence.")
 _REGION = typer.Option(None, "--region", help="Region name or id (repeat; the whole layer when omitted).")
 _CELL = typer.Option(None, "--cell", help="H3 cell of a cell geofence (repeat).")
@@ -47,12 +51,16 @@ def _metadata(meta: list[str] | None) -> dict | None:
     return out
 
 
-def _geofence(store, all_stores, radius, region_layer, region, cell) -> dict:
+def _geofence(store, all_stores, radius, region_layer, region, cell, lat=None, lng=None) -> dict:
     out: dict = {}
     if store or all_stores:
         if store and all_stores:
             fail("give --store or --all-stores, not both")
         out["stores"] = "all" if all_stores else list(store)
+    if lat or lng:
+        if len(lat or []) != len(lng or []):
+            fail(f"give --lat and --lng in pairs: got {len(lat or [])} --lat and {len(lng or [])} --lng")
+        out["points"] = [(a, b) for a, b in zip(lat, lng)]
     if radius is not None:
         out["radius"] = radius
     if region_layer is not None:
@@ -67,6 +75,8 @@ def _geofence(store, all_stores, radius, region_layer, region, cell) -> dict:
 def _describe(fence: dict) -> str:
     if fence["kind"] == "radius":
         return f"{len(fence['stores'])} store(s) + {fence['radius_m']:,.0f} m"
+    if fence["kind"] == "points":
+        return f"{len(fence['points'])} point(s) + {fence['radius_m']:,.0f} m"
     if fence["kind"] == "regions":
         return f"{len(fence['regions'])} region(s) of {fence['layer']}"
     return f"{len(fence['cells'])} cell(s)"
@@ -79,7 +89,8 @@ def _show(c) -> None:
 @campaign_app.command("create")
 def create(
     name: str = typer.Argument(..., help="Unique campaign name."),
-    store: list[str] = _STORE, all_stores: bool = _ALL_STORES, radius: str = _RADIUS,
+    store: list[str] = _STORE, all_stores: bool = _ALL_STORES, lat: list[float] = _LAT, lng: list[float] = _LNG,
+    radius: str = _RADIUS,
     region_layer: str = _LAYER, region: list[str] = _REGION, cell: list[str] = _CELL,
     where: list[str] = _WHERE, start: str = _START, end: str = _END, holdout: float = _HOLDOUT,
     meta: list[str] = _META,
@@ -88,7 +99,7 @@ def create(
     with engine() as eng:
         c = eng.create_campaign(name, where=list(where) if where else None, start=start, end=end,
                                 holdout=holdout, metadata=_metadata(meta),
-                                **_geofence(store, all_stores, radius, region_layer, region, cell))
+                                **_geofence(store, all_stores, radius, region_layer, region, cell, lat, lng))
     _show(c)
 
 
@@ -116,7 +127,8 @@ def show(name: str = typer.Argument(..., help="Campaign name or id.")) -> None:
 def update(
     name: str = typer.Argument(..., help="Campaign name or id."),
     new_name: str = typer.Option(None, "--name", help="Rename the campaign."),
-    store: list[str] = _STORE, all_stores: bool = _ALL_STORES, radius: str = _RADIUS,
+    store: list[str] = _STORE, all_stores: bool = _ALL_STORES, lat: list[float] = _LAT, lng: list[float] = _LNG,
+    radius: str = _RADIUS,
     region_layer: str = _LAYER, region: list[str] = _REGION, cell: list[str] = _CELL,
     where: list[str] = _WHERE, no_where: bool = typer.Option(False, "--no-where", help="Drop the segment filter."),
     start: str = _START, end: str = _END,
@@ -125,7 +137,7 @@ def update(
     holdout: float = _HOLDOUT, meta: list[str] = _META,
 ) -> None:
     """Change a campaign's fields (only those given); prints it as JSON."""
-    changes = _geofence(store, all_stores, radius, region_layer, region, cell)
+    changes = _geofence(store, all_stores, radius, region_layer, region, cell, lat, lng)
     for key, value in (("name", new_name), ("start", start), ("end", end), ("holdout", holdout),
                        ("metadata", _metadata(meta))):
         if value is not None:
@@ -169,7 +181,7 @@ def delete(name: str = typer.Argument(..., help="Campaign name or id.")) -> None
 @campaign_app.command("audience")
 def audience(
     name: str = typer.Argument(..., help="Campaign name or id."),
-    output: str = typer.Option(..., "-o", "--output", help="File to write: .csv, .parquet, .geojson, .geoparquet."),
+    output: str = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     column: list[str] = typer.Option(None, "--column", help="Customer column to include (repeat)."),
     fmt: str = typer.Option(None, "--format", help="csv, parquet, geojson, geoparquet or customer-match."),
     platform: str = typer.Option("google", "--platform", help="customer-match layout: google or meta."),
@@ -177,15 +189,12 @@ def audience(
     no_min_size: bool = typer.Option(False, "--no-min-size", help="Export even below the minimum (internal use)."),
 ) -> None:
     """Export the campaign's current audience (consent, suppression, segment, holdout, minimum size)."""
-    from geotarget.audience.export import format_for_path
+    from .audience import _format, report_and_write
 
-    from .audience import report_and_write
-
-    chosen = format_for_path(output, fmt)
+    chosen = _format(output, fmt)
     with engine(read_only=True) as eng:
         aud = eng.campaign_audience(name, columns=list(column) if column else None, min_size=min_size)
-        path = report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
-    console.print(f"wrote {path}")
+        report_and_write(aud, output, chosen, platform=platform, allow_small=no_min_size)
 
 
 @campaign_app.command("at")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ._app import app, console, engine, output_path
+from ._app import app, console, engine, output_path, plain_table
 
 ingest_app = typer.Typer(help="Load customers, stores or region polygons.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
@@ -34,10 +34,10 @@ def _print_report(report) -> None:
 @ingest_app.command("customers")
 def ingest_customers(
     file: str = typer.Argument(..., help="CSV, Parquet, GeoParquet, GeoJSON, GeoPackage or Shapefile."),
-    id_col: str = typer.Option(None, "--id-col", help="Customer id column [default: detected]."),
-    lat_col: str = typer.Option(None, "--lat-col", help="Latitude column [default: detected]."),
-    lng_col: str = typer.Option(None, "--lng-col", help="Longitude column [default: detected]."),
-    opted_out_col: str = typer.Option(None, "--opted-out-col", help="Boolean opt-out column."),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN", help="Customer id column [default: detected]."),
+    lat_col: str = typer.Option(None, "--lat-col", metavar="COLUMN", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
+    opted_out_col: str = typer.Option(None, "--opted-out-col", metavar="COLUMN", help="Boolean opt-out column."),
     crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
 ) -> None:
     """Validate, H3-index and upsert customers; bad rows go to rejects."""
@@ -50,11 +50,11 @@ def ingest_customers(
 @ingest_app.command("stores")
 def ingest_stores(
     file: str = typer.Argument(..., help="A file of stores with an id and a location."),
-    id_col: str = typer.Option(None, "--id-col"),
-    name_col: str = typer.Option(None, "--name-col"),
-    lat_col: str = typer.Option(None, "--lat-col"),
-    lng_col: str = typer.Option(None, "--lng-col"),
-    crs: str = typer.Option(None, "--crs"),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN", help="Store id column [default: detected]."),
+    name_col: str = typer.Option(None, "--name-col", metavar="COLUMN", help="Store name column [default: detected]."),
+    lat_col: str = typer.Option(None, "--lat-col", metavar="COLUMN", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
+    crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
 ) -> None:
     """Validate, H3-index and upsert stores."""
     with engine() as eng:
@@ -67,8 +67,9 @@ def ingest_stores(
 def ingest_regions(
     file: str = typer.Argument(..., help="Polygons: GeoJSON, GeoPackage, Shapefile or GeoParquet."),
     layer: str = typer.Option(..., "--layer", help="Name of the layer, e.g. nyc_nta."),
-    name_col: str = typer.Option(None, "--name-col"),
-    id_col: str = typer.Option(None, "--id-col"),
+    name_col: str = typer.Option(None, "--name-col", metavar="COLUMN", help="Region name column [default: detected]."),
+    id_col: str = typer.Option(None, "--id-col", metavar="COLUMN",
+                               help="Region id column [default: detected, or the row number]."),
 ) -> None:
     """Load region polygons as a named layer (replacing a layer of that name)."""
     with engine() as eng:
@@ -79,28 +80,26 @@ def ingest_regions(
 @app.command("info")
 def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per table, bounding box, H3 resolution and rejects per reason."""
-    with engine(read_only=False) as eng:
+    with engine(read_only=True) as eng:
         facts = eng.info()
     if as_json:
         console.print_json(json.dumps(facts, default=str))
         return
-    table = Table(title=f"geotarget database {facts['path']}", show_header=False)
-    table.add_row("schema version", str(facts["schema_version"]))
-    table.add_row("H3 resolution", str(facts["h3_res"]))
-    for name, count in facts["counts"].items():
-        table.add_row(name, f"{count:,}")
-    table.add_row("opted out", f"{facts['opted_out']:,}")
+    rows = [("database", str(facts["path"])), ("schema version", str(facts["schema_version"])),
+            ("H3 resolution", str(facts["h3_res"]))]
+    rows += [(name, f"{count:,}") for name, count in facts["counts"].items()]
+    rows.append(("opted out", f"{facts['opted_out']:,}"))
     bbox = facts["customer_bbox"]
     if bbox:
-        table.add_row("customer bbox", "lat {min_lat:.5f}..{max_lat:.5f}, lng {min_lng:.5f}..{max_lng:.5f}".format(**bbox))
-    table.add_row("region layers", ", ".join(facts["layers"]) or "-")
-    for reason, count in facts["rejects_by_reason"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
+        rows.append(("customer bbox",
+                     "lat {min_lat:.5f}..{max_lat:.5f}, lng {min_lng:.5f}..{max_lng:.5f}".format(**bbox)))
+    rows.append(("region layers", ", ".join(facts["layers"]) or "-"))
+    rows += [(f"rejected: {reason}", f"{count:,}") for reason, count in facts["rejects_by_reason"].items()]
     from .policy import policy_rows
 
-    for name, text in policy_rows(facts.get("privacy_policy", {})):
-        table.add_row(f"policy: {name}", text)
-    console.print(table)
+    rows += [(f"policy: {name}", text) for name, text in policy_rows(facts.get("privacy_policy", {}))]
+    width = max(len(k) for k, _ in rows)
+    console.print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))  # plain lines: never wrapped or boxed
 
 
 @app.command("rejects")
@@ -109,7 +108,7 @@ def rejects(
     output: str = typer.Option(None, "-o", "--output", help="Write CSV/Parquet here instead of printing."),
 ) -> None:
     """List rejected rows with their reasons."""
-    with engine() as eng:
+    with engine(read_only=True) as eng:
         frame = eng.rejects(source=source)
     if output:
         out = output_path(output)
@@ -122,15 +121,18 @@ def rejects(
     if frame.empty:
         console.print("no rejects")
         return
-    console.print(frame[["kind", "source", "row_number", "reason", "raw"]].to_string(index=False, max_colwidth=60))
+    shown = frame[["kind", "source", "row_number", "reason", "raw"]].copy()
+    shown["source"] = [Path(str(s)).name if s is not None else "" for s in shown["source"]]
+    shown = shown.rename(columns={"row_number": "row"})
+    console.print(plain_table(shown, max_width=60))
 
 
 @app.command("sample")
 def sample(
     out: str = typer.Option("data/sample", "--out", help="Folder to write the sample into."),
-    customers: int = typer.Option(200_000, "--customers"),
-    stores: int = typer.Option(40, "--stores"),
-    seed: int = typer.Option(42, "--seed"),
+    customers: int = typer.Option(200_000, "--customers", metavar="N", help="How many customers."),
+    stores: int = typer.Option(40, "--stores", metavar="N", help="How many stores."),
+    seed: int = typer.Option(42, "--seed", metavar="N", help="Random seed: the same seed writes the same files."),
 ) -> None:
     """Write the seeded synthetic sample (customers, stores, neighborhoods)."""
     from geotarget.sample import write_sample

@@ -54,7 +54,9 @@ def heatmap(
     store: list[str] = typer.Option(None, "--store", help="Only the audience of this store (repeat; with --radius)."),
     all_stores: bool = typer.Option(False, "--all-stores", help="Only the audience of every store (with --radius)."),
     radius: str = typer.Option(None, "--radius", help="Audience radius with a unit, e.g. 2mi."),
-    where: list[str] = typer.Option(None, "--where", help="Audience segment filter, e.g. tier=gold (AND-ed)."),
+    where: list[str] = typer.Option(None, "--where", metavar="FILTER",
+                                    help="Segment filter, e.g. tier=gold (repeat; AND-ed); without --radius, the "
+                                         "segment's customers citywide."),
 ) -> None:
     """Aggregate customers per H3 cell (or region) and draw a heatmap; cells under --k-min never appear."""
     from geotarget.maps.folium import heatmap_map, save_html
@@ -64,15 +66,15 @@ def heatmap(
         raise InvalidInputError("--cells-out and --png take a single --metric; run once per metric")
     if store and all_stores:
         raise InvalidInputError("give --store or --all-stores, not both")
-    if (store or all_stores or where) and not radius:
+    if (store or all_stores) and not radius:
         raise InvalidInputError("an audience heatmap needs --radius with a unit, e.g. --radius 2mi")
     if radius and not (store or all_stores):
         raise InvalidInputError("--radius needs --store S001 (repeat for several) or --all-stores")
     with engine(read_only=True) as eng:
         audience = None
-        if radius:
-            audience = eng.audience(stores="all" if all_stores else list(store), radius=radius,
-                                    where=list(where) if where else None)
+        if radius or where:  # a store audience, or a segment citywide (--where alone)
+            geography = {"stores": "all" if all_stores else list(store), "radius": radius} if radius else {}
+            audience = eng.audience(where=list(where) if where else None, **geography)
             console.print(f"audience: {len(audience):,} customers ({audience.description})")
         results = [eng.heatmap(res, m, audience=audience, region_layer=region_layer,
                                k_min="policy" if k_min is None else k_min,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from geotarget.errors import GeotargetError
-
-from ._app import app, err_console, state
+from ._app import app, state
 
 
 @app.command("serve")
@@ -23,13 +21,8 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
     """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs."""
-    from rich.markup import escape
-
     from geotarget.service import serve as run_service
 
-    try:
-        run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
-                    read_only=read_only, access_log=access_log)
-    except GeotargetError as exc:  # escaped: the install hint's [server] is not console markup
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise SystemExit(2) from None
+    # a refusal (no key, a host that is not loopback, no server extra) is a GeotargetError: one line, exit 2
+    run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
+                read_only=read_only, access_log=access_log)

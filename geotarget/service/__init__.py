@@ -28,8 +28,11 @@ addresses only).
 Status codes: 401 missing or wrong key; 403 a key without the scope, or a
 privacy rule (an audience below the minimum size, whose size is then not
 told; a refused difference; an exhausted privacy budget); 404 an unknown store,
-layer, campaign or download; 413 a body over 1 MB; 422 bad input, naming the
-field. No client input gets a 5xx.
+layer, campaign or download; 413 a body over 1 MB, or an audience over the
+work budget (the area of its disks, the customers it would examine, its
+time: :class:`ServiceSettings`); 422 bad input, naming the field. No client
+input gets a 5xx, and no error body shows a file path or lists the stores,
+columns or layers of the database.
 """
 
 from __future__ import annotations
@@ -52,10 +55,38 @@ __all__ = [
     "ServiceConfigError",
     "ServiceSettings",
     "create_app",
+    "is_loopback_host",
     "serve",
 ]
 
-_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a loopback address (127.0.0.0/8, ::1).
+
+    The name is resolved and each address checked, so ``localhost.example.com``
+    or ``127.0.0.1.example.com`` do not pass; a name that does not resolve does
+    not pass either.
+
+    Examples
+    --------
+    >>> is_loopback_host("127.0.0.1"), is_loopback_host("::1"), is_loopback_host("0.0.0.0")
+    (True, True, False)
+    """
+    import ipaddress
+    import socket
+
+    text = str(host).strip().strip("[]")
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(text, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0].split("%", 1)[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure_no_auth: bool = False,
@@ -121,8 +152,10 @@ def serve(db=None, *, host: str = "127.0.0.1", port: int = 8000, keys_file: str 
     refused on an address other than loopback.
     """
     require_server_extra()
-    if insecure_no_auth and not host.startswith(_LOOPBACK):
-        raise ServiceConfigError(f"--insecure-no-auth serves only on a loopback address (127.0.0.1), not {host!r}")
+    if insecure_no_auth and not is_loopback_host(host):
+        raise ServiceConfigError(
+            f"--insecure-no-auth serves only on a loopback address (127.0.0.1 or ::1); {host!r} is not one "
+            "(or does not resolve to one only); drop --insecure-no-auth and set API keys to serve elsewhere")
     ring = None if insecure_no_auth else _key_ring(KeyRing.from_sources(keys_file=keys_file), False)
     import uvicorn
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,7 @@ from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geotarget import __version__
-from geotarget.errors import GeotargetError, InvalidInputError, NotFoundError, PrivacyError
+from geotarget.errors import GeotargetError, InvalidInputError, NotFoundError, PrivacyError, ResourceLimitError
 
 from ._config import API_KEY_HEADER, KeyRing, ServiceSettings
 from ._downloads import DownloadStore
@@ -31,6 +32,7 @@ log = logging.getLogger("geotarget.service")
 STATUS_OF: list[tuple[type[Exception], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (PrivacyError, 403, "privacy"),
+    (ResourceLimitError, 413, "too_much_work"),
     (InvalidInputError, 422, "invalid_input"),
     (GeotargetError, 409, "conflict"),
 ]
@@ -96,6 +98,33 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": response.body})
 
 
+#: Tails of library messages that list what the database holds (store ids, columns, layers, regions,
+#: campaigns): useful at a terminal, but over HTTP they would show one key's data to another.
+_LISTINGS = re.compile(
+    r";\s*(?:known stores include|available columns|numeric columns|layers|campaigns include"
+    r"|there are no campaigns yet)[^;]*",
+    re.IGNORECASE)
+_REGION_SAMPLE = re.compile(r"(not found in layer '[^']*'); e\.g\. [^;]*")
+_PATH = re.compile(r"""(?P<q>['"])(?:/|~|[A-Za-z]:\\)[^'"]*(?P=q)|(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*""")
+
+
+def public_message(message: str) -> str:
+    """A library message fit for any API key: no file paths, no listings of stores, columns or layers.
+
+    Examples
+    --------
+    >>> public_message("store 'X9' not found; known stores include: S001, S002")
+    "store 'X9' not found"
+    >>> public_message("database '/srv/data/geo.duckdb' is open read-only; open it with read_only=False")
+    "database '<file>' is open read-only; open it with read_only=False"
+    >>> public_message("unknown column 'zz' in filter; available columns: customer_id, lat")
+    "unknown column 'zz' in filter"
+    """
+    text = _REGION_SAMPLE.sub(r"\1", str(message))
+    text = _LISTINGS.sub("", text)
+    return _PATH.sub(lambda m: f"{m.group('q')}<file>{m.group('q')}" if m.group("q") else "<file>", text)
+
+
 def _field(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -118,7 +147,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GeotargetError)
     async def _library(request: Request, exc: GeotargetError):
         status, code = next((s, c) for cls, s, c in STATUS_OF if isinstance(exc, cls))
-        return JSONResponse(error_body(code, str(exc)), status_code=status)
+        return JSONResponse(error_body(code, public_message(str(exc))), status_code=status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # a bug, not bad input: logged in full here, answered without details (no paths, no data)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body("internal", "the server failed to answer; the error was logged"),
+                            status_code=500)
 
 
 def _auth_dependency(keys: KeyRing | None):

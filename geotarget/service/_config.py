@@ -239,6 +239,12 @@ class ServiceSettings:
         Files kept at once; the oldest goes first.
     download_dir : str or None
         Where files are written (a fresh temporary folder when None, removed at shutdown).
+    max_candidates : int
+        Customers one audience request may examine before the exact test (413 beyond).
+    max_area_km2 : float
+        Area the disks of one radius request may add up to (points x area; 413 beyond).
+    request_timeout_s : float
+        Time one audience request may take (413 beyond; checked between steps).
     """
 
     max_body_bytes: int = 1_000_000
@@ -250,3 +256,13 @@ class ServiceSettings:
     download_ttl_s: float = 3600.0
     max_downloads: int = 200
     download_dir: str | None = None
+    max_candidates: int = 5_000_000
+    max_area_km2: float = 250_000.0
+    request_timeout_s: float = 30.0
+
+    def budget(self):
+        """A :func:`geotarget.audience.work_budget` block with this server's limits."""
+        from geotarget.audience.budget import work_budget
+
+        return work_budget(max_candidates=self.max_candidates, max_area_km2=self.max_area_km2,
+                           timeout_s=self.request_timeout_s)

@@ -131,7 +131,8 @@ def create_audience(body: AudienceRequest, request: Request, eng=Depends(_deps.e
     noised and rounded, and small exclusion zones, filters on the id column or
     small groups refused (403); see the privacy documentation.
     """
-    return disclosed(eng, body, request, who, lambda call, **kwargs: call(**kwargs))
+    with request.app.state.settings.budget():
+        return disclosed(eng, body, request, who, lambda call, **kwargs: call(**kwargs))
 
 
 @router.get("/downloads/{token}", summary="Download an audience file", response_class=FileResponse,

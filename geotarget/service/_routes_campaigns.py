@@ -92,5 +92,6 @@ def campaign_audience(campaign: CampaignRef, request: Request, body: CampaignAud
     given regions, as for any audience.
     """
     body = body or CampaignAudienceOptions()
-    return disclosed(eng, body, request, who, lambda call, **kwargs: call(of_campaign=campaign, **kwargs))
+    with request.app.state.settings.budget():
+        return disclosed(eng, body, request, who, lambda call, **kwargs: call(of_campaign=campaign, **kwargs))
 

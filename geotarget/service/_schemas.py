@@ -144,6 +144,8 @@ class CampaignFields(_Strict):
     """Fields of a campaign that a client may set."""
 
     stores: Literal["all"] | Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
+    points: Annotated[list[Point], Field(min_length=1, max_length=MAX_ITEMS, description=(
+        "Centre points of a radius geofence that are not stores (with radius)."))] | None = None
     radius: Radius | None = None
     region_layer: Name | None = None
     regions: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
@@ -188,7 +190,7 @@ class AudienceOptions(_Strict):
     format: ExportFormat | None = Field(None, description=(
         "Write the audience for download in this format; leave out for counts only."))
     columns: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)] | None = Field(None, description=(
-        "Customer columns to add to each row of the file (an unknown column gets 422 listing the known ones)."))
+        "Customer columns to add to each row of the file (an unknown column gets 422)."))
     privacy: Literal["dp"] | None = Field(None, description=(
         "'dp' for differentially private counts (with epsilon, charged to the key's budget); counts only."))
     epsilon: float | None = Field(None, gt=0, le=100, description="The privacy loss to spend with privacy='dp'.")
@@ -286,7 +288,8 @@ ERROR_RESPONSES = {
                                           "difference, an exhausted budget), or a key without the scope.")},
     404: {"model": Error, "description": "Unknown store, layer, region, campaign or download."},
     409: {"model": Error, "description": "The request conflicts with the server's state (e.g. a read-only database)."},
-    413: {"model": Error, "description": "Request body over the limit."},
+    413: {"model": Error, "description": "A request body over the limit, or a query over the server's work budget "
+                                        "(area of its disks, customers examined, time)."},
     422: {"model": Error, "description": "Invalid input; the message names the field."},
 }
 

@@ -196,6 +196,10 @@ class Store:
             self._local.cursor = cur
         return cur
 
+    def interrupt(self) -> None:
+        """Stop the queries running on this database now (they raise; their transactions roll back)."""
+        self._con.interrupt()
+
     def close(self) -> None:
         """Close the database (every thread's cursor with it)."""
         with contextlib.suppress(Exception):
@@ -240,19 +244,22 @@ class Store:
         A read that combines in-memory snapshots with SQL could otherwise see
         the state before a commit in one part and after it in another. The
         read is retried when a commit from this process landed while it ran
-        (a sequence lock: no reader ever blocks a writer); after ``attempts``
-        tries it runs holding the write lock. Commits from other processes
-        cannot happen while this process holds the file (DuckDB's file lock).
+        (a sequence lock: no reader ever blocks a writer, and no writer ever
+        blocks a reader for longer than a commit). After ``attempts`` quick
+        tries it keeps trying with longer pauses, never taking the write
+        lock, which a long ingest holds for its whole transaction. Commits
+        from other processes cannot happen while this process holds the file
+        (DuckDB's file lock).
         """
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
             seq = _SEQS[self._version_key]
             if seq % 2 == 0:
                 result = read()
                 if _SEQS[self._version_key] == seq:
                     return result
-            time.sleep(0.0002 * (attempt + 1))
-        with self.write_lock:
-            return read()
+            attempt += 1
+            time.sleep(0.0002 * attempt if attempt <= attempts else 0.005)
 
     # -- schema ------------------------------------------------------------
     def _check_schema(self) -> None:
