@@ -50,7 +50,7 @@ import pandas as pd
 
 from geotarget.errors import PrivacyError
 from geotarget.geo.cells import latlng_to_cells
-from geotarget.maps.heatmap import _check_res, aggregate_cells, aggregate_regions, parse_metric
+from geotarget.maps.heatmap import _check_res, _value_column, aggregate_cells, aggregate_regions, parse_metric
 from geotarget.maps.result import HeatmapResult
 
 __all__ = ["atoms", "check_published_res", "publishable_positions", "published_heatmap"]
@@ -176,6 +176,8 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
     if region_layer is None:
         res = check_published_res(policy, res)
     value_column = metric.column if metric.kind in ("sum", "mean", "median") else None
+    if value_column is not None:
+        _value_column(eng, metric)  # an unknown or non-numeric column is the caller's error, checked first
     index, positions, dropped = _split(eng, policy, value_column)
     left_out = int(dropped.size)
     kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
