@@ -20,9 +20,12 @@ import h3
 import numpy as np
 import pandas as pd
 
-from geotarget.maps.heatmap import DEFAULT_K_MIN, RES_RANGE, HeatmapResult, Metric, aggregate_cells, check_k_min
+from geotarget.maps.heatmap import DEFAULT_K_MIN, HeatmapResult, Metric, aggregate_cells, check_k_min
 
 __all__ = ["Coverage", "coverage", "coverage_res"]
+
+#: Resolutions a coverage map picks from: hexagons of about 60 m to 9 km across.
+_COVERAGE_RES = (5, 11)
 
 
 def coverage_res(radius_m: float, *, cells_per_ring: float = 150.0) -> int:
@@ -34,10 +37,10 @@ def coverage_res(radius_m: float, *, cells_per_ring: float = 150.0) -> int:
     9
     """
     ring_km2 = np.pi * (radius_m / 1000.0) ** 2
-    for res in range(RES_RANGE[0], RES_RANGE[1] + 1):
+    for res in range(_COVERAGE_RES[0], _COVERAGE_RES[1] + 1):
         if h3.average_hexagon_area(res, unit="km^2") <= ring_km2 / cells_per_ring:
             return res
-    return RES_RANGE[1]
+    return _COVERAGE_RES[1]
 
 
 @dataclass
