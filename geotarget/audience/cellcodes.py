@@ -9,6 +9,7 @@ indexer on every core (it releases the GIL), and keeps it beside the
 snapshot as dense codes:
 
 - ``cells``: the distinct cells at that resolution, sorted (a few thousand);
+- ``names``: the same cells as h3-py's hexadecimal strings;
 - ``codes``: for each customer of the snapshot, the position of its cell in
   ``cells`` (int32).
 
@@ -29,12 +30,12 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from geotarget.audience.index import CustomerIndex
-from geotarget.geo.cells import candidate_ranges, in_cells, latlng_to_cells
+from geotarget.geo.cells import candidate_ranges, cells_to_str, in_cells, latlng_to_cells
 
 __all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "positions_in_cells"]
 
@@ -49,6 +50,10 @@ class CellCodes:
     res: int
     cells: np.ndarray
     codes: np.ndarray
+    names: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", np.array(cells_to_str(self.cells), dtype=object))
 
     def counts(self, positions: np.ndarray | None = None) -> np.ndarray:
         """Customers per cell of :attr:`cells`, over all customers or those at ``positions``."""

@@ -150,12 +150,18 @@ def _population(eng, metric: Metric):
     return np.asarray(gdf.geometry, dtype=object), pop.fillna(0.0).to_numpy(dtype="float64")
 
 
+def _floor_mask(customers: np.ndarray, n_values: np.ndarray | None, k_min: int) -> np.ndarray:
+    """The k-anonymity floor: which rows hold at least ``k_min`` customers (and values, for a value metric)."""
+    keep = customers >= k_min
+    if n_values is not None:
+        keep &= n_values >= k_min
+    return keep
+
+
 def _floor(df: pd.DataFrame, k_min: int) -> tuple[pd.DataFrame, int, int]:
     """Rows meeting the floor, and (rows, customers) left out."""
     customers = df["customers"].to_numpy()
-    keep = customers >= k_min
-    if "n_values" in df.columns:
-        keep &= df["n_values"].to_numpy() >= k_min
+    keep = _floor_mask(customers, df["n_values"].to_numpy() if "n_values" in df.columns else None, k_min)
     shown = df.loc[keep].drop(columns=["n_values"], errors="ignore")
     return shown, int(keep.size - keep.sum()), int(customers[~keep].sum())
 
@@ -170,12 +176,12 @@ def _finish(shown: pd.DataFrame, metric: Metric, population) -> pd.DataFrame:
     return shown.reset_index(drop=True)
 
 
-def _counts_from_index(eng, res: int, audience, exclude: bool) -> pd.DataFrame | None:
+def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
     """Customers per cell straight from the in-memory snapshot, or None when it cannot answer.
 
     The snapshot holds exactly the eligible customers; their standard cells at
     ``res`` are kept beside it as dense codes (:mod:`geotarget.audience.cellcodes`),
-    so a count is one ``bincount``.
+    so a count is one ``bincount``. Returns numpy columns ``cell``, ``h3``, ``customers``.
     """
     from geotarget.audience.audience import Audience
     from geotarget.audience.cellcodes import cell_codes
@@ -192,14 +198,14 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> pd.DataFrame |
             positions = np.flatnonzero(mask)
     codes = cell_codes(index, res)
     counts = codes.counts(positions)
-    shown = np.flatnonzero(counts)
-    return pd.DataFrame({"cell": codes.cells[shown], "customers": counts[shown].astype("int64")})
+    shown = np.flatnonzero(counts) if positions is not None else slice(None)  # every cell holds someone
+    return {"cell": codes.cells[shown], "h3": codes.names[shown], "customers": counts[shown].astype("int64")}
 
 
 _AGG = {"sum": "sum", "mean": "mean", "median": "median"}
 
 
-def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience, exclude: bool) -> pd.DataFrame:
+def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience, exclude: bool) -> dict:
     """Customers (and the metric's values) per standard cell, from the customers' coordinates."""
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience, exclude) as source:
@@ -207,11 +213,11 @@ def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience
     cells = latlng_to_cells(pts["lat"].to_numpy(), pts["lng"].to_numpy(), res)
     if not col:
         distinct, counts = np.unique(cells, return_counts=True)
-        return pd.DataFrame({"cell": distinct, "customers": counts.astype("int64")})
+        return {"cell": distinct, "customers": counts.astype("int64")}
     grouped = pd.DataFrame({"cell": cells, "v": pts["v"].to_numpy(dtype="float64")}).groupby("cell", sort=True)["v"]
     value = grouped.sum(min_count=1) if metric.kind == "sum" else grouped.agg(_AGG[metric.kind])
-    return pd.DataFrame({"cell": value.index.to_numpy(dtype="uint64"), "customers": grouped.size().to_numpy(),
-                         "n_values": grouped.count().to_numpy(), "value": value.to_numpy()})
+    return {"cell": value.index.to_numpy(dtype="uint64"), "customers": grouped.size().to_numpy(dtype="int64"),
+            "n_values": grouped.count().to_numpy(dtype="int64"), "value": value.to_numpy(dtype="float64")}
 
 
 def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_audience: bool = False,
@@ -220,27 +226,36 @@ def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_aud
 
     A customer counts in ``h3.latlng_to_cell(lat, lng, res)``. With
     ``exclude_audience`` the customers outside ``audience`` are aggregated.
+    Columns stay numpy arrays until the one frame of the result is made.
     """
     res = _check_res(res)
     if metric.kind in SHARE_KINDS:
         return _share(eng, metric, audience, k_min, res=res)
     col = _value_column(eng, metric)
-    df = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
-    if df is None:
-        df = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
-    df["cell"] = df["cell"].astype("uint64")
-    df["customers"] = df["customers"].astype("int64")
-    total = int(df["customers"].sum())
+    cols = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
+    if cols is None:
+        cols = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
+    customers = cols["customers"]
+    total = int(customers.sum())
     # -- the k-anonymity floor --
-    shown, n_cells, n_customers = _floor(df, k_min)
-    shown.insert(1, "h3", cells_to_str(shown["cell"]))
+    keep = _floor_mask(customers, cols.get("n_values"), k_min)
+    n_cells, n_customers = int(keep.size - keep.sum()), int(customers[~keep].sum())
+    cells = np.asarray(cols["cell"][keep], dtype="uint64")
+    shown = {"cell": cells, "h3": cols["h3"][keep] if "h3" in cols else cells_to_str(cells),
+             "customers": customers[keep]}
+    if metric.kind == "count":
+        shown["value"] = shown["customers"].astype("float64")
+    elif "value" in cols:
+        shown["value"] = cols["value"][keep]
+    frame = pd.DataFrame(shown)
     population = None
     if metric.kind == "penetration":
         from geotarget.maps.geometry import apportion, cells_to_polygons
 
         polys, pop = _population(eng, metric)
-        population = apportion(polys, pop, cells_to_polygons(shown["cell"]))
-    return HeatmapResult(_finish(shown, metric, population), metric, k_min, res=res, suppressed_cells=n_cells,
+        population = apportion(polys, pop, cells_to_polygons(frame["cell"]))
+        frame = _finish(frame, metric, population)
+    return HeatmapResult(frame, metric, k_min, res=res, suppressed_cells=n_cells,
                          suppressed_customers=n_customers, total_customers=total)
 
 
