@@ -3,7 +3,7 @@
 Each function here answers one membership question exactly over a
 :class:`~geotarget.audience.index.CustomerIndex` snapshot: within a radius (WGS84
 geodesic), inside polygons (boundary counts inside), in an H3 k-ring (by the
-H3 hierarchy of each point's res-15 cell), or matching segment filters.
+cell containing each point, ``latlng_to_cell``), or matching segment filters.
 Campaign geofences reuse them, so a promotion and its audience always agree.
 """
 

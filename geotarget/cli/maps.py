@@ -37,7 +37,7 @@ def _written(path: Path) -> None:
 @app.command("heatmap")
 def heatmap(
     output: str = typer.Option(..., "-o", "--output", help="HTML map to write."),
-    res: int = typer.Option(8, "--res", help="H3 resolution of the cells, 5 to 11."),
+    res: int = typer.Option(8, "--res", help="H3 resolution of the cells, 0 to 15."),
     metric: list[str] = typer.Option(
         ["count"], "--metric",
         help="count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL; repeat for a layer per metric."),
