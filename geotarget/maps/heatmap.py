@@ -256,7 +256,8 @@ def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_aud
         population = apportion(polys, pop, cells_to_polygons(frame["cell"]))
         frame = _finish(frame, metric, population)
     return HeatmapResult(frame, metric, k_min, res=res, suppressed_cells=n_cells,
-                         suppressed_customers=n_customers, total_customers=total)
+                         suppressed_customers=n_customers, total_customers=total,
+                         hidden=np.asarray(cols["cell"][~keep], dtype="uint64"))
 
 
 def _share(eng, metric: Metric, audience, k_min: int, *, res: int | None = None, layer: str | None = None):
@@ -305,6 +306,7 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         df["value"] = grouped["v"].agg(metric.kind)
     shown, n_regions, n_customers = _floor(df, k_min)
     rows = shown.index.to_numpy()
+    hidden = polys[np.setdiff1d(df.index.to_numpy(), rows)]
     shown.insert(0, "region_id", regions["region_id"].to_numpy()[rows])
     shown.insert(1, "name", regions["name"].to_numpy()[rows])
     population = None
@@ -315,7 +317,7 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         population = pop[rows] if metric.layer == layer else apportion(src, pop, polys[rows])
     return HeatmapResult(_finish(shown, metric, population), metric, k_min, layer=layer,
                          suppressed_regions=n_regions, suppressed_customers=n_customers, total_customers=len(pts),
-                         unassigned_customers=len(pts) - len(first_pi), geometry=polys[rows])
+                         unassigned_customers=len(pts) - len(first_pi), geometry=polys[rows], hidden=hidden)
 
 
 def heatmap(eng, res: int = 8, metric: str | Metric = "count", *, audience=None, region_layer: str | None = None,

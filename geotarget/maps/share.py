@@ -45,19 +45,23 @@ def share_result(base: HeatmapResult, seg: HeatmapResult, metric: Metric, k_min:
     overall = seg_total / base_total if base_total else np.nan
     # -- the k-anonymity floor, on the numerator and the denominator --
     keep = (both["customers"].to_numpy() >= k_min) & (both["base_customers"].to_numpy() >= k_min)
-    n_hidden = int(np.count_nonzero(~keep & (both["customers"].to_numpy() > 0)))
+    n_hidden = int(np.count_nonzero(~keep))
     hidden_customers = int(both["customers"].to_numpy()[~keep].sum())
     shown = both.loc[keep].reset_index(drop=True)
     share = shown["customers"] / shown["base_customers"]
     shown["share"] = share
     shown["value"] = share * 100.0 if metric.kind == "share" else share / overall * 100.0
     geometry = None
+    hidden_rows = np.flatnonzero(~keep)  # every area with customers but too few, in the segment or overall
     if base.level == "region":
         geometry = np.asarray(base.geometry, dtype=object)[np.flatnonzero(keep)]
-    hidden = {"suppressed_cells": n_hidden} if base.level == "cell" else {"suppressed_regions": n_hidden}
+        hidden = np.asarray(base.geometry, dtype=object)[hidden_rows]
+    else:
+        hidden = both["cell"].to_numpy(dtype="uint64")[hidden_rows]
+    counts_hidden = {"suppressed_cells": n_hidden} if base.level == "cell" else {"suppressed_regions": n_hidden}
     return HeatmapResult(shown, metric, k_min, res=base.res, layer=base.layer, suppressed_customers=hidden_customers,
                          total_customers=seg_total, unassigned_customers=seg.unassigned_customers,
-                         geometry=geometry, **hidden)
+                         geometry=geometry, hidden=hidden, **counts_hidden)
 
 
 def check_segment(audience, metric: Metric) -> None:
