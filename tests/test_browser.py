@@ -66,11 +66,11 @@ class Page:
         return self.page.locator(css).count()
 
     def legends(self) -> list[str]:
-        return self.page.locator(".legend.leaflet-control svg .caption").all_text_contents()
+        return self.page.locator(".gt-legend .caption").all_text_contents()
 
     def visible_legends(self) -> list[str]:
         return self.page.eval_on_selector_all(
-            ".legend.leaflet-control svg",
+            ".gt-legend",
             "els => els.filter(e => e.style.display !== 'none').map(e => e.querySelector('.caption').textContent)")
 
     def screenshot(self, path: Path) -> Path:

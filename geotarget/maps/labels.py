@@ -96,7 +96,7 @@ def caption(result) -> str:
     """
     units = result.metric.units
     text = f"{result.metric.title} per {area_word(result)}"
-    return text if not units or result.metric.kind == "count" else f"{text}, {units}"
+    return text if not units or units.lower() in text.lower() else f"{text}, {units}"
 
 
 def hidden_text(k_min: int, what: str = "customers") -> str:
