@@ -8,6 +8,7 @@ import typer
 
 from geotarget.errors import InvalidInputError
 from geotarget.maps.heatmap import DEFAULT_K_MIN
+from geotarget.maps.labels import unit_of
 
 from ._app import app, console, engine, output_path
 
@@ -74,6 +75,7 @@ def heatmap(
             console.print(f"audience: {len(audience):,} customers ({audience.description})")
         results = [eng.heatmap(res, m, audience=audience, region_layer=region_layer, k_min=k_min,
                                allow_no_floor=no_privacy_floor) for m in metrics]
+        outlines = _outlines(eng) if png else None
     for r in results:
         console.print(f"heatmap: {r.summary()}")
         if r.unassigned_customers:
@@ -84,7 +86,8 @@ def heatmap(
     if cells_out:
         _written(results[0].save(output_path(cells_out)))
     if png:
-        _written(results[0].to_png(output_path(png), scale=scale))
+        _written(results[0].to_png(output_path(png), scale=scale, tiles=_png_tiles(tiles), context=outlines,
+                                   unit=unit_of(radius) if radius else None))
 
 
 @map_app.command("coverage")
@@ -111,7 +114,20 @@ def coverage(
     with engine(read_only=True) as eng:
         cov = eng.coverage("all" if all_stores else list(store), radius, res=res, k_min=k_min,
                            allow_no_floor=no_privacy_floor)
+        outlines = _outlines(eng) if png else None
     console.print(f"coverage: {cov.summary()}")
     _written(save_html(coverage_map(cov, scale=scale, tiles=_tiles(tiles), inline_js=not cdn), output_path(output)))
     if png:
-        _written(cov.to_png(output_path(png), scale=scale))
+        _written(cov.to_png(output_path(png), scale=scale, tiles=_png_tiles(tiles), context=outlines))
+
+
+def _outlines(eng) -> list:
+    """Every loaded region outline: the context of an offline PNG."""
+    return [g for layer in eng.layers() for g in eng.regions(layer).geometry]
+
+
+def _png_tiles(tiles: str):
+    """The PNG basemap: none when the HTML map has none, else the standard provider."""
+    from geotarget.maps.png import DEFAULT_PNG_TILES
+
+    return None if _tiles(tiles) is None else DEFAULT_PNG_TILES
