@@ -87,7 +87,7 @@ def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str 
                       caption=r.caption)
         value_layer(r, cm, name=name, opacity=opacity, show=(i == 0), overlay=not several,
                     class_name="gt-hex" if r.level == "cell" else "gt-region").add_to(m)
-        Legend(cm, r.caption, hidden=hidden_text(r.k_min)).add_to(m)
+        Legend(cm, r.caption, hidden=hidden_text(r.k_min), layer=name).add_to(m)
     hidden = results[0]
     if hidden.hidden is not None and len(hidden.hidden):
         hidden_layer(hidden).add_to(m)

@@ -280,6 +280,7 @@ class Legend(MacroElement):
             ctl.onAdd = function () {
                 var d = L.DomUtil.create('div', 'legend leaflet-control gt-legend');
                 d.innerHTML = {{ this.html|tojson }};
+                d.setAttribute('data-layer', {{ this.layer|tojson }});
                 L.DomEvent.disableClickPropagation(d);
                 return d;
             };
@@ -288,10 +289,12 @@ class Legend(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, cm, caption: str, *, hidden: str | None = None, keys: list[tuple[str, str]] = ()):
+    def __init__(self, cm, caption: str, *, hidden: str | None = None, keys: list[tuple[str, str]] = (),
+                 layer: str = ""):
         super().__init__()
         self._name = "Legend"
         self.html = legend_html(cm, caption, hidden=hidden, keys=keys)
+        self.layer = layer
 
 
 def legend_html(cm, caption: str, *, hidden: str | None = None, keys=()) -> str:
@@ -331,9 +334,8 @@ class LegendSwitch(MacroElement):
         (function () {
             var names = {{ this.names|tojson }};
             function show(name) {
-                var i = names.indexOf(name);
-                document.querySelectorAll('.gt-legend').forEach(function (s, j) {
-                    s.style.display = (j === i) ? '' : 'none';
+                document.querySelectorAll('.gt-legend').forEach(function (s) {
+                    s.style.display = (s.getAttribute('data-layer') === name) ? '' : 'none';
                 });
             }
             {{ this._parent.get_name() }}.on('baselayerchange', function (e) { show(e.name); });
