@@ -1,9 +1,9 @@
 """Static PNG pictures of heatmaps and coverage, for reports and slides.
 
 Pictures are drawn in Web Mercator (EPSG:3857), like every web map, over a
-basemap from a standard tile provider (xyzservices and contextily) when the
-tiles can be fetched. Offline, the loaded region outlines are drawn as
-context instead. Each picture has a plain title, a legend whose quantile
+basemap from a standard tile provider (xyzservices and contextily, the
+``basemap`` extra) when the tiles can be fetched. Offline, the loaded region
+outlines are drawn as context instead. Each picture has a plain title, a legend whose quantile
 classes take equal steps (with units), hatched "fewer than k" areas, a scale
 bar in the user's units and a north arrow; store labels are placed so that
 they do not overlap.
@@ -129,10 +129,12 @@ def _tiles_source(tiles):
 def _basemap(ax, tiles, context) -> str:
     """Draw tiles under the data, or the context outlines when the tiles cannot be had; say which."""
     source = _tiles_source(tiles)
-    if source is not None:
+    try:  # the basemap extra: pip install 'geotarget[basemap]'
+        import contextily
+    except ImportError:
+        contextily = None
+    if source is not None and contextily is not None:
         try:
-            import contextily
-
             with warnings.catch_warnings():  # affine (under contextily) warns about its own operator use
                 warnings.filterwarnings("ignore", message="Use `@` matmul", category=PendingDeprecationWarning)
                 contextily.add_basemap(ax, source=source, crs="EPSG:3857", reset_extent=False, zorder=0,
