@@ -12,11 +12,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server]'
+	$(BIN)/python -m pip install --quiet -e '.[server,basemap]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server,test,bench,spark,dp]'
+	$(BIN)/python -m pip install --quiet -e '.[server,test,bench,spark,dp,basemap]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

@@ -19,6 +19,7 @@ __all__ = [
     "BOUNDARY_M",
     "Agreement",
     "compare_heatmap",
+    "heatmap_truth",
     "compare_rows",
     "distance_error",
     "many_truth",
@@ -202,6 +203,20 @@ def distance_error(rows, distance_m, lat, lng, clat, clng, *, sample: int = 20_0
     step = max(1, rows.size // sample)
     r = rows[::step]
     return float(np.max(np.abs(np.asarray(distance_m, dtype="float64")[::step] - _geodesic(clat, clng, lat[r], lng[r]))))
+
+
+def heatmap_truth(lat, lng, res: int, k_min: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cells, counts) of the cells holding at least ``k_min`` points, each point in ``h3.latlng_to_cell``.
+
+    Computed with h3ronpy (the Rust binding of the same C library; the test
+    suite checks that it agrees with h3-py point for point).
+    """
+    from h3ronpy.vector import coordinates_to_cells
+
+    cells = np.asarray(coordinates_to_cells(np.asarray(lat, dtype="float64"), np.asarray(lng, dtype="float64"), res),
+                       dtype="uint64")
+    uniq, counts = np.unique(cells, return_counts=True)
+    return uniq[counts >= k_min], counts[counts >= k_min]
 
 
 def compare_heatmap(cells, counts, truth_cells, truth_counts) -> Agreement:

@@ -491,7 +491,7 @@ class Engine:
         A campaign applies when it is not paused, ``start <= at < end``
         (``at`` timezone-aware, default now) and the point is inside its
         geofence under the exact audience rules (geodesic radius, region
-        boundary inside, H3 hierarchy for cells). With ``customer_id``, only
+        boundary inside, the containing cell for cells). With ``customer_id``, only
         the campaigns that may target that customer: none for an opted-out or
         suppressed customer; a segment filter must match the customer's row
         (an unknown id matches no filter); the holdout control group is held
@@ -517,12 +517,14 @@ class Engine:
     # -- heatmaps and maps ---------------------------------------------------
     def heatmap(self, res: int = 8, metric="count", *, audience=None, region_layer: str | None = None,
                 k_min: int | str | None = "policy", allow_no_floor: bool = False):
-        """Aggregate customers per H3 cell (res 5-11) or per region, above a k-anonymity floor.
+        """Aggregate customers per H3 cell (res 0-15) or per region, above a k-anonymity floor.
 
-        ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or
-        ``penetration:LAYER:COL``. Cells or regions with fewer than ``k_min``
-        customers are left out; ``k_min`` defaults to the database policy's floor (``"policy"``), and a
-        lower one needs ``allow_no_floor=True`` (the explicit override).
+        ``metric`` is ``count``, ``sum:COL``, ``mean:COL``, ``median:COL``,
+        ``penetration:LAYER:COL``, or ``share`` / ``index`` of the segment given
+        as ``audience`` against all customers. Cells or regions with fewer than
+        ``k_min`` customers are left out; ``k_min`` defaults to the database
+        policy's floor (``"policy"``), and a lower one needs
+        ``allow_no_floor=True`` (the explicit override).
         See :func:`geotarget.maps.heatmap.heatmap`; ``.to_map()`` draws the result.
         """
         from geotarget.maps.heatmap import heatmap

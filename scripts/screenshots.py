@@ -4,7 +4,8 @@
 
 Writes coverage.png (the two-mile rings of the sample's flagship stores) and
 heatmap.png (customers per res-8 hexagon), each kept under 300 KB. The sample
-is written to a temporary folder, so the pictures are the same on every
+is written to a temporary folder and no tiles are fetched (the sample's
+neighborhood outlines are the context), so the pictures are the same on every
 machine.
 """
 
@@ -29,15 +30,12 @@ def draw(out: Path) -> list[Path]:
         with geotarget.open(Path(tmp) / "screenshots.duckdb") as eng:
             eng.ingest_customers(paths["customers"])
             eng.ingest_stores(paths["stores"])
+            eng.ingest_regions(paths["neighborhoods"], layer="sample_hoods", id_col="hood_id")
             stores = eng.stores()
             flagships = stores.loc[stores["format"] == "flagship", "store_id"].tolist()
             written = [
-                eng.coverage(flagships, "2mi").to_png(
-                    out / "coverage.png", dpi=80,
-                    title="Two-mile rings of the flagship stores: audience per hexagon; grey, customers no ring "
-                          "reaches; red, overlaps"),
-                eng.heatmap(8, "count").to_png(out / "heatmap.png", dpi=80,
-                                               title="Customers per res-8 H3 hexagon (k >= 10)"),
+                eng.coverage(flagships, "2mi").to_png(out / "coverage.png", dpi=72, tiles=None, context=eng),
+                eng.heatmap(8, "count").to_png(out / "heatmap.png", dpi=52, tiles=None, context=eng),
             ]
     for path in written:
         size = path.stat().st_size

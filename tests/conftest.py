@@ -17,6 +17,10 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# Tests never fetch map tiles from the internet: PNGs fall back to region outlines (the basemap test serves
+# its own tiles on 127.0.0.1 and lifts this).
+os.environ.setdefault("GEOTARGET_OFFLINE", "1")
+
 REAL_DATA = Path(os.environ.get("GEOTARGET_REAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 

@@ -66,17 +66,37 @@ class Page:
         return self.page.locator(css).count()
 
     def legends(self) -> list[str]:
-        return self.page.locator(".legend.leaflet-control svg .caption").all_text_contents()
+        return self.page.locator(".gt-legend .caption").all_text_contents()
 
     def visible_legends(self) -> list[str]:
         return self.page.eval_on_selector_all(
-            ".legend.leaflet-control svg",
+            ".gt-legend",
             "els => els.filter(e => e.style.display !== 'none').map(e => e.querySelector('.caption').textContent)")
 
     def screenshot(self, path: Path) -> Path:
         self.page.screenshot(path=str(path))
         assert path.read_bytes()[:4] == b"\x89PNG"
         return path
+
+    def box(self, css: str) -> dict:
+        return self.page.locator(css).first.bounding_box()
+
+    def check(self, path: Path) -> None:
+        """What every map must pass: no console errors, not blank, a visible legend the layer control leaves free."""
+        from PIL import Image
+
+        assert self.errors == [] and self.refused == []
+        pixels = np.asarray(Image.open(self.screenshot(path)).convert("RGB")).reshape(-1, 3)
+        colours = np.unique(pixels // 8, axis=0)
+        assert len(colours) > 20 and (pixels.min(axis=1) < 200).mean() > 0.05, "the page looks blank"
+        legend = self.page.locator(".gt-legend:visible").first  # one per metric; the selected one shows
+        assert legend.is_visible()
+        lb = legend.bounding_box()
+        assert lb["width"] > 150 and lb["height"] > 30 and lb["y"] + lb["height"] <= 900 and lb["x"] >= 0
+        control = self.box(".leaflet-control-layers")
+        if control is not None:  # collapsed to an icon: it covers no data and not the legend
+            assert control["width"] * control["height"] < 0.01 * 1200 * 900
+            assert control["y"] + control["height"] < lb["y"] or control["x"] + control["width"] < lb["x"]
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +109,17 @@ def city():
 def test_heatmap_in_chromium(browser, city, tmp_path):
     hm = city.heatmap(8, "mean:spend_12m")
     page = Page(browser, save_html(hm.to_map(tiles=None), tmp_path / "heatmap.html"))
-    assert page.errors == [] and page.refused == []
+    page.check(tmp_path / "heatmap.png")
     assert page.count("path.gt-hex") == len(hm.cells) > 50
-    assert page.legends() == [hm.caption]
+    assert page.legends() == [hm.caption] == ["Mean spend_12m per hexagon (about 1 km across)"]
+    assert "fewer than 10 customers (hidden)" in page.page.locator(".gt-legend").inner_text()
+    # hidden cells: hatched with the SVG pattern, one path each
+    assert page.count("path.gt-hidden") == hm.suppressed_cells > 0
+    assert page.count(".leaflet-overlay-pane svg pattern#gt-hatch") == 1
+    assert page.page.locator("path.gt-hidden").first.get_attribute("fill") == "url(#gt-hatch)"
     page.page.hover("path.gt-hex >> nth=0", force=True)
     tip = page.page.locator(".leaflet-tooltip").inner_text()
     assert "mean spend_12m" in tip and "customers" in tip
-    page.screenshot(tmp_path / "heatmap.png")
 
 
 def test_vector_layers_render_when_tiles_cannot_load(browser, city, tmp_path):
@@ -108,33 +132,34 @@ def test_vector_layers_render_when_tiles_cannot_load(browser, city, tmp_path):
 def test_coverage_in_chromium(browser, city, tmp_path):
     cov = city.coverage(["S001", "S002", "S003", "S004"], "2mi", k_min=5)
     page = Page(browser, save_html(cov.to_map(tiles=None), tmp_path / "coverage.html"))
-    assert page.errors == [] and page.refused == []
+    page.check(tmp_path / "coverage.png")
+    assert page.legends() == ["Customers within 2 mi per hexagon (about 400 m across)"]
+    assert page.page.locator("path.gt-overlap").first.get_attribute("fill") == "url(#gt-cross)"
     assert page.count("path.gt-ring") == 4
     assert page.count("path.gt-store") == 4
     assert page.count("path.gt-hex") == len(cov.density.cells) > 0
     assert page.count("path.gt-uncovered") == len(cov.uncovered.cells) > 0
     assert page.count("path.gt-overlap") == len(cov.overlaps)
     assert len(page.legends()) == 1
-    assert page.count(".leaflet-control-layers-overlays input") == 5
+    assert page.count(".leaflet-control-layers-overlays input") == 6
     page.page.locator("path.gt-store").first.click(force=True)
     first = cov.stores.iloc[0]
     popup = page.page.locator(".leaflet-popup-content").inner_text()
-    assert first["store_id"] in popup and first["name"] in popup and "audience within 3,219 m" in popup
-    page.screenshot(tmp_path / "coverage.png")
+    assert first["store_id"] in popup and first["name"] in popup and "audience within 2 mi" in popup
 
 
 def test_choropleth_layer_control_switches_metric_and_legend(browser, city, tmp_path):
     m = choropleth_map(city, "hoods", ["count", "mean:spend_12m"], tiles=None)
     page = Page(browser, save_html(m, tmp_path / "choropleth.html"))
-    assert page.errors == [] and page.refused == []
+    page.check(tmp_path / "choropleth.png")
     n = page.count("path.gt-region")
     assert n > 0 and len(page.legends()) == 2
-    assert page.visible_legends() == ["customers per region of hoods; k ≥ 10"]
+    assert page.visible_legends() == ["Customers per area of hoods"]
+    page.page.hover(".leaflet-control-layers")  # the control opens on hover
     page.page.get_by_text("mean spend_12m", exact=True).click()
     page.page.wait_for_timeout(200)
-    assert page.visible_legends() == ["mean spend_12m per region of hoods (units of spend_12m); k ≥ 10"]
+    assert page.visible_legends() == ["Mean spend_12m per area of hoods"]
     assert page.count("path.gt-region") == n
-    page.screenshot(tmp_path / "choropleth.png")
 
 
 def test_twenty_thousand_hexes_open(browser, tmp_path):
@@ -144,7 +169,30 @@ def test_twenty_thousand_hexes_open(browser, tmp_path):
     frame["value"] = frame["customers"].astype(float)
     path = save_html(heatmap_map(HeatmapResult(frame, Metric("count"), 10, res=9), tiles=None), tmp_path / "big.html")
     page = Page(browser, path)
-    assert page.errors == [] and page.refused == []
+    page.check(tmp_path / "big.png")
     assert page.count("path.gt-hex") == 20_000
     assert path.stat().st_size < 10_000_000
     print(f"20,000 hexes: {path.stat().st_size / 1e6:.1f} MB, loaded in {page.seconds:.1f} s")
+
+
+def test_share_index_and_world_wide_maps_in_chromium(browser, tmp_path):
+    """A segment index map, and world-wide data fitted to where the customers are."""
+    import geotarget
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    far = [(51.5, -0.12), (-33.87, 151.21), (35.68, 139.69)]  # three small groups far away, above the floor
+    lat = np.concatenate([rng.normal(40.75, 0.03, n - 18), np.repeat([f[0] for f in far], 6)])
+    lng = np.concatenate([rng.normal(-73.97, 0.03, n - 18), np.repeat([f[1] for f in far], 6)])
+    eng = geotarget.open(":memory:")
+    eng.ingest_customers(pd.DataFrame({"customer_id": [f"w{i}" for i in range(n)], "lat": lat, "lng": lng,
+                                       "vip": np.r_[rng.random(n - 18) < 0.3, np.ones(18, dtype=bool)]}))
+    segment = eng.store.frame("SELECT customer_id FROM customers WHERE vip")
+    hm = eng.heatmap(7, "index", audience=segment, k_min=2)
+    assert (hm.cells["customers"] >= 2).sum() > 3 and hm.cells["h3"].map(lambda c: h3.cell_to_latlng(c)[0]).min() < 0
+    page = Page(browser, save_html(hm.to_map(tiles=None), tmp_path / "index.html"))
+    page.check(tmp_path / "index.png")
+    assert page.legends() == ["Where the segment over-indexes per hexagon (about 3 km across), 100 = overall share"]
+    zoom = page.page.evaluate("Object.values(window).find(v => v && v._leaflet_id && v.getZoom).getZoom()")
+    assert zoom >= 8  # fitted to the city, not to the whole world
+    eng.close()

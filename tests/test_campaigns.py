@@ -112,9 +112,9 @@ def test_campaign_audience_applies_every_rule(shop):
         aud.to_csv("/dev/null")
     with pytest.raises(InvalidInputError, match="set by the campaign"):
         shop.campaign_audience("near", where=["tier=silver"])
-    # c2's res-7 cell is 872a1072cffffff, but the parent of its res-15 cell is 872a10728ffffff: the
-    # hierarchy rule (the one audiences and promotions use) places it in the latter
-    shop.create_campaign("cells", cells=["852a100ffffffff", "872a10728ffffff"], where=["spend<500"])
+    # c2's res-7 cell is 872a1072cffffff (h3.latlng_to_cell), though the parent of its res-15 cell is
+    # 872a10728ffffff: the containing cell is the one that counts
+    shop.create_campaign("cells", cells=["852a100ffffffff", "872a1072cffffff"], where=["spend<500"])
     assert sorted(shop.campaign_audience("cells").to_pandas()["customer_id"]) == ["c1", "c2", "c4"]
     shop.ingest_suppressions(["c4"])
     assert sorted(shop.campaign_audience("cells").to_pandas()["customer_id"]) == ["c1", "c2"]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import geotarget
 from geotarget.errors import ColumnNotFoundError, InvalidInputError, NotFoundError, PrivacyError
-from geotarget.maps.heatmap import _parent_masks, check_k_min, parse_metric
+from geotarget.maps.heatmap import check_k_min, parse_metric
 
 
 @pytest.fixture(scope="module")
@@ -25,52 +25,40 @@ def city():
 
 
 def _truth(eng, res: int, col: str | None = None) -> pd.DataFrame:
-    """Eligible customers grouped per cell with plain pandas and h3-py, one cell_to_parent per row."""
+    """Eligible customers with the cell containing each at ``res``, by h3-py's latlng_to_cell, one row at a time."""
     df = eng.store.frame("SELECT customer_id, cell, opted_out, * EXCLUDE (customer_id, cell, opted_out) FROM customers")
     df = df[~df["opted_out"]]
-    df["parent"] = [h3.cell_to_parent(h3.int_to_str(int(c)), res) for c in df["cell"]]
+    df["cell_r"] = [h3.latlng_to_cell(a, b, res) for a, b in zip(df["lat"], df["lng"])]
     return df
 
 
-@given(lat=st.floats(-89.9, 89.9), lng=st.floats(-179.9, 179.9), res=st.integers(5, 11))
-def test_parent_bit_arithmetic_equals_h3(lat, lng, res):
-    fine = h3.str_to_int(h3.latlng_to_cell(lat, lng, 15))
-    keep, fill = _parent_masks(res)
-    assert h3.int_to_str((fine & keep) | fill) == h3.cell_to_parent(h3.int_to_str(fine), res)
-
-
-@pytest.mark.parametrize("res", [5, 8, 11])
-def test_sql_parents_equal_h3_cell_to_parent(city, res):
+@pytest.mark.parametrize("res", [0, 5, 8, 11, 15])
+def test_counts_equal_h3_latlng_to_cell(city, res):
     got = city.heatmap(res, k_min=0, allow_no_floor=True).cells
-    truth = _truth(city, res)["parent"].value_counts()
+    truth = _truth(city, res)["cell_r"].value_counts()
     assert dict(zip(got["h3"], got["customers"])) == truth.to_dict()
 
 
 @pytest.mark.parametrize("kind", ["sum", "mean", "median"])
 def test_value_metrics_equal_pandas_groupby(city, kind):
     got = city.heatmap(8, f"{kind}:spend_12m", k_min=5, allow_no_floor=True).cells.set_index("h3")
-    truth = _truth(city, 8).groupby("parent")["spend_12m"].agg(["size", kind])
+    truth = _truth(city, 8).groupby("cell_r")["spend_12m"].agg(["size", kind])
     truth = truth[truth["size"] >= 5]
     assert set(got.index) == set(truth.index)
     np.testing.assert_allclose(got["value"].to_numpy(), truth.loc[got.index, kind].to_numpy(), rtol=1e-9)
 
 
-def test_counts_roll_up_exactly_across_resolutions(city):
-    fine = city.heatmap(9, k_min=0, allow_no_floor=True).cells
-    coarse = city.heatmap(8, k_min=0, allow_no_floor=True).cells
-    rolled = fine.groupby([h3.cell_to_parent(c, 8) for c in fine["h3"]])["customers"].sum()
-    assert rolled.to_dict() == dict(zip(coarse["h3"], coarse["customers"]))
-
-
-def test_ancestor_differs_from_containing_cell_only_near_edges(city):
-    # H3 children do not nest exactly in their parent's hexagon: a few points
-    # near an edge have a res-8 ancestor next to the res-8 hexagon around them.
-    pts = city.store.frame("SELECT lat, lng, cell FROM customers")
+def test_the_ancestor_of_the_fine_cell_is_not_what_counts(city):
+    # H3 children overhang their parent: some points' res-8 ancestor is the
+    # hexagon next to the one around them; the heatmap follows latlng_to_cell.
+    pts = city.store.frame("SELECT lat, lng, cell FROM customers WHERE NOT opted_out")
     ancestor = [h3.cell_to_parent(h3.int_to_str(int(c)), 8) for c in pts["cell"]]
     containing = [h3.latlng_to_cell(a, b, 8) for a, b in zip(pts["lat"], pts["lng"])]
     differ = [(a, c) for a, c in zip(ancestor, containing) if a != c]
-    assert len(differ) < 0.1 * len(pts)
+    assert 0 < len(differ) < 0.1 * len(pts)
     assert all(h3.are_neighbor_cells(a, c) for a, c in differ)
+    got = city.heatmap(8, k_min=0, allow_no_floor=True).cells
+    assert dict(zip(got["h3"], got["customers"])) == pd.Series(containing).value_counts().to_dict()
 
 
 def test_floor_hides_every_small_cell_and_reports_it(city):
@@ -130,8 +118,8 @@ def test_metric_parsing_and_column_errors(city):
         city.heatmap(8, "penetration:hoods:pop")
     with pytest.raises(NotFoundError, match="layer 'nope' not found"):
         city.heatmap(8, "count", region_layer="nope")
-    for res in (4, 12, 8.0, True):
-        with pytest.raises(InvalidInputError, match=r"in \[5, 11\]"):
+    for res in (-1, 16, 8.0, True):
+        with pytest.raises(InvalidInputError, match=r"in \[0, 15\]"):
             city.heatmap(res)
 
 
@@ -223,8 +211,8 @@ def test_nyc_airbnb_mean_price_per_cell_and_per_nta():
     eng.ingest_regions(nta, layer="nyc_nta", id_col="NTA2020", name_col="NTAName")
     raw = pd.read_csv(listings, usecols=["id", "latitude", "longitude", "price"]).drop_duplicates("id", keep="last")
 
-    # a listing counts in the res-8 ancestor of its res-15 cell (H3's hierarchy; see geotarget.maps.heatmap)
-    raw["cell"] = [h3.cell_to_parent(h3.latlng_to_cell(a, b, 15), 8) for a, b in zip(raw["latitude"], raw["longitude"])]
+    # a listing counts in the res-8 cell that contains it, as h3-py says
+    raw["cell"] = [h3.latlng_to_cell(a, b, 8) for a, b in zip(raw["latitude"], raw["longitude"])]
     truth = raw.groupby("cell")["price"].agg(["size", "mean"])
     truth = truth[truth["size"] >= 10]
     got = eng.heatmap(8, "mean:price").cells.set_index("h3")
@@ -242,7 +230,7 @@ def test_nyc_airbnb_mean_price_per_cell_and_per_nta():
 
 
 def test_count_from_the_snapshot_equals_the_sql_path():
-    """The in-memory count path and DuckDB's GROUP BY agree cell for cell, with and without an audience."""
+    """The in-memory count path and the path over coordinates agree cell for cell, with and without an audience."""
     import numpy as np
     import pandas as pd
 
@@ -262,11 +250,7 @@ def test_count_from_the_snapshot_equals_the_sql_path():
         for audience, exclude in ((None, False), (aud, False), (aud, True)):
             fast = hm._counts_from_index(eng, res, audience, exclude)
             ids = None if audience is None else audience.to_pandas()[["customer_id"]]
-            with hm._source(eng, ids, exclude) as source:
-                keep, fill = hm._parent_masks(res)
-                slow = eng.store.frame(
-                    f"SELECT (cell & CAST($keep AS UBIGINT)) | CAST($fill AS UBIGINT) AS cell, count(*) AS customers "
-                    f"{source} GROUP BY 1 ORDER BY 1", {"keep": keep, "fill": fill})
+            slow = hm._counts_from_points(eng, res, metric, None, ids, exclude)
             assert fast["cell"].astype("uint64").tolist() == slow["cell"].astype("uint64").tolist()
             assert fast["customers"].tolist() == slow["customers"].astype("int64").tolist()
     assert metric.kind == "count"

@@ -34,12 +34,19 @@ def test_heatmap_shows_exactly_the_cells_above_the_floor(city):
     hm = city.heatmap(8, "mean:spend_12m")
     hidden = set(city.heatmap(8, "mean:spend_12m", k_min=0, allow_no_floor=True).cells["h3"]) - set(hm.cells["h3"])
     html = _html(hm.to_map(tiles=None))
-    (fc,) = embedded_geojson(html)
+    fc, hatched = embedded_geojson(html)
     assert sorted(f["properties"]["h3"] for f in fc["features"]) == sorted(hm.cells["h3"])
     assert all(f["properties"]["customers"] >= 10 for f in fc["features"])
     assert not [h for h in hidden if h in html]
     assert leaked_customers(city, html) == []
-    assert hm.caption in html.replace("\\u2265", "≥") and "mean spend_12m" in html  # legend and tooltip alias
+    assert hm.caption in html and "mean spend_12m" in html  # legend and tooltip alias
+    # the hidden cells are drawn hatched, with no id and no count: only "fewer than 10"
+    assert len(hatched["features"]) == hm.suppressed_cells == len(hidden) > 0
+    assert {tuple(f["properties"].items()) for f in hatched["features"]} == {(("note", "fewer than 10 customers "
+                                                                                       "(hidden)"),)}
+    drawn = {h3.latlng_to_cell(*np.asarray(f["geometry"]["coordinates"][0]).mean(axis=0)[::-1], 8)
+             for f in hatched["features"]}
+    assert drawn == hidden and "url(#gt-hatch)" in html
     assert "tile.openstreetmap" not in html
 
 
@@ -61,9 +68,9 @@ _FETCHES = re.compile(r"<script[^>]*\ssrc=|<link[^>]*\shref=|@import|url\(\s*['\
 
 
 def _without_libraries(html: str) -> str:
-    """The page less the Leaflet and d3 code written into it."""
+    """The page less the Leaflet code (and d3, for a page with a branca legend) written into it."""
     for url in ASSETS:
-        assert asset_code(url) in html, url
+        assert asset_code(url) in html or "d3" in url, url
         html = html.replace(asset_code(url), "")
     return html
 
@@ -85,7 +92,7 @@ def test_saved_maps_are_self_contained(city, tmp_path):
 def test_cdn_links_on_request(city):
     html = _html(city.coverage(["S001"], "2mi").to_map(tiles=None, inline_js=False))
     assert sorted(re.findall(r'<script src="([^"]+)"|<link rel="stylesheet" href="([^"]+)"', html)) == sorted(
-        [(u, "") if u.endswith(".js") else ("", u) for u in ASSETS])
+        [(u, "") if u.endswith(".js") else ("", u) for u in ASSETS if "d3" not in u])  # the legends need no d3
     assert not [u for u in ASSETS if asset_code(u) in html]
 
 
@@ -119,19 +126,32 @@ def test_missing_asset_package_says_what_to_install(monkeypatch):
 @pytest.mark.parametrize("scale", ["quantile", "linear"])
 def test_scales(city, scale):
     html = _html(city.heatmap(8).to_map(scale=scale, tiles=None))
-    assert "d3.scale.threshold" in html
+    assert "gt-legend" in html and "Customers per hexagon (about 1 km across)" in html
     with pytest.raises(geotarget.InvalidInputError, match="scale must be one of"):
         city.heatmap(8).to_map(scale="log")
+
+
+def test_quantile_legend_takes_equal_steps_with_whole_numbers():
+    from geotarget.maps.style import colormap, legend_html
+
+    values = [10, 11, 12, 12, 13, 15, 20, 40, 100, 900]
+    text = legend_html(colormap(values, bins=4), "Customers per hexagon", hidden="fewer than 10 customers (hidden)")
+    steps = re.findall(r'<span style="background:(#[0-9a-f]{6})"></span>', text)
+    ticks = re.findall(r'<span style="left:([0-9.]+)%">([^<]*)</span>', text)
+    assert len(steps) == 4 and len(set(steps)) == 4
+    assert [float(x) for x, _ in ticks] == [0.0, 25.0, 50.0, 75.0, 100.0]  # equal steps, whatever the values
+    assert [t for _, t in ticks][0] == "10" and [t for _, t in ticks][-1] == "900"
+    assert ".0<" not in text and "fewer than 10 customers (hidden)" in text
 
 
 def test_choropleth_switches_metrics_and_legends(city):
     m = choropleth_map(city, "hoods", ["count", "mean:spend_12m", "penetration:hoods:population"], tiles=None)
     html = _html(m)
     assert html.count("L.control.layers") == 1 and "baselayerchange" in html
-    layers = embedded_geojson(html)
+    layers = [fc for fc in embedded_geojson(html) if fc["features"] and "value" in fc["features"][0]["properties"]]
     assert len(layers) == 3 and all({"name", "value", "customers"} <= set(f["properties"]) for f in
                                     layers[0]["features"])
-    assert "penetration (population) per region of hoods (customers per person)" in html
+    assert "Customers per person (population) per area of hoods" in html
     assert leaked_customers(city, html) == []
 
 
@@ -140,8 +160,12 @@ def test_choropleth_leaves_out_small_regions(city):
     k = int(small["customers"].median())
     hidden = small[small["customers"] < k]
     html = _html(choropleth_map(city, "hoods", "count", k_min=k, tiles=None))
-    shown = {f["properties"]["name"] for fc in embedded_geojson(html) for f in fc["features"]}
+    layers = embedded_geojson(html)
+    shown = {f["properties"]["name"] for fc in layers for f in fc["features"] if "name" in f["properties"]}
     assert shown and not shown & set(hidden["name"])
+    hatched = [f for fc in layers for f in fc["features"] if f["properties"] == {"note": f"fewer than {k} customers "
+                                                                                         "(hidden)"}]
+    assert len(hatched) == len(hidden) > 0
 
 
 def test_coverage_map(city):
@@ -150,8 +174,9 @@ def test_coverage_map(city):
     density, uncovered, overlaps, rings = None, None, None, None
     for fc in embedded_geojson(html):
         keys = set(fc["features"][0]["properties"]) if fc["features"] else set()
-        if keys == {"store_id", "radius_m"}:
+        if keys == {"store_id", "radius"}:
             rings = fc
+            assert {f["properties"]["radius"] for f in fc["features"]} == {"2 mi"}
         elif keys == {"stores", "shared"}:
             overlaps = fc
         elif "value" in keys:
@@ -198,8 +223,8 @@ def test_small_counts_in_popups_follow_the_floor():
     from geotarget.maps.folium import _store_popup
 
     row = SimpleNamespace(store_id="S<1>", name="A & B", customers=4)
-    assert _store_popup(row, 10, 3218.7) == ("<b>S&lt;1&gt;</b> A &amp; B<br>"
-                                             "audience within 3,219 m: fewer than 10 customers")
+    assert _store_popup(row, 10, "2 mi") == ("<b>S&lt;1&gt;</b> A &amp; B<br>"
+                                             "audience within 2 mi: fewer than 10 customers")
 
 
 def test_twenty_thousand_hexes_stay_under_10_mb():

@@ -131,7 +131,7 @@ def test_no_key_refuses_to_start_unless_insecure(engine, monkeypatch):
     ("GET", "/v1/stores/near", {"params": {"lat": 40, "lng": 0, "limit": 1001}}, "limit"),
     ("GET", "/v1/promotions", {"params": {"lat": 40, "lng": 0, "at": "2025-01-01T00:00:00"}}, "at"),
     ("GET", "/v1/campaigns", {"params": {"limit": 0}}, "limit"),
-    ("GET", "/v1/heatmap", {"params": {"res": 4}}, "res"),
+    ("GET", "/v1/heatmap", {"params": {"res": 16}}, "res"),
     ("GET", "/v1/heatmap", {"params": {"k_min": 0}}, "k_min"),
     ("POST", "/v1/audiences", {"json": {"stores": ["S001"], "radius": 500}}, "radius"),
     ("POST", "/v1/audiences", {"json": {"points": [{"lat": 100, "lng": 0}], "radius": "1km"}}, "points.0.lat"),

@@ -48,6 +48,7 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
 from geotarget.audience import budget as _budget
 from geotarget.audience.privacy import holdout_groups
 from geotarget.errors import InvalidInputError
+from geotarget.geo.cells import cell_column_res, cells_to_str, latlng_to_cells
 from geotarget.geo.geodesy import within_radius
 from geotarget.units import parse_radius
 
@@ -188,8 +189,12 @@ class Audience:
         if self.groups is not None:
             frame["group"] = self.groups
         wanted = list(dict.fromkeys((columns or []) + self.columns))
+        cells = _cell_columns(self._engine, wanted)
+        wanted = [c for c in wanted if c not in cells]
         if wanted and len(frame):
             frame = _attach_columns(self._engine, frame, wanted)
+        for name, res in cells.items():  # the cell containing each customer, as h3-py's latlng_to_cell names it
+            frame[name] = cells_to_str(latlng_to_cells(frame["lat"].to_numpy(), frame["lng"].to_numpy(), res))
         return frame
 
     def to_geodataframe(self, columns: list[str] | None = None):
@@ -241,13 +246,23 @@ class Audience:
                                     include_control=include_control)
 
 
+def _cell_columns(engine, wanted: list[str]) -> dict[str, int]:
+    """Wanted columns ``h3_<res>`` that no stored customer column shadows, with their resolutions."""
+    out = {c: cell_column_res(c) for c in wanted if cell_column_res(c) is not None}
+    if out:
+        stored = {c.lower() for c in engine.store.columns("customers")}
+        out = {c: r for c, r in out.items() if c.lower() not in stored}
+    return out
+
+
 def _attach_columns(engine, frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
     available = engine.store.columns("customers")
     lookup = {c.lower(): c for c in available}
     real = []
     for col in wanted:
         if col.lower() not in lookup:
-            raise InvalidInputError(f"unknown customer column {col!r}; available columns: {', '.join(available)}")
+            raise InvalidInputError(f"unknown customer column {col!r}; available columns: {', '.join(available)}, "
+                                    "or h3_0 to h3_15 for the cell containing each customer")
         if lookup[col.lower()] not in frame.columns:
             real.append(lookup[col.lower()])
     if not real:

@@ -3,7 +3,7 @@
 Each function here answers one membership question exactly over a
 :class:`~geotarget.audience.index.CustomerIndex` snapshot: within a radius (WGS84
 geodesic), inside polygons (boundary counts inside), in an H3 k-ring (by the
-H3 hierarchy of each point's res-15 cell), or matching segment filters.
+cell containing each point, ``latlng_to_cell``), or matching segment filters.
 Campaign geofences reuse them, so a promotion and its audience always agree.
 """
 
@@ -388,6 +388,9 @@ def _point_centers(points) -> pd.DataFrame:
 
 
 def _ring_positions(index, ring_cell, ring_point, k, res):
+    """Customers whose containing cell (``latlng_to_cell``) lies in the k-ring of a cell."""
+    from geotarget.audience.cellcodes import positions_in_cells
+
     try:
         k = int(k)
     except (TypeError, ValueError):
@@ -401,14 +404,14 @@ def _ring_positions(index, ring_cell, ring_point, k, res):
         lat, lng = _check_latlng(*ring_point, "ring point")
         if res is None:
             raise InvalidInputError("a ring around a point needs a resolution: res= (CLI --res)")
-        if not 0 <= int(res) <= index.res:
-            raise InvalidInputError(f"res must be in [0, {index.res}], got {res}")
+        if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or not 0 <= int(res) <= 15:
+            raise InvalidInputError(f"res must be a whole number in [0, 15], got {res!r}")
         cell = int(latlng_to_cells([lat], [lng], int(res))[0])
         where = f"the res-{res} cell of ({lat}, {lng})"
     disk = [h3.str_to_int(c) for c in h3.grid_disk(h3.int_to_str(cell), k)]
-    positions = index.positions_in_ranges(cell_ranges(disk, index.res))
+    positions = positions_in_cells(index, disk)
     _budget.charge_candidates(positions.size)
-    return np.sort(positions), f"in the {k}-ring of {where}"
+    return positions, f"in the {k}-ring of {where}"
 
 
 def parse_zone_text(text: str):

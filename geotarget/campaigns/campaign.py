@@ -12,8 +12,8 @@ geofence is one of:
 - ``{"kind": "regions", "layer": "nyc_nta", "regions": [...]}``: inside any of
   the regions (region ids), boundary points counted inside;
 - ``{"kind": "cells", "cells": ["882a100d17fffff", ...]}``: in one of the H3
-  cells, by the hierarchy rule audiences use (a point is in a cell when the
-  parent, at that cell's resolution, of its resolution-15 cell is that cell).
+  cells: a point is in a cell when ``h3.latlng_to_cell(lat, lng, res)`` at
+  that cell's resolution is that cell, as h3-py and every H3 tool say.
 
 The time window includes ``start`` and excludes ``end``; both are
 timezone-aware (naive datetimes are refused) and either may be open. Status
@@ -371,7 +371,7 @@ def campaign_audience(engine, c: Campaign, options: dict):
 
 def _cells_audience(engine, cells, *, where, holdout, campaign, columns=None, min_size=None, exclude_within=None,
                     exclude_regions=None):
-    """Customers in explicit H3 cells (hierarchy rule), then the same narrowing as every audience."""
+    """Customers in explicit H3 cells (the cell containing each, by ``latlng_to_cell``), then the usual narrowing."""
     import numpy as np
 
     from geotarget.audience.audience import (
@@ -383,11 +383,12 @@ def _cells_audience(engine, cells, *, where, holdout, campaign, columns=None, mi
         _regions,
     )
     from geotarget.audience.privacy import holdout_groups
-    from geotarget.geo.cells import cell_ranges, str_to_cells
+    from geotarget.audience.cellcodes import positions_in_cells
+    from geotarget.geo.cells import str_to_cells
     from geotarget.geo.geodesy import within_radius
 
     index = engine._index_cache.get()
-    positions = np.sort(index.positions_in_ranges(cell_ranges(str_to_cells(cells), index.res)))
+    positions = positions_in_cells(index, str_to_cells(cells))
     keep = np.ones(positions.size, dtype=bool)
     for zone in exclude_within or []:
         zlat, zlng, zr = _parse_zone(zone)

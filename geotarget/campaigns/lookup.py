@@ -18,8 +18,8 @@ How a lookup stays exact and fast (single points: plain ``math``, no numpy):
 - **Regions.** A bucket lying wholly inside a polygon answers without a
   test; in an edge bucket ``shapely.intersects_xy`` decides (boundary
   inside), as audiences do.
-- **Cells.** An explicit cell set is a dict lookup of the parent, at each
-  resolution present, of the point's resolution-15 cell.
+- **Cells.** An explicit cell set is a dict lookup of the cell containing the
+  point (``latlng_to_cell``) at each resolution present.
 """
 
 from __future__ import annotations
@@ -135,10 +135,8 @@ class LookupSnapshot:
         if self.cell_res:
             from h3.api.basic_int import latlng_to_cell
 
-            fine = latlng_to_cell(lat, lng, 15)
-            for res in self.cell_res:
-                low_bits = (1 << (3 * (15 - res))) - 1
-                hit = self.cell_campaigns.get((fine & ~((0xF << 52) | low_bits)) | (res << 52) | low_bits)
+            for res in self.cell_res:  # the cell containing the point at each resolution fenced
+                hit = self.cell_campaigns.get(latlng_to_cell(lat, lng, res))
                 if hit:
                     found.update(hit)
         return sorted(found & self.live_at(ts))

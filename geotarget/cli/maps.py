@@ -8,6 +8,7 @@ import typer
 
 from geotarget.errors import InvalidInputError
 from geotarget.maps.heatmap import DEFAULT_K_MIN
+from geotarget.maps.labels import unit_of
 
 from ._app import app, console, engine, output_path
 
@@ -39,7 +40,7 @@ def _written(path: Path) -> None:
 @app.command("heatmap")
 def heatmap(
     output: str = typer.Option(..., "-o", "--output", help="HTML map to write."),
-    res: int = typer.Option(8, "--res", help="H3 resolution of the cells, 5 to 11."),
+    res: int = typer.Option(8, "--res", help="H3 resolution of the cells, 0 to 15."),
     metric: list[str] = typer.Option(
         ["count"], "--metric",
         help="count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL; repeat for a layer per metric."),
@@ -79,6 +80,7 @@ def heatmap(
         results = [eng.heatmap(res, m, audience=audience, region_layer=region_layer,
                                k_min="policy" if k_min is None else k_min,
                                allow_no_floor=no_privacy_floor) for m in metrics]
+        outlines = _outlines(eng) if png else None
     for r in results:
         console.print(f"heatmap: {r.summary()}")
         if r.unassigned_customers:
@@ -89,7 +91,8 @@ def heatmap(
     if cells_out:
         _written(results[0].save(output_path(cells_out)))
     if png:
-        _written(results[0].to_png(output_path(png), scale=scale))
+        _written(results[0].to_png(output_path(png), scale=scale, tiles=_png_tiles(tiles), context=outlines,
+                                   unit=unit_of(radius) if radius else None))
 
 
 @map_app.command("coverage")
@@ -117,7 +120,20 @@ def coverage(
         cov = eng.coverage("all" if all_stores else list(store), radius, res=res,
                            k_min=eng.policy().k_min if k_min is None else k_min,
                            allow_no_floor=no_privacy_floor)
+        outlines = _outlines(eng) if png else None
     console.print(f"coverage: {cov.summary()}")
     _written(save_html(coverage_map(cov, scale=scale, tiles=_tiles(tiles), inline_js=not cdn), output_path(output)))
     if png:
-        _written(cov.to_png(output_path(png), scale=scale))
+        _written(cov.to_png(output_path(png), scale=scale, tiles=_png_tiles(tiles), context=outlines))
+
+
+def _outlines(eng) -> list:
+    """Every loaded region outline: the context of an offline PNG."""
+    return [g for layer in eng.layers() for g in eng.regions(layer).geometry]
+
+
+def _png_tiles(tiles: str):
+    """The PNG basemap: none when the HTML map has none, else the standard provider."""
+    from geotarget.maps.png import DEFAULT_PNG_TILES
+
+    return None if _tiles(tiles) is None else DEFAULT_PNG_TILES

@@ -1,16 +1,24 @@
-"""H3 cells, vectorized.
+"""H3 cells, vectorized: standard containment for answers, the hierarchy for coverings.
 
-geotarget stores one fine H3 cell (resolution :data:`FINE_RES`) per point as an
-unsigned 64-bit integer. Every coarser cell is derived from it with bit
-arithmetic: an H3 index keeps its resolution in bits 52-55 and one 3-bit digit
-per resolution below that, and unused digits are all 7. So the parent at
-``res`` is "set the resolution field, fill the digits below ``res`` with 7",
-which numpy does for millions of cells at memory speed.
+**The cell of a point** at resolution ``r`` is always H3's own
+``latlng_to_cell(lat, lng, r)`` (:func:`latlng_to_cells`, on all cores). Every
+answer that names or draws a cell (heatmaps, ring audiences, cell geofences,
+export columns, coverage hexes) uses it, so geotarget's cells agree with
+h3-py, h3pandas, DuckDB's h3 extension and BigQuery. :func:`in_cells` decides
+membership of points in a set of cells of any resolutions that way.
 
-The same layout makes the descendants of a cell at a fixed finer resolution
-one contiguous integer range (:func:`descendant_range`), so a covering of
-coarse cells turns into a handful of range scans over points sorted by their
-fine cell.
+**Coverings** use the hierarchy of the one fine cell (resolution
+:data:`FINE_RES`) stored per point. An H3 index keeps its resolution in bits
+52-55 and one 3-bit digit per resolution below that, unused digits all 7, so
+the ancestor at ``res`` is bit arithmetic (:func:`cells_to_parents`) and the
+descendants of a cell at a fixed finer resolution are one contiguous integer
+range (:func:`descendant_range`): a covering of coarse cells becomes a few
+range scans over points sorted by their fine cell. H3 children overhang their
+parents, so the ancestor of a point's fine cell is *not* always the cell that
+contains the point (about 6.5 % of points at res 8); a covering is therefore
+only a conservative candidate filter (:func:`candidate_ranges` adds each
+cell's neighbours), and the candidates are then decided by
+:func:`in_cells`.
 """
 
 from __future__ import annotations
@@ -29,12 +37,16 @@ from geotarget.units import EARTH_RADIUS_M
 
 __all__ = [
     "FINE_RES",
+    "candidate_ranges",
+    "cell_column_res",
     "cell_ranges",
     "cells_to_parents",
+    "cells_to_resolutions",
     "cells_to_str",
     "covering_res",
     "descendant_range",
     "disk_covering",
+    "in_cells",
     "latlng_to_cells",
     "str_to_cells",
 ]
@@ -122,12 +134,14 @@ def latlng_to_cells(lat, lng, res: int = FINE_RES) -> np.ndarray:
 def cells_to_parents(cells, res: int) -> np.ndarray:
     """Parents at ``res`` of cells at a finer (or equal) resolution.
 
-    Pure bit arithmetic, equal to ``h3.cell_to_parent`` cell by cell.
+    Pure bit arithmetic, equal to ``h3.cell_to_parent`` cell by cell. The
+    parent of a point's fine cell is not always the cell containing the point
+    (children overhang); use :func:`latlng_to_cells` for that.
 
     Examples
     --------
     >>> c = latlng_to_cells([40.758], [-73.9855], 15)
-    >>> cells_to_str(cells_to_parents(c, 9)) == [h3.latlng_to_cell(40.758, -73.9855, 9)]
+    >>> cells_to_str(cells_to_parents(c, 9)) == [h3.cell_to_parent(h3.latlng_to_cell(40.758, -73.9855, 15), 9)]
     True
     """
     res = _check_res(res)
@@ -175,6 +189,70 @@ def cell_ranges(cells, fine_res: int = FINE_RES) -> np.ndarray:
         else:
             merged.append([lo, hi])
     return np.array(merged, dtype="uint64").reshape(-1, 2)
+
+
+def cells_to_resolutions(cells) -> np.ndarray:
+    """The resolution of each cell (bits 52-55)."""
+    return ((np.asarray(cells, dtype="uint64") >> _RES_SHIFT) & np.uint64(0xF)).astype("int64")
+
+
+def candidate_ranges(cells, fine_res: int = FINE_RES) -> np.ndarray:
+    """Fine-cell ranges holding every point whose standard cell is one of ``cells``.
+
+    A point in cell ``C`` (by ``latlng_to_cell``) has a fine cell whose
+    ancestor at ``C``'s resolution is ``C`` or one of its six neighbours:
+    descendants reach less than :data:`DESCENDANT_REACH` circumradii from
+    their ancestor's centre, and the second ring of cells lies farther away.
+    So the ranges of ``cells`` and their neighbours are a conservative
+    candidate set; :func:`in_cells` then decides.
+
+    Examples
+    --------
+    >>> cell = h3.str_to_int(h3.latlng_to_cell(40.758, -73.9855, 8))
+    >>> fine = int(latlng_to_cells([40.758], [-73.9855], FINE_RES)[0])
+    >>> any(lo <= fine <= hi for lo, hi in candidate_ranges([cell]).tolist())
+    True
+    """
+    ring = set()
+    for c in np.asarray(cells, dtype="uint64").tolist():
+        ring.update(_neighbours(h3.int_to_str(c)))
+    return cell_ranges([h3.str_to_int(c) for c in ring], fine_res)
+
+
+def in_cells(lat, lng, cells) -> np.ndarray:
+    """Whether each point lies in one of ``cells`` (any mix of resolutions), by ``latlng_to_cell``.
+
+    Examples
+    --------
+    >>> cell = h3.str_to_int(h3.latlng_to_cell(40.758, -73.9855, 7))
+    >>> in_cells([40.758, 41.0], [-73.9855, -73.0], [cell]).tolist()
+    [True, False]
+    """
+    lat = np.asarray(lat, dtype="float64")
+    lng = np.asarray(lng, dtype="float64")
+    cells = np.unique(np.asarray(cells, dtype="uint64"))
+    out = np.zeros(lat.shape, dtype=bool)
+    if lat.size == 0 or cells.size == 0:
+        return out
+    resolutions = cells_to_resolutions(cells)
+    for res in np.unique(resolutions).tolist():
+        out |= np.isin(latlng_to_cells(lat, lng, res), cells[resolutions == res])
+    return out
+
+
+def cell_column_res(name: str) -> int | None:
+    """The resolution named by an export column ``h3_<res>`` (``h3_0`` to ``h3_15``), else None.
+
+    Examples
+    --------
+    >>> cell_column_res("h3_8"), cell_column_res("H3_15"), cell_column_res("h3_16"), cell_column_res("spend")
+    (8, 15, None, None)
+    """
+    text = str(name).strip().lower()
+    if not text.startswith("h3_") or not text[3:].isdigit():
+        return None
+    res = int(text[3:])
+    return res if 0 <= res <= 15 else None
 
 
 def cells_to_str(cells) -> list[str]:

@@ -20,9 +20,12 @@ import h3
 import numpy as np
 import pandas as pd
 
-from geotarget.maps.heatmap import DEFAULT_K_MIN, RES_RANGE, HeatmapResult, Metric, aggregate_cells, check_k_min
+from geotarget.maps.heatmap import DEFAULT_K_MIN, HeatmapResult, Metric, aggregate_cells, check_k_min
 
 __all__ = ["Coverage", "coverage", "coverage_res"]
+
+#: Resolutions a coverage map picks from: hexagons of about 60 m to 9 km across.
+_COVERAGE_RES = (5, 11)
 
 
 def coverage_res(radius_m: float, *, cells_per_ring: float = 150.0) -> int:
@@ -34,10 +37,10 @@ def coverage_res(radius_m: float, *, cells_per_ring: float = 150.0) -> int:
     9
     """
     ring_km2 = np.pi * (radius_m / 1000.0) ** 2
-    for res in range(RES_RANGE[0], RES_RANGE[1] + 1):
+    for res in range(_COVERAGE_RES[0], _COVERAGE_RES[1] + 1):
         if h3.average_hexagon_area(res, unit="km^2") <= ring_km2 / cells_per_ring:
             return res
-    return RES_RANGE[1]
+    return _COVERAGE_RES[1]
 
 
 @dataclass
@@ -74,10 +77,31 @@ class Coverage:
     uncovered_customers: int
     rings: np.ndarray = field(repr=False, default=None)
     overlap_geometry: np.ndarray = field(repr=False, default=None)
+    unit: str | None = None
+
+    @property
+    def radius_text(self) -> str:
+        """The radius in the unit it was given in, e.g. ``'2 mi'``."""
+        from geotarget.maps.labels import distance_text
+
+        return distance_text(self.radius_m, self.unit)
+
+    @property
+    def title(self) -> str:
+        """A plain title, e.g. ``'Who 4 stores reach within 2 mi'``."""
+        n = len(self.stores)
+        return f"Who {n:,} store{'s' if n != 1 else ''} reach{'es' if n == 1 else ''} within {self.radius_text}"
+
+    @property
+    def caption(self) -> str:
+        """The legend caption of the density cells."""
+        from geotarget.maps.labels import area_word
+
+        return f"Customers within {self.radius_text} per {area_word(self.density)}"
 
     def summary(self) -> str:
         """One line for people."""
-        return (f"{len(self.stores)} store(s), radius {self.radius_m:,.0f} m: {self.covered_customers:,} customers "
+        return (f"{len(self.stores)} store(s), radius {self.radius_text}: {self.covered_customers:,} customers "
                 f"covered, {self.uncovered_customers:,} uncovered, {len(self.overlaps)} overlapping pair(s); "
                 f"{self.density.suppressed_cells + self.uncovered.suppressed_cells:,} cells below k={self.k_min} "
                 "suppressed")
@@ -153,6 +177,7 @@ def coverage(eng, stores="all", radius="2mi", *, res: int | None = None, k_min: 
     [['S1', 'S2', 20]]
     """
     from geotarget.maps.geometry import geodesic_ring
+    from geotarget.maps.labels import unit_of
     from geotarget.units import parse_radius
 
     k = check_k_min(k_min, allow_no_floor)
@@ -168,4 +193,5 @@ def coverage(eng, stores="all", radius="2mi", *, res: int | None = None, k_min: 
     uncovered = aggregate_cells(eng, res, Metric("count"), audience=aud, exclude_audience=True, k_min=k)
     overlaps, geoms = _overlaps(aud, rings)
     return Coverage(frame, radius_m, res, k, density, uncovered, overlaps, covered_customers=len(aud),
-                    uncovered_customers=uncovered.total_customers, rings=rings, overlap_geometry=geoms)
+                    uncovered_customers=uncovered.total_customers, rings=rings, overlap_geometry=geoms,
+                    unit=unit_of(radius))

@@ -6,9 +6,11 @@ point or id is ever written into a map, and every coordinate is rounded to 6
 decimals. Vector layers do not depend on tiles: pass ``tiles=None`` for a
 map that renders with no tile server.
 
-A page is self-contained by default: Leaflet and d3 are written into it from
-the installed packages ``xstatic-leaflet`` and ``xstatic-d3``, so a saved map
-opens with no internet. ``inline_js=False`` links their CDNs instead, for a
+A page is self-contained by default: Leaflet is written into it from the
+installed package ``xstatic-leaflet`` (and d3 from ``xstatic-d3`` when a
+branca legend is added), so a saved map opens with no internet. geotarget's
+own legends are plain HTML: quantile classes take equal steps, with units,
+and a hatched key for the areas the k floor hides. ``inline_js=False`` links their CDNs instead, for a
 page about half a megabyte lighter.
 
 folium, branca and matplotlib are imported only when a map is made.
@@ -67,7 +69,10 @@ def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str 
     >>> "882a100d67fffff" in html, "cust-001" in html, "<script src=" in html
     (True, False, False)
     """
-    from geotarget.maps.style import LegendSwitch, colormap, new_map, value_layer
+    import folium
+
+    from geotarget.maps.labels import hidden_text
+    from geotarget.maps.style import Hatches, Legend, LegendSwitch, colormap, hidden_layer, new_map, value_layer
 
     results = list(result) if isinstance(result, (list, tuple)) else [result]
     m = new_map(extent(results), tiles=tiles, inline_js=inline_js)
@@ -82,20 +87,22 @@ def heatmap_map(result, *, scale: str = "quantile", bins: int = 7, palette: str 
                       caption=r.caption)
         value_layer(r, cm, name=name, opacity=opacity, show=(i == 0), overlay=not several,
                     class_name="gt-hex" if r.level == "cell" else "gt-region").add_to(m)
-        cm.add_to(m)
+        Legend(cm, r.caption, hidden=hidden_text(r.k_min), layer=name).add_to(m)
+    hidden = results[0]
+    if hidden.hidden is not None and len(hidden.hidden):
+        hidden_layer(hidden).add_to(m)
+    Hatches().add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)  # an icon until hovered: it never covers the map
     if several:
-        import folium
-
-        folium.LayerControl(collapsed=False).add_to(m)
         LegendSwitch(names).add_to(m)
     return m
 
 
-def _store_popup(row, k_min: int, radius_m: float) -> str:
+def _store_popup(row, k_min: int, radius: str) -> str:
     n = int(row.customers)
     size = f"{n:,} customers" if n >= k_min else f"fewer than {k_min} customers"
     return (f"<b>{html.escape(str(row.store_id))}</b> {html.escape(str(row.name or ''))}<br>"
-            f"audience within {radius_m:,.0f} m: {size}")
+            f"audience within {html.escape(radius)}: {size}")
 
 
 def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quantile", bins: int = 7,
@@ -104,9 +111,12 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
 
     Layers (each in the layer control, CSS class in brackets): uncovered
     customers per cell in grey (``gt-uncovered``), audience density per cell
-    (``gt-hex``), ring overlaps dashed in red (``gt-overlap``), the geodesic
-    rings (``gt-ring``) and the stores (``gt-store``) with popups giving id,
-    name and audience size. Counts under the floor read "fewer than k".
+    (``gt-hex``), cells hidden by the floor hatched (``gt-hidden``), ring
+    overlaps cross-hatched in purple, a colour no heat palette uses
+    (``gt-overlap``), the geodesic rings (``gt-ring``) and the stores
+    (``gt-store``) with popups giving id, name and audience size. Distances
+    are in the unit the radius was given in; counts under the floor read
+    "fewer than k".
     ``tiles``, ``scale``, ``bins``, ``palette``, ``opacity`` and
     ``inline_js`` are as in :func:`heatmap_map`.
 
@@ -118,7 +128,19 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
     import shapely
 
     from geotarget.maps.geometry import COORD_DECIMALS, round_geometry
-    from geotarget.maps.style import StoreMarkers, colormap, features, geojson_layer, new_map, value_layer
+    from geotarget.maps.labels import distance_text, hidden_text
+    from geotarget.maps.style import (
+        OVERLAP_COLOR,
+        Hatches,
+        Legend,
+        StoreMarkers,
+        colormap,
+        features,
+        geojson_layer,
+        hidden_layer,
+        new_map,
+        value_layer,
+    )
 
     bounds = extent([cov.density, cov.uncovered])
     if len(cov.rings):
@@ -127,8 +149,9 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
             if len(cov.density.frame) or len(cov.uncovered.frame) else tuple(rb)
     m = new_map(bounds, tiles=tiles, inline_js=inline_js)
     k = cov.k_min
+    radius = distance_text(cov.radius_m, cov.unit)
 
-    uncovered = folium.FeatureGroup(name=f"Uncovered customers (cells with {k}+)")
+    uncovered = folium.FeatureGroup(name="Customers no store reaches")
     feats = features(cov.uncovered)
     for f in feats:
         del f["properties"]["value"]  # the count again
@@ -136,10 +159,11 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
                   aliases=["cell", "uncovered customers"], opacity=0.35, weight=0.3).add_to(uncovered)
     uncovered.add_to(m)
 
+    caption = cov.caption
     cm = colormap(cov.density.frame["value"].to_numpy(dtype="float64"), scale=scale, bins=bins, palette=palette,
-                  caption=f"audience customers per H3 cell (res {cov.res}) within {cov.radius_m:,.0f} m; k ≥ {k}")
-    value_layer(cov.density, cm, name="Audience density", opacity=opacity).add_to(m)
-    cm.add_to(m)
+                  caption=caption)
+    value_layer(cov.density, cm, name="Customers within reach", opacity=opacity).add_to(m)
+    hidden_layer(cov.density).add_to(m)
 
     def shared_text(n: int) -> str:
         return f"{n:,}" if n >= k else f"fewer than {k}"
@@ -151,29 +175,34 @@ def coverage_map(cov, *, tiles: str | None = DEFAULT_TILES, scale: str = "quanti
         for i, (a, b, n, g) in enumerate(zip(cov.overlaps["store_a"], cov.overlaps["store_b"],
                                              cov.overlaps["shared_customers"], round_geometry(cov.overlap_geometry)))
     ]
-    group = folium.FeatureGroup(name="Ring overlaps")
-    geojson_layer(overlap_feats, color="#d62728", class_name="gt-overlap", fields=["stores", "shared"],
-                  aliases=["overlap", "shared customers"], opacity=0.3, weight=3.0, dash="6 4").add_to(group)
+    group = folium.FeatureGroup(name="Where rings overlap")
+    geojson_layer(overlap_feats, color=OVERLAP_COLOR, fill="url(#gt-cross)", class_name="gt-overlap",
+                  fields=["stores", "shared"], aliases=["overlap", "shared customers"], opacity=0.8, weight=2.0,
+                  dash="6 4").add_to(group)
     group.add_to(m)
 
     ring_feats = [
-        {"type": "Feature", "id": str(i), "properties": {"store_id": str(s), "radius_m": round(cov.radius_m, 1)},
+        {"type": "Feature", "id": str(i), "properties": {"store_id": str(s), "radius": radius},
          "geometry": shapely.geometry.mapping(g)}
         for i, (s, g) in enumerate(zip(cov.stores["store_id"], cov.rings))
     ]
-    group = folium.FeatureGroup(name=f"Rings ({cov.radius_m:,.0f} m, geodesic)")
-    geojson_layer(ring_feats, color="#1f4e9c", class_name="gt-ring", fields=["store_id", "radius_m"],
-                  aliases=["store", "radius (m)"], opacity=0.0, weight=2.0).add_to(group)
+    group = folium.FeatureGroup(name=f"{radius} around each store")
+    geojson_layer(ring_feats, color="#1f4e9c", class_name="gt-ring", fields=["store_id", "radius"],
+                  aliases=["store", "radius"], opacity=0.0, weight=2.0).add_to(group)
     group.add_to(m)
 
     group = folium.FeatureGroup(name="Stores")
     StoreMarkers([{"lat": round(float(r.lat), COORD_DECIMALS), "lng": round(float(r.lng), COORD_DECIMALS),
-                   "id": str(r.store_id), "popup": _store_popup(r, k, cov.radius_m)}
+                   "id": str(r.store_id), "popup": _store_popup(r, k, radius)}
                   for r in cov.stores.itertuples(index=False)],
                  radius=6, color="#1f4e9c", weight=3, fillColor="#ffffff", fillOpacity=1.0,
                  className="gt-store").add_to(group)  # pixels: a marker, not a distance; the ring is the distance
     group.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
+    Legend(cm, caption, hidden=hidden_text(k),
+           keys=[("gt-cross", "where rings overlap"), ("gt-grey", f"customers no store reaches ({k} or more)")]
+           ).add_to(m)
+    Hatches().add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)  # an icon until hovered: it never covers the map
     return m
 
 

@@ -140,16 +140,65 @@ def apportion(source_geoms, values, target_geoms) -> np.ndarray:
     return out
 
 
-def extent(results) -> tuple[float, float, float, float]:
-    """The lng/lat bounds (min_x, min_y, max_x, max_y) of heatmap results' cells or regions; the world when empty."""
+#: Above this span (degrees), a map fits the bulk of the data instead of every outlier.
+WIDE_SPAN_DEG = 20.0
+#: The share of customers (by weight) a wide map may leave outside its view at each side.
+WIDE_TRIM = 0.02
+
+
+def _weighted_range(values: np.ndarray, weights: np.ndarray, trim: float) -> tuple[float, float]:
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    total = cum[-1]
+    lo = values[order][min(np.searchsorted(cum, trim * total, side="left"), len(cum) - 1)]
+    hi = values[order][min(np.searchsorted(cum, (1 - trim) * total, side="left"), len(cum) - 1)]
+    return float(lo), float(hi)
+
+
+def extent(results, *, trim: float = WIDE_TRIM) -> tuple[float, float, float, float]:
+    """The lng/lat bounds (min_x, min_y, max_x, max_y) to fit a map of heatmap results to.
+
+    Every cell or region fits when the data spans a city or a region. When it
+    spans more than :data:`WIDE_SPAN_DEG` degrees (a country, the world),
+    the view fits where the customers are: the areas between the ``trim``
+    and ``1 - trim`` weighted quantiles of the customers, so a few far
+    outliers do not shrink the data to specks. Latitudes stay within Web
+    Mercator's ±85°; the world when there is nothing to show.
+
+    Examples
+    --------
+    >>> import h3
+    >>> from types import SimpleNamespace
+    >>> import pandas as pd
+    >>> cells = [h3.str_to_int(h3.latlng_to_cell(40.7 + i * 0.01, -74.0, 8)) for i in range(99)]
+    >>> cells.append(h3.str_to_int(h3.latlng_to_cell(-33.9, 151.2, 8)))  # one far away
+    >>> r = SimpleNamespace(level="cell", frame=pd.DataFrame({"cell": cells, "customers": [10] * 100}))
+    >>> minx, miny, maxx, maxy = extent([r])
+    >>> -75 < minx < maxx < -73 and 40.6 < miny < maxy < 41.8
+    True
+    """
     import shapely
 
-    geoms = []
+    geoms, weights = [], []
     for r in results:
         if r.level == "cell":
-            geoms.extend(cells_to_polygons(r.frame["cell"]))
+            polys = cells_to_polygons(r.frame["cell"])
         elif r.geometry is not None:
-            geoms.extend(r.geometry)
+            polys = np.asarray(r.geometry, dtype=object)
+        else:
+            continue
+        geoms.extend(polys)
+        w = r.frame["customers"].to_numpy(dtype="float64") if "customers" in r.frame else np.ones(len(polys))
+        weights.extend(w[: len(polys)] if len(w) >= len(polys) else np.ones(len(polys)))
     if not geoms:
         return (-180.0, -85.0, 180.0, 85.0)
-    return tuple(float(v) for v in shapely.total_bounds(np.asarray(geoms, dtype=object)))
+    geoms = np.asarray(geoms, dtype=object)
+    minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(geoms))
+    if max(maxx - minx, maxy - miny) > WIDE_SPAN_DEG and len(geoms) > 1:
+        b = shapely.bounds(geoms)
+        cx, cy, w = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, np.maximum(np.asarray(weights), 1e-9)
+        x0, x1 = _weighted_range(cx, w, trim)
+        y0, y1 = _weighted_range(cy, w, trim)
+        keep = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
+        minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(geoms[keep]))
+    return (minx, max(miny, -85.0), maxx, min(maxy, 85.0))

@@ -1,7 +1,7 @@
 """Aggregation per H3 cell and per region, with a k-anonymity floor.
 
 A heatmap is a table of aggregates, never of people. Each row is an H3 cell
-(resolutions 5 to 11) or a region of an ingested layer, with the number of
+(any resolution 0 to 15) or a region of an ingested layer, with the number of
 eligible customers in it and one metric:
 
 ``count``
@@ -21,13 +21,20 @@ with ``allow_no_floor=True`` (CLI ``--no-privacy-floor``).
 
 Opted-out and suppressed customers never count (see :mod:`geotarget.audience.privacy`).
 
-**Which cell a customer counts in.** The res-``r`` ancestor of the res-15
-cell stored for it (H3's hierarchy, computed with bit arithmetic inside
-DuckDB). Counts therefore roll up exactly: a cell's count is the sum of its
-children's. H3 children do not nest exactly inside their parent's hexagon,
-so a customer near a hexagon's edge may count in the neighbouring cell: at
-res 8 (edges of about 530 m) this moved about 7 % of the NYC Airbnb listings,
-each by at most about 80 m from the hexagon drawn around it.
+**Which cell a customer counts in.** ``h3.latlng_to_cell(lat, lng, res)``,
+at any resolution 0 to 15: the cell h3-py, h3pandas, DuckDB's h3 extension
+and BigQuery give, so counts reconcile with theirs exactly, and every
+customer lies inside the hexagon drawn for its cell. (H3 children overhang
+their parents, so counts need not roll up: a res-8 count is not always the
+sum of its res-9 children's.)
+
+**How it stays fast.** Counts over the whole base or an audience come from
+the in-memory customer snapshot: the first heatmap at a resolution indexes
+every customer's coordinates into cells at that resolution with the Rust
+indexer on all cores and keeps the result beside the snapshot as dense codes
+(:mod:`geotarget.audience.cellcodes`); later heatmaps at that resolution are
+one ``numpy.bincount``. Metrics over a column read the coordinates and values
+from DuckDB and index them the same way.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from geotarget.errors import ColumnNotFoundError, InvalidInputError
-from geotarget.geo.cells import cells_to_parents, cells_to_str
-from geotarget.maps.metric import DEFAULT_K_MIN, RES_RANGE, Metric, check_k_min, parse_metric
+from geotarget.geo.cells import cells_to_str, latlng_to_cells
+from geotarget.maps.metric import DEFAULT_K_MIN, RES_RANGE, SHARE_KINDS, Metric, check_k_min, parse_metric
 from geotarget.maps.result import HeatmapResult
 from geotarget.store.validation import _quote
 
@@ -127,13 +134,6 @@ def _value_sql(metric: Metric, col: str | None) -> str:
     return f", count({col}) AS n_values, {fn}(CAST({col} AS DOUBLE)) AS value"
 
 
-def _parent_masks(res: int) -> tuple[int, int]:
-    """(keep, fill) so that ``parent = (cell & keep) | fill`` for a res-15 H3 cell."""
-    low = (1 << (3 * (15 - res))) - 1
-    keep = ~((0xF << 52) | low) & 0xFFFFFFFFFFFFFFFF
-    return keep, (res << 52) | low
-
-
 def _check_res(res) -> int:
     if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or not RES_RANGE[0] <= res <= RES_RANGE[1]:
         raise InvalidInputError(f"heatmap resolution must be an integer in [{RES_RANGE[0]}, {RES_RANGE[1]}], "
@@ -154,12 +154,18 @@ def _population(eng, metric: Metric):
     return np.asarray(gdf.geometry, dtype=object), pop.fillna(0.0).to_numpy(dtype="float64")
 
 
+def _floor_mask(customers: np.ndarray, n_values: np.ndarray | None, k_min: int) -> np.ndarray:
+    """The k-anonymity floor: which rows hold at least ``k_min`` customers (and values, for a value metric)."""
+    keep = customers >= k_min
+    if n_values is not None:
+        keep &= n_values >= k_min
+    return keep
+
+
 def _floor(df: pd.DataFrame, k_min: int) -> tuple[pd.DataFrame, int, int]:
     """Rows meeting the floor, and (rows, customers) left out."""
     customers = df["customers"].to_numpy()
-    keep = customers >= k_min
-    if "n_values" in df.columns:
-        keep &= df["n_values"].to_numpy() >= k_min
+    keep = _floor_mask(customers, df["n_values"].to_numpy() if "n_values" in df.columns else None, k_min)
     shown = df.loc[keep].drop(columns=["n_values"], errors="ignore")
     return shown, int(keep.size - keep.sum()), int(customers[~keep].sum())
 
@@ -174,74 +180,112 @@ def _finish(shown: pd.DataFrame, metric: Metric, population) -> pd.DataFrame:
     return shown.reset_index(drop=True)
 
 
-def _counts_from_index(eng, res: int, audience, exclude: bool) -> pd.DataFrame | None:
+def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
     """Customers per cell straight from the in-memory snapshot, or None when it cannot answer.
 
-    The snapshot holds exactly the eligible customers, sorted by res-15 cell;
-    a parent is the cell with its low digits filled, so parents come out
-    sorted too and counting them is one pass over runs (no hash, no sort).
+    The snapshot holds exactly the eligible customers; their standard cells at
+    ``res`` are kept beside it as dense codes (:mod:`geotarget.audience.cellcodes`),
+    so a count is one ``bincount``. Returns numpy columns ``cell``, ``h3``, ``customers``.
     """
     from geotarget.audience.audience import Audience
+    from geotarget.audience.cellcodes import cell_codes
 
     index = eng._index_cache.get()
-    if audience is None:
-        cells = index.cells
-    elif isinstance(audience, Audience) and audience._index is index:
+    positions = None
+    if audience is not None:
+        if not (isinstance(audience, Audience) and audience._index is index):
+            return None
+        positions = audience.positions
         if exclude:
             mask = np.ones(len(index), dtype=bool)
-            mask[audience.positions] = False
-            cells = index.cells[mask]
-        else:
-            cells = index.cells[audience.positions]  # positions are sorted, so cells are too
-    else:
-        return None
-    if cells.size == 0:
-        return pd.DataFrame({"cell": np.zeros(0, dtype="uint64"), "customers": np.zeros(0, dtype="int64")})
-    # Two cells share the parent at ``res`` when they agree above its digits (all
-    # stored cells have the store's resolution): compare shifted values, build parents
-    # only for the first cell of each run.
-    prefix = cells >> np.uint64(3 * (index.res - res))
-    starts = np.flatnonzero(np.concatenate(([True], prefix[1:] != prefix[:-1])))
-    counts = np.diff(np.append(starts, cells.size))
-    return pd.DataFrame({"cell": cells_to_parents(cells[starts], res), "customers": counts.astype("int64")})
+            mask[positions] = False
+            positions = np.flatnonzero(mask)
+    codes = cell_codes(index, res)
+    counts = codes.counts(positions)
+    shown = np.flatnonzero(counts) if positions is not None else slice(None)  # every cell holds someone
+    return {"cell": codes.cells[shown], "h3": codes.names[shown], "customers": counts[shown].astype("int64")}
+
+
+_AGG = {"sum": "sum", "mean": "mean", "median": "median"}
+
+
+def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience, exclude: bool) -> dict:
+    """Customers (and the metric's values) per standard cell, from the customers' coordinates."""
+    value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
+    with _source(eng, audience, exclude) as source:
+        pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
+    cells = latlng_to_cells(pts["lat"].to_numpy(), pts["lng"].to_numpy(), res)
+    if not col:
+        distinct, counts = np.unique(cells, return_counts=True)
+        return {"cell": distinct, "customers": counts.astype("int64")}
+    grouped = pd.DataFrame({"cell": cells, "v": pts["v"].to_numpy(dtype="float64")}).groupby("cell", sort=True)["v"]
+    value = grouped.sum(min_count=1) if metric.kind == "sum" else grouped.agg(_AGG[metric.kind])
+    return {"cell": value.index.to_numpy(dtype="uint64"), "customers": grouped.size().to_numpy(dtype="int64"),
+            "n_values": grouped.count().to_numpy(dtype="int64"), "value": value.to_numpy(dtype="float64")}
 
 
 def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_audience: bool = False,
                     k_min: int = DEFAULT_K_MIN) -> HeatmapResult:
-    """Aggregate eligible customers per H3 cell at ``res`` (``k_min`` already checked).
+    """Aggregate eligible customers per standard H3 cell at ``res`` (``k_min`` already checked).
 
-    With ``exclude_audience`` the customers outside ``audience`` are aggregated.
+    A customer counts in ``h3.latlng_to_cell(lat, lng, res)``. With
+    ``exclude_audience`` the customers outside ``audience`` are aggregated.
+    Columns stay numpy arrays until the one frame of the result is made.
     """
     res = _check_res(res)
+    if metric.kind in SHARE_KINDS:
+        return _share(eng, metric, audience, k_min, res=res)
     col = _value_column(eng, metric)
-    keep, fill = _parent_masks(res)
-    df = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
-    if df is None:
-        with _source(eng, audience, exclude_audience) as source:
-            df = eng.store.frame(
-                f"SELECT (cell & CAST($keep AS UBIGINT)) | CAST($fill AS UBIGINT) AS cell, count(*) AS customers"
-                f"{_value_sql(metric, col)} {source} GROUP BY 1 ORDER BY 1",
-                {"keep": keep, "fill": fill},
-            )
-    df["cell"] = df["cell"].astype("uint64")
-    df["customers"] = df["customers"].astype("int64")
-    total = int(df["customers"].sum())
-    shown, n_cells, n_customers = _floor(df, k_min)
-    shown.insert(1, "h3", cells_to_str(shown["cell"]))
+    cols = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
+    if cols is None:
+        cols = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
+    customers = cols["customers"]
+    total = int(customers.sum())
+    # -- the k-anonymity floor --
+    keep = _floor_mask(customers, cols.get("n_values"), k_min)
+    n_cells, n_customers = int(keep.size - keep.sum()), int(customers[~keep].sum())
+    cells = np.asarray(cols["cell"][keep], dtype="uint64")
+    shown = {"cell": cells, "h3": cols["h3"][keep] if "h3" in cols else cells_to_str(cells),
+             "customers": customers[keep]}
+    if metric.kind == "count":
+        shown["value"] = shown["customers"].astype("float64")
+    elif "value" in cols:
+        shown["value"] = cols["value"][keep]
+    frame = pd.DataFrame(shown)
     population = None
     if metric.kind == "penetration":
         from geotarget.maps.geometry import apportion, cells_to_polygons
 
         polys, pop = _population(eng, metric)
-        population = apportion(polys, pop, cells_to_polygons(shown["cell"]))
-    return HeatmapResult(_finish(shown, metric, population), metric, k_min, res=res, suppressed_cells=n_cells,
-                         suppressed_customers=n_customers, total_customers=total)
+        population = apportion(polys, pop, cells_to_polygons(frame["cell"]))
+        frame = _finish(frame, metric, population)
+    return HeatmapResult(frame, metric, k_min, res=res, suppressed_cells=n_cells,
+                         suppressed_customers=n_customers, total_customers=total,
+                         hidden=np.asarray(cols["cell"][~keep], dtype="uint64"))
+
+
+def _share(eng, metric: Metric, audience, k_min: int, *, res: int | None = None, layer: str | None = None):
+    """A segment's share or index per cell or region, floored on both counts (see :mod:`geotarget.maps.share`)."""
+    from geotarget.maps.share import check_segment, share_result
+
+    check_segment(audience, metric)
+    count = Metric("count")
+    if layer is None:
+        base = aggregate_cells(eng, res, count, k_min=1)
+        seg = aggregate_cells(eng, res, count, audience=audience, k_min=1)
+    else:
+        base = aggregate_regions(eng, layer, count, k_min=1)
+        seg = aggregate_regions(eng, layer, count, audience=audience, k_min=1)
+    return share_result(base, seg, metric, k_min)
 
 
 def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
                       k_min: int = DEFAULT_K_MIN) -> HeatmapResult:
     """Aggregate eligible customers per region of ``layer`` (a floor already validated)."""
     import shapely
+
+    if metric.kind in SHARE_KINDS:
+        return _share(eng, metric, audience, k_min, layer=layer)
 
     regions = eng.regions(layer)
     col = _value_column(eng, metric)
@@ -266,6 +310,7 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         df["value"] = grouped["v"].agg(metric.kind)
     shown, n_regions, n_customers = _floor(df, k_min)
     rows = shown.index.to_numpy()
+    hidden = polys[np.setdiff1d(df.index.to_numpy(), rows)]
     shown.insert(0, "region_id", regions["region_id"].to_numpy()[rows])
     shown.insert(1, "name", regions["name"].to_numpy()[rows])
     population = None
@@ -276,7 +321,7 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         population = pop[rows] if metric.layer == layer else apportion(src, pop, polys[rows])
     return HeatmapResult(_finish(shown, metric, population), metric, k_min, layer=layer,
                          suppressed_regions=n_regions, suppressed_customers=n_customers, total_customers=len(pts),
-                         unassigned_customers=len(pts) - len(first_pi), geometry=polys[rows])
+                         unassigned_customers=len(pts) - len(first_pi), geometry=polys[rows], hidden=hidden)
 
 
 def heatmap(eng, res: int = 8, metric: str | Metric = "count", *, audience=None, region_layer: str | None = None,
@@ -287,11 +332,13 @@ def heatmap(eng, res: int = 8, metric: str | Metric = "count", *, audience=None,
     ----------
     eng : Engine
     res : int, default 8
-        H3 resolution, 5 to 11 (ignored with ``region_layer``).
+        H3 resolution, 0 to 15 (ignored with ``region_layer``).
     metric : str or Metric, default "count"
-        ``count``, ``sum:COL``, ``mean:COL``, ``median:COL`` or ``penetration:LAYER:COL``.
+        ``count``, ``sum:COL``, ``mean:COL``, ``median:COL``, ``penetration:LAYER:COL``,
+        ``share`` or ``index`` (the audience as a segment of all customers).
     audience : Audience, DataFrame or iterable of ids, optional
-        Aggregate only these customers (still only the eligible ones).
+        Aggregate only these customers (still only the eligible ones); the
+        segment for ``share`` and ``index``.
     region_layer : str, optional
         Aggregate per region of this ingested layer instead of per cell.
     k_min : int, default 10

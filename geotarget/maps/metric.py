@@ -1,6 +1,10 @@
 """What a heatmap measures (:class:`Metric`) and the k-anonymity floor it keeps.
 
-Shared by the heatmaps, coverage maps and the HTTP service.
+Shared by the heatmaps, coverage maps and the HTTP service. ``share`` and
+``index`` compare a segment (an audience) with all customers, cell by cell:
+the segment's share of the customers in each area, and that share relative to
+the segment's share overall (100 = as everywhere; 150 = the segment
+over-indexes by half).
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ import numpy as np
 
 from geotarget.errors import InvalidInputError, PrivacyError
 
-__all__ = ["DEFAULT_K_MIN", "RES_RANGE", "Metric", "check_k_min", "parse_metric"]
+__all__ = ["DEFAULT_K_MIN", "RES_RANGE", "SHARE_KINDS", "Metric", "check_k_min", "parse_metric"]
 
 #: Smallest number of customers a cell or region must hold to be shown.
 DEFAULT_K_MIN = 10
 
-#: The resolutions a heatmap may be drawn at.
-RES_RANGE = (5, 11)
+#: The resolutions a heatmap may be drawn at: all of H3's.
+RES_RANGE = (0, 15)
+
+#: Metrics comparing a segment with all customers; they need an audience.
+SHARE_KINDS = ("share", "index")
 
 
 @dataclass(frozen=True)
@@ -43,16 +50,32 @@ class Metric:
             return "customers"
         if self.kind == "penetration":
             return f"penetration ({self.column})"
+        if self.kind == "share":
+            return "segment share"
+        if self.kind == "index":
+            return "segment index"
         return f"{self.kind} {self.column}"
 
     @property
     def units(self) -> str:
-        """What the value is measured in, for legends."""
+        """What the value is measured in, for legends (empty when the label says it)."""
         if self.kind == "count":
             return "customers"
         if self.kind == "penetration":
             return "customers per person"
-        return f"units of {self.column}"
+        if self.kind == "share":
+            return "% of customers"
+        if self.kind == "index":
+            return "100 = overall share"
+        return ""
+
+    @property
+    def title(self) -> str:
+        """The metric in plain words, for a map title, e.g. ``'Median spend_12m'``."""
+        words = {"count": "Customers", "penetration": f"Customers per person ({self.column})",
+                 "share": "Segment share of customers", "index": "Where the segment over-indexes"}
+        text = words.get(self.kind) or f"{self.kind.capitalize()} {self.column}"
+        return text
 
     def __str__(self) -> str:
         return ":".join(p for p in (self.kind, self.layer, self.column) if p)
@@ -75,9 +98,9 @@ def parse_metric(spec: str | Metric) -> Metric:
     text = str(spec).strip()
     kind, _, rest = text.partition(":")
     kind = kind.lower()
-    hint = "use count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL"
-    if kind == "count" and not rest:
-        return Metric("count")
+    hint = "use count, sum:COL, mean:COL, median:COL, penetration:LAYER:COL, share or index"
+    if kind in ("count", *SHARE_KINDS) and not rest:
+        return Metric(kind)
     if kind in ("sum", "mean", "median") and rest:
         return Metric(kind, rest)
     if kind == "penetration":

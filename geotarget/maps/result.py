@@ -43,6 +43,10 @@ class HeatmapResult:
         Eligible customers aggregated (in the audience, when there is one).
     unassigned_customers : int
         For a region result, customers outside every region of the layer.
+    hidden : numpy.ndarray or None
+        Where the floor hid something: the cells (uint64) or region polygons
+        holding at least one and fewer than ``k_min`` customers. Maps hatch
+        them as "fewer than k"; no count or id of theirs is kept.
     """
 
     frame: pd.DataFrame
@@ -56,6 +60,7 @@ class HeatmapResult:
     total_customers: int = 0
     unassigned_customers: int = 0
     geometry: Any = field(default=None, repr=False)
+    hidden: Any = field(default=None, repr=False)
 
     @property
     def level(self) -> str:
@@ -78,10 +83,20 @@ class HeatmapResult:
 
     @property
     def caption(self) -> str:
-        """A legend caption naming the metric, its units and the unit of area."""
-        where = f"per H3 cell (res {self.res})" if self.level == "cell" else f"per region of {self.layer}"
-        units = "" if self.metric.kind == "count" else f" ({self.metric.units})"
-        return f"{self.metric.label} {where}{units}; k ≥ {self.k_min}"
+        """A legend caption in plain words: the metric, the area it is counted over, its units."""
+        from geotarget.maps.labels import caption
+
+        return caption(self)
+
+    def hidden_polygons(self):
+        """Polygons (lng, lat) of the areas the floor hid, for maps to hatch."""
+        from geotarget.maps.geometry import cells_to_polygons
+
+        if self.hidden is None or len(self.hidden) == 0:
+            return np.zeros(0, dtype=object)
+        if self.level == "cell":
+            return cells_to_polygons(self.hidden)
+        return np.asarray(self.hidden, dtype=object)
 
     def summary(self) -> str:
         """One line: what is shown and what the floor left out."""

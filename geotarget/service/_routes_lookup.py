@@ -71,7 +71,7 @@ def promotions(q: Annotated[PromotionsQuery, Query()], eng=Depends(_deps.engine)
                              "description": "Hexagons (or regions) with customers and value."}})
 def heatmap(q: Annotated[HeatmapQuery, Query()], eng=Depends(_deps.engine), limits=Depends(_deps.settings),
             files=Depends(_deps.downloads), who: Principal = require_scope("analyst")) -> Response:
-    """Customers aggregated per H3 cell (res 5-11) or per region of a layer, as a GeoJSON FeatureCollection.
+    """Customers aggregated per H3 cell (res 0-15) or per region of a layer, as a GeoJSON FeatureCollection.
 
     Cells or regions with fewer than ``k_min`` customers are left out; the
     floor cannot be lowered below the server's, nor switched off, over HTTP.

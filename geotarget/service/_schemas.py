@@ -253,7 +253,7 @@ class AudienceResult(BaseModel):
 class HeatmapQuery(BaseModel):
     """A heatmap per H3 cell or per region."""
 
-    res: int = Field(8, ge=5, le=11, description="H3 resolution (ignored with region_layer).")
+    res: int = Field(8, ge=0, le=15, description="H3 resolution (ignored with region_layer).")
     metric: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         "count", description="count, sum:COL, mean:COL, median:COL or penetration:LAYER:COL.")
     region_layer: Name | None = None

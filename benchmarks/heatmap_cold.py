@@ -1,0 +1,64 @@
+"""The first heatmap at a resolution in a new process: what a CLI call or a fresh worker pays.
+
+Run as ``python -m benchmarks.heatmap_cold DB.duckdb RES``. The child opens
+the database, makes one count heatmap at ``RES`` (a resolution no earlier
+heatmap in that process used) and prints one JSON line: the time to import
+and open, the first heatmap in total, and its parts (the customer snapshot,
+then the standard cells at ``RES`` for every customer), then a second
+heatmap at the same resolution (warm).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["measure_cold_heatmap"]
+
+
+def measure_cold_heatmap(db: Path, res: int = 7, *, log=print) -> dict:
+    """Run the child on ``db`` (not open in any other process) and return its figures."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.heatmap_cold", str(db), str(res)],
+                          capture_output=True, text=True, cwd=root)
+    if done.returncode != 0:
+        raise RuntimeError(f"cold heatmap failed:\n{done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"  first res-{res} heatmap in a new process: {figures['first_heatmap_s']:.2f} s "
+        f"(snapshot {figures['snapshot_s']:.2f} s, cells {figures['cells_s']:.2f} s); "
+        f"open {figures['open_s']:.2f} s; warm {figures['warm_heatmap_s'] * 1000:.1f} ms")
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    db, res = argv[0], int(argv[1])
+    t0 = time.perf_counter()
+    import geotarget
+    from geotarget.audience.cellcodes import cell_codes
+
+    eng = geotarget.open(db)
+    t1 = time.perf_counter()
+    hm = eng.heatmap(res=res, metric="count", k_min=10)
+    t2 = time.perf_counter()
+    # the parts, timed again on a fresh snapshot object (same work, nothing kept)
+    from geotarget.audience.index import build_index
+
+    t3 = time.perf_counter()
+    index = build_index(eng.store)
+    t4 = time.perf_counter()
+    cell_codes(index, res)
+    t5 = time.perf_counter()
+    eng.heatmap(res=res, metric="count", k_min=10)
+    t6 = time.perf_counter()
+    eng.close()
+    print(json.dumps({"res": res, "customers": hm.total_customers, "cells": len(hm.frame), "open_s": t1 - t0,
+                      "first_heatmap_s": t2 - t1, "snapshot_s": t4 - t3, "cells_s": t5 - t4,
+                      "warm_heatmap_s": t6 - t5}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

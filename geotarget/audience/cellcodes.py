@@ -1,0 +1,125 @@
+"""Each customer's standard H3 cell at any resolution, computed once per snapshot and kept.
+
+The customer index (:mod:`geotarget.audience.index`) holds one fine cell per
+customer, for coverings. The cell a customer is *in* at resolution ``r`` is
+H3's ``latlng_to_cell(lat, lng, r)``, which is not always the ancestor of the
+fine cell (children overhang their parents). This module computes it for a
+whole snapshot the first time a resolution is asked for, with the Rust
+indexer on every core (it releases the GIL), and keeps it beside the
+snapshot as dense codes:
+
+- ``cells``: the distinct cells at that resolution, sorted (a few thousand);
+- ``names``: the same cells as h3-py's hexadecimal strings;
+- ``codes``: for each customer of the snapshot, the position of its cell in
+  ``cells`` (int32).
+
+A count per cell is then ``numpy.bincount`` over the codes of the customers
+asked about, and a cell column for an export is ``cells[codes[positions]]``.
+The codes live as long as their snapshot (a write to the database brings a
+new snapshot and new codes); the :data:`KEEP_RESOLUTIONS` most recently used
+resolutions are kept per snapshot.
+
+Because the snapshot is sorted by fine cell, neighbours in it nearly always
+share their cell at any coarser resolution: the distinct cells are found
+among the first customer of each run of equal cells, never with a sort of
+every customer.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geotarget.audience.index import CustomerIndex
+from geotarget.geo.cells import candidate_ranges, cells_to_str, in_cells, latlng_to_cells
+
+__all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "positions_in_cells"]
+
+#: Resolutions whose codes are kept per snapshot (4 bytes per customer each).
+KEEP_RESOLUTIONS = 4
+
+
+@dataclass(frozen=True, eq=False)
+class CellCodes:
+    """The standard cell of every customer of one snapshot at one resolution."""
+
+    res: int
+    cells: np.ndarray
+    codes: np.ndarray
+    names: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", np.array(cells_to_str(self.cells), dtype=object))
+
+    def counts(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """Customers per cell of :attr:`cells`, over all customers or those at ``positions``."""
+        codes = self.codes if positions is None else self.codes[positions]
+        return np.bincount(codes, minlength=self.cells.size)
+
+    def cells_at(self, positions: np.ndarray) -> np.ndarray:
+        """The cell (uint64) of the customers at ``positions``."""
+        return self.cells[self.codes[positions]]
+
+
+def _compute(index: CustomerIndex, res: int) -> CellCodes:
+    cells = latlng_to_cells(index.lat, index.lng, res)
+    n = cells.size
+    if n == 0:
+        return CellCodes(res, np.zeros(0, dtype="uint64"), np.zeros(0, dtype="int32"))
+    starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+    distinct, run_codes = np.unique(cells[starts], return_inverse=True)
+    codes = np.repeat(run_codes.astype("int32"), np.diff(np.append(starts, n)))
+    return CellCodes(res, distinct, codes)
+
+
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def cell_codes(index: CustomerIndex, res: int) -> CellCodes:
+    """The :class:`CellCodes` of ``index`` at ``res``, computed on first use and kept with the snapshot.
+
+    Examples
+    --------
+    >>> import h3, numpy as np, pyarrow as pa
+    >>> from geotarget.audience.index import CustomerIndex
+    >>> lat, lng = np.array([40.758, 40.7581, 40.70]), np.array([-73.9855, -73.9856, -73.90])
+    >>> idx = CustomerIndex(1, 15, latlng_to_cells(lat, lng, 15), lat, lng, pa.array(["a", "b", "c"]))
+    >>> cc = cell_codes(idx, 8)
+    >>> [h3.int_to_str(int(c)) for c in cc.cells_at(np.arange(3))] == [h3.latlng_to_cell(a, b, 8)
+    ...                                                                  for a, b in zip(lat, lng)]
+    True
+    >>> cc.counts().tolist()
+    [1, 2]
+    """
+    res = int(res)
+    with _LOCK:
+        kept = _KEPT.get(index)
+        if kept is not None and res in kept:
+            kept.move_to_end(res)
+            return kept[res]
+    codes = _compute(index, res)  # outside the lock: other resolutions and snapshots need not wait
+    with _LOCK:
+        kept = _KEPT.setdefault(index, OrderedDict())
+        kept[res] = codes
+        kept.move_to_end(res)
+        while len(kept) > KEEP_RESOLUTIONS:
+            kept.popitem(last=False)
+    return codes
+
+
+def positions_in_cells(index: CustomerIndex, cells) -> np.ndarray:
+    """Sorted positions of the customers whose standard cell is one of ``cells`` (any resolutions).
+
+    The fine-cell ranges of the cells and their neighbours find the
+    candidates (a conservative covering); ``latlng_to_cell`` decides.
+    """
+    cells = np.asarray(cells, dtype="uint64")
+    if cells.size == 0 or len(index) == 0:
+        return np.zeros(0, dtype=np.int64)
+    candidates = np.sort(index.positions_in_ranges(candidate_ranges(cells, index.res)))
+    return candidates[in_cells(index.lat[candidates], index.lng[candidates], cells)]
