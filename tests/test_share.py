@@ -31,7 +31,7 @@ def _truth(eng, seg_ids, res: int, k: int) -> pd.DataFrame:
 @pytest.mark.parametrize("kind", ["share", "index"])
 def test_share_and_index_equal_pandas(city, kind):
     gold = city.store.frame("SELECT customer_id FROM customers WHERE tier = 'gold'")
-    hm = city.heatmap(8, kind, audience=gold, k_min=5)
+    hm = city.heatmap(8, kind, audience=gold, k_min=5, allow_no_floor=True)
     truth = _truth(city, gold["customer_id"], 8, 5)
     got = hm.cells.set_index("h3")
     assert len(got) > 5 and set(got.index) == set(truth.index)
@@ -44,7 +44,7 @@ def test_share_and_index_equal_pandas(city, kind):
 
 def test_share_of_an_audience_uses_the_snapshot_path(city):
     aud = city.audience(points=[(40.73, -73.97)], radius="3km")
-    hm = city.heatmap(9, "index", audience=aud, k_min=3)
+    hm = city.heatmap(9, "index", audience=aud, k_min=3, allow_no_floor=True)
     truth = _truth(city, aud.to_pandas()["customer_id"], 9, 3)
     got = hm.cells.set_index("h3")
     assert set(got.index) == set(truth.index)
