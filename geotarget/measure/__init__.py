@@ -1,0 +1,19 @@
+"""Measure what a campaign did: outcomes, the frozen assignment, lift readouts, holdout planning.
+
+The loop: :meth:`geotarget.Engine.launch_campaign` freezes who is in
+treatment and who in control; :meth:`geotarget.Engine.ingest_outcomes` loads
+what customers did; :meth:`geotarget.Engine.lift` compares the groups
+(intent-to-treat, see :mod:`geotarget.measure.readout`);
+:meth:`geotarget.Engine.plan_holdout` sizes the control group before launch.
+"""
+
+from __future__ import annotations
+
+from .assignment import Launch, freeze_assignment, load_launch
+from .outcomes import ingest_outcomes
+from .planning import HoldoutPlan, plan_holdout_for
+from .readout import KEYS, LiftResult, lift
+from .tables import PERSONAL_TABLES, forget_customers
+
+__all__ = ["KEYS", "PERSONAL_TABLES", "HoldoutPlan", "Launch", "LiftResult", "forget_customers", "freeze_assignment",
+           "ingest_outcomes", "lift", "load_launch", "plan_holdout_for"]
