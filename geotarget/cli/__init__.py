@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registers commands)
     campaign,  # noqa: F401  (registers the campaign commands)
     ingest,
     maps,  # noqa: F401  (registers heatmap and map commands)
+    measure,  # noqa: F401  (registers outcomes, launch, lift and plan-holdout)
     pings,  # noqa: F401  (registers ingest pings, visits, footfall and the pings commands)
     serve,  # noqa: F401  (registers the serve command)
     spark,  # noqa: F401  (registers the spark commands)

@@ -173,7 +173,7 @@ def _when(value, what: str) -> pd.Timestamp | None:
         return None
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise InvalidInputError(f"{what} {value!r} is not a date and time; use ISO 8601 with an offset, "
                                 "e.g. 2026-05-01T00:00:00Z") from None
     if ts.tzinfo is None:
