@@ -645,8 +645,17 @@ class Engine:
         :meth:`rejects`; a row whose ``outcome_id`` is already stored
         replaces it, so loading a file twice changes nothing. See
         :mod:`geotarget.measure.outcomes`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> rep = eng.ingest_outcomes(pd.DataFrame({"customer_id": ["a", "b"], "value": [12.5, 3.0],
+        ...                                         "timestamp": ["2026-05-01T09:00:00-04:00", "2026-05-01 09:00"]}))
+        >>> rep.loaded, rep.reasons
+        (1, {'timestamp has no timezone; add an offset or Z (e.g. 2026-05-01T09:30:00Z)': 1})
         """
-        from .measure import ingest_outcomes
+        from .measure.outcomes import ingest_outcomes
 
         return ingest_outcomes(self.store, source, id_col=id_col, time_col=time_col, value_col=value_col,
                                kind_col=kind_col, outcome_id_col=outcome_id_col, progress=progress)
@@ -662,13 +671,38 @@ class Engine:
         Returns
         -------
         geotarget.measure.Launch
+
+        Examples
+        --------
+        >>> import geotarget, h3, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
+        ...                                        "lat": 40.75, "lng": -73.98}))
+        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
+        ...                         start="2026-05-01T00:00:00Z")
+        >>> launch = eng.launch_campaign("spring")
+        >>> launch.treatment_n + launch.control_n, 30 < launch.control_n < 70
+        (200, True)
         """
-        from .measure import freeze_assignment
+        from .measure.assignment import freeze_assignment
 
         return freeze_assignment(self, self.campaign(name_or_id), at=at)
 
     def campaign_assignment(self, name_or_id: str) -> pd.DataFrame:
-        """The frozen assignment of a launched campaign: ``customer_id``, ``group``, ``store_id``."""
+        """The frozen assignment of a launched campaign: ``customer_id``, ``group``, ``store_id``.
+
+        Examples
+        --------
+        >>> import geotarget, h3, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
+        ...                                        "lat": 40.75, "lng": -73.98}))
+        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
+        ...                         start="2026-05-01T00:00:00Z")
+        >>> _ = eng.launch_campaign("spring")
+        >>> sorted(eng.campaign_assignment("spring")["group"].unique())
+        ['control', 'treatment']
+        """
         from .measure.assignment import require_launch
 
         c = self.campaign(name_or_id)
@@ -707,8 +741,24 @@ class Engine:
         The analysis is intent-to-treat: customers stay in the group they
         were assigned at launch, whatever they did since (opting out
         included); see :mod:`geotarget.measure.readout`.
+
+        Examples
+        --------
+        >>> import geotarget, h3, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
+        ...                                        "lat": 40.75, "lng": -73.98}))
+        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
+        ...                         start="2026-05-01T00:00:00Z")
+        >>> _ = eng.launch_campaign("spring")
+        >>> a = eng.campaign_assignment("spring")
+        >>> buyers = a.loc[a["group"] == "treatment", "customer_id"][:60]
+        >>> _ = eng.ingest_outcomes(pd.DataFrame({"customer_id": buyers, "timestamp": "2026-05-03T12:00:00Z"}))
+        >>> r = eng.lift("spring")
+        >>> r["treatment_n"] + r["control_n"], r["control_rate"], r["p_value"] < 0.001
+        (200, 0.0, True)
         """
-        from .measure import lift
+        from .measure.readout import lift
 
         c = self.campaign(campaign)
         return self.store.read_consistent(lambda: lift(
@@ -726,8 +776,21 @@ class Engine:
         Returns
         -------
         geotarget.measure.HoldoutPlan
+
+        Examples
+        --------
+        >>> import geotarget, h3, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
+        ...                                        "lat": 40.75, "lng": -73.98}))
+        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
+        ...                         start="2026-05-01T00:00:00Z")
+        >>> plan = eng.plan_holdout("spring", baseline_rate=0.1, mde=0.2)
+        >>> plan.control_n, round(plan.achieved_power, 2)
+        (36, 0.8)
         """
-        from .measure import load_launch, plan_holdout_for
+        from .measure import plan_holdout_for
+        from .measure.assignment import load_launch
 
         c = self.campaign(campaign)
         launch = load_launch(self.store, c.id)

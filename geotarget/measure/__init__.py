@@ -9,11 +9,9 @@ what customers did; :meth:`geotarget.Engine.lift` compares the groups
 
 from __future__ import annotations
 
-from .assignment import Launch, freeze_assignment, load_launch
-from .outcomes import ingest_outcomes
+from .assignment import Launch
 from .planning import HoldoutPlan, plan_holdout_for
-from .readout import KEYS, LiftResult, lift
+from .readout import KEYS, LiftResult
 from .tables import PERSONAL_TABLES, forget_customers
 
-__all__ = ["KEYS", "PERSONAL_TABLES", "HoldoutPlan", "Launch", "LiftResult", "forget_customers", "freeze_assignment",
-           "ingest_outcomes", "lift", "load_launch", "plan_holdout_for"]
+__all__ = ["KEYS", "PERSONAL_TABLES", "HoldoutPlan", "Launch", "LiftResult", "forget_customers", "plan_holdout_for"]

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import InvalidInputError, NotFoundError
 from .tables import ensure_tables, has_tables
 
-__all__ = ["Launch", "freeze_assignment", "load_launch"]
+__all__ = ["Launch"]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from ..errors import ColumnNotFoundError
 from ..ingest import IngestReport
 from .tables import ensure_tables
 
-__all__ = ["ingest_outcomes"]
+__all__ = ["REASON_BAD_TIME", "REASON_BAD_VALUE", "REASON_MISSING_TIME", "REASON_NAIVE_TIME",
+           "REASON_SUPPRESSED"]
 
 ID_NAMES = ("customer_id", "customerid", "cust_id", "customer")
 TIME_NAMES = ("timestamp", "ts", "time", "event_time", "occurred_at", "datetime", "date")

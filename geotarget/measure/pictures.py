@@ -22,7 +22,7 @@ from ..errors import InvalidInputError
 from .assignment import require_launch
 from .readout import LiftResult
 
-__all__ = ["cumulative_conversion", "cumulative_html", "cumulative_png", "lift_geometries", "lift_map", "lift_png"]
+__all__: list[str] = []  # drawn through LiftResult.to_map, to_png, cumulative_png and cumulative_html
 
 _COLORS = {"treatment": "#1b7837", "control": "#762a83"}
 _SUPPRESSED = "#bdbdbd"

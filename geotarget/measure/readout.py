@@ -38,7 +38,7 @@ from ..errors import InvalidInputError, PrivacyError
 from .assignment import Launch, require_launch
 from .stats import GroupSummary, benjamini_hochberg, bootstrap_diff_ci, cuped, two_proportions, welch
 
-__all__ = ["KEYS", "LiftResult", "lift"]
+__all__ = ["KEYS", "LiftResult"]
 
 METRICS = ("conversion", "revenue")
 #: Top-level keys of :meth:`LiftResult.to_dict` (and ``geotarget lift --json``), besides ``details``.

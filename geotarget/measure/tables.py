@@ -20,7 +20,7 @@ removes a person from them with :func:`forget_customers`
 
 from __future__ import annotations
 
-__all__ = ["PERSONAL_TABLES", "ensure_tables", "forget_customers"]
+__all__ = ["PERSONAL_TABLES", "forget_customers"]
 
 #: Tables of this package that hold a customer id, and the id column.
 PERSONAL_TABLES = {"outcomes": "customer_id", "campaign_assignments": "customer_id"}
@@ -79,6 +79,15 @@ def forget_customers(con, customer_ids) -> dict[str, int]:
 
     The launch counts of the affected campaigns are recomputed. Returns rows
     removed per table. For erasure: call it with the erased ids.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_outcomes(pd.DataFrame({"customer_id": ["a", "a", "b"], "timestamp": "2026-05-01T00:00:00Z"}))
+    >>> with eng.store.transaction() as con:
+    ...     forget_customers(con, ["a"])
+    {'outcomes': 2, 'campaign_assignments': 0}
     """
     import pandas as pd
 
