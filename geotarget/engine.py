@@ -674,15 +674,14 @@ class Engine:
 
         Examples
         --------
-        >>> import geotarget, h3, pandas as pd
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
         >>> eng = geotarget.open(":memory:")
-        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
-        ...                                        "lat": 40.75, "lng": -73.98}))
-        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
-        ...                         start="2026-05-01T00:00:00Z")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
         >>> launch = eng.launch_campaign("spring")
-        >>> launch.treatment_n + launch.control_n, 30 < launch.control_n < 70
-        (200, True)
+        >>> launch.treatment_n + launch.control_n, 80 < launch.control_n < 160
+        (487, True)
         """
         from .measure.assignment import freeze_assignment
 
@@ -693,15 +692,12 @@ class Engine:
 
         Examples
         --------
-        >>> import geotarget, h3, pandas as pd
+        >>> import geotarget
         >>> eng = geotarget.open(":memory:")
-        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
-        ...                                        "lat": 40.75, "lng": -73.98}))
-        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
-        ...                         start="2026-05-01T00:00:00Z")
-        >>> _ = eng.launch_campaign("spring")
-        >>> sorted(eng.campaign_assignment("spring")["group"].unique())
-        ['control', 'treatment']
+        >>> _ = eng.create_campaign("soho", cells=["872a1072bffffff"], holdout=0.1)
+        >>> eng.campaign_assignment("soho")
+        Traceback (most recent call last):
+        geotarget.errors.NotFoundError: campaign 'soho' has no frozen assignment yet; launch it first with eng.launch_campaign('soho') (CLI: geotarget campaign launch 'soho')
         """
         from .measure.assignment import require_launch
 
@@ -744,19 +740,18 @@ class Engine:
 
         Examples
         --------
-        >>> import geotarget, h3, pandas as pd
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
         >>> eng = geotarget.open(":memory:")
-        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
-        ...                                        "lat": 40.75, "lng": -73.98}))
-        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
-        ...                         start="2026-05-01T00:00:00Z")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
         >>> _ = eng.launch_campaign("spring")
         >>> a = eng.campaign_assignment("spring")
         >>> buyers = a.loc[a["group"] == "treatment", "customer_id"][:60]
         >>> _ = eng.ingest_outcomes(pd.DataFrame({"customer_id": buyers, "timestamp": "2026-05-03T12:00:00Z"}))
         >>> r = eng.lift("spring")
         >>> r["treatment_n"] + r["control_n"], r["control_rate"], r["p_value"] < 0.001
-        (200, 0.0, True)
+        (487, 0.0, True)
         """
         from .measure.readout import lift
 
@@ -779,15 +774,14 @@ class Engine:
 
         Examples
         --------
-        >>> import geotarget, h3, pandas as pd
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
         >>> eng = geotarget.open(":memory:")
-        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)],
-        ...                                        "lat": 40.75, "lng": -73.98}))
-        >>> _ = eng.create_campaign("spring", cells=[h3.latlng_to_cell(40.75, -73.98, 7)], holdout=0.25,
-        ...                         start="2026-05-01T00:00:00Z")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
         >>> plan = eng.plan_holdout("spring", baseline_rate=0.1, mde=0.2)
-        >>> plan.control_n, round(plan.achieved_power, 2)
-        (36, 0.8)
+        >>> plan.audience_n, plan.control_n, round(plan.achieved_power, 2)
+        (487, 32, 0.81)
         """
         from .measure import plan_holdout_for
         from .measure.assignment import load_launch
