@@ -707,7 +707,7 @@ class Engine:
                                 "WHERE campaign_id = $c ORDER BY customer_id", {"c": c.id})
 
     def lift(self, campaign: str, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
-             kind: str | None = None, k_min: int = 10, alpha: float = 0.05):
+             kind: str | None = None, k_min: int = 10, alpha: float = 0.05, cuped: bool = True):
         """The lift readout of a launched campaign: treatment against its frozen holdout.
 
         Parameters
@@ -726,6 +726,9 @@ class Engine:
             Benjamini-Hochberg.
         kind : str, optional
             Count outcomes of this kind only (e.g. ``"order"``).
+        cuped : bool, default True
+            Also report the CUPED-adjusted figures (``*_adj``), which reads
+            the pre-period's outcomes too; False skips that work.
 
         Returns
         -------
@@ -757,7 +760,7 @@ class Engine:
 
         c = self.campaign(campaign)
         return self.store.read_consistent(lambda: lift(
-            self, c, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min, alpha=alpha))
+            self, c, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min, alpha=alpha, cuped=cuped))
 
     def plan_holdout(self, campaign: str, *, baseline_rate: float, mde: float, power: float = 0.8,
                      alpha: float = 0.05, daily_customers: float | None = None):

@@ -343,3 +343,15 @@ def test_http_readout(launched):
         assert client.get("/v1/campaigns/spring/lift", params={"k_min": 100_000},
                           headers={"X-API-Key": key}).status_code == 403
         assert client.get("/v1/campaigns/nope/lift", headers={"X-API-Key": key}).status_code == 404
+
+
+def test_benchmark_readout_agrees_with_its_sql_peer(tmp_path):
+    """benchmarks.lift at a tiny size: the readout and the hand-written SQL give the same rates (no timing)."""
+    from benchmarks.lift import _child, build
+
+    facts = build(tmp_path / "b.duckdb", 3_000, 12_000)
+    sql = _child("duckdb sql", str(tmp_path / "b.duckdb"), facts["campaign_id"], facts["end"])
+    ours = _child("geotarget", str(tmp_path / "b.duckdb"), facts["campaign_id"], facts["end"])
+    assert ours["answer"]["treatment_rate"] == pytest.approx(sql["answer"]["treatment_rate"], abs=1e-12)
+    assert ours["answer"]["control_rate"] == pytest.approx(sql["answer"]["control_rate"], abs=1e-12)
+    assert ours["answer"]["p_value_adj"] is not None  # the pre-period was read

@@ -50,6 +50,7 @@ def lift(
     end: str = typer.Option(None, "--end", help="Window end (exclusive) [default: after the last outcome]."),
     kind: str = typer.Option(None, "--kind", help="Only outcomes of this kind, e.g. order."),
     k_min: int = typer.Option(10, "--k-min", help="No readout for a group or breakdown cell under this size."),
+    no_cuped: bool = typer.Option(False, "--no-cuped", help="Skip the CUPED adjustment (reads no pre-period)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     map_out: str = typer.Option(None, "--map", help="Write the lift map of the breakdown (HTML)."),
     png_out: str = typer.Option(None, "--png", help="Write the lift map of the breakdown (PNG)."),
@@ -61,7 +62,8 @@ def lift(
 
         raise InvalidInputError("--map and --png draw a breakdown: add --by store (or h3_8, a layer, a column)")
     with engine(read_only=True) as eng:
-        result = eng.lift(campaign, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min)
+        result = eng.lift(campaign, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min,
+                          cuped=not no_cuped)
         written = []
         if map_out:
             written.append(result.to_map().save(str(output_path(map_out))) or map_out)

@@ -188,43 +188,62 @@ def _window(store, launch: Launch, start, end, kind):
         raise InvalidInputError(f"end {end.isoformat()} is not after start {start.isoformat()}; widen the window")
     last = end
     if last is None:
-        latest = store.scalar("SELECT max(ts) FROM outcomes WHERE ts >= $s AND ($k IS NULL OR kind = $k)",
-                              {"s": start.to_pydatetime(), "k": kind})
+        latest = store.scalar("SELECT max(ts) FROM outcomes WHERE ts >= $s" + ("" if kind is None else " AND kind = $k"),
+                              {"s": start.to_pydatetime(), **({} if kind is None else {"k": kind})})
         last = None if latest is None else pd.Timestamp(latest).tz_convert("UTC") + pd.Timedelta(microseconds=1)
     pre_start = None if last is None else start - (last - start)
     return start, end, last, pre_start
 
 
-def _per_customer(metric: str, campaign_id: str, start, end, pre_start, kind) -> tuple[str, dict]:
-    """A ``WITH per AS (...)`` clause: each customer's outcome in the window (y) and in the pre-period (x)."""
-    value = "1" if metric == "conversion" else "coalesce(value, 0)"
-    agg = "max" if metric == "conversion" else "sum"
-    params = {"c": campaign_id, "s": start.to_pydatetime(), "k": kind,
-              "e": None if end is None else end.to_pydatetime(),
-              "p": None if pre_start is None else pre_start.to_pydatetime()}
-    cte = f"""
-        WITH per AS (
-            SELECT customer_id,
-                   {agg}(CASE WHEN ts >= $s THEN {value} ELSE 0 END) AS y,
-                   {agg}(CASE WHEN ts < $s THEN {value} ELSE 0 END) AS x
-            FROM outcomes
-            WHERE ts >= coalesce($p, $s) AND ($e IS NULL OR ts < $e) AND ($k IS NULL OR kind = $k)
-            GROUP BY customer_id)
+def _customer_values(metric: str, campaign_id: str, start, end, pre_start, kind) -> tuple[str, dict]:
+    """SQL for each assigned customer: ``customer_id``, ``grp``, ``store_id``, the outcome in the window
+    (``y``) and in the pre-period (``x``, 0 without one).
+
+    Conversion is a membership test (DuckDB's mark join: no per-customer
+    aggregate to build); revenue sums values per customer. Only the
+    conditions that apply are written, with bound values, so DuckDB can
+    prune on the timestamps.
     """
-    return cte, params
+    params = {"c": campaign_id, "s": start.to_pydatetime()}
+    post, pre = ["ts >= $s"], ["ts < $s"]
+    if pre_start is not None:
+        params["p"] = pre_start.to_pydatetime()
+        pre.insert(0, "ts >= $p")
+    if end is not None:
+        params["e"] = end.to_pydatetime()
+        post.append("ts < $e")
+    if kind is not None:
+        params["k"] = kind
+        post.append("kind = $k")
+        pre.append("kind = $k")
+    base = "a.customer_id, a.grp, a.store_id"
+    if metric == "conversion":
+        x = "0" if pre_start is None else \
+            f"CAST(a.customer_id IN (SELECT customer_id FROM outcomes WHERE {' AND '.join(pre)}) AS INTEGER)"
+        sql = f"""SELECT {base},
+                         CAST(a.customer_id IN (SELECT customer_id FROM outcomes WHERE {' AND '.join(post)}) AS INTEGER) AS y,
+                         {x} AS x
+                  FROM campaign_assignments a WHERE a.campaign_id = $c"""
+    else:
+        window = post if pre_start is None else [pre[0], *post[1:]]
+        sql = f"""SELECT {base}, coalesce(per.y, 0) AS y, coalesce(per.x, 0) AS x
+                  FROM campaign_assignments a LEFT JOIN (
+                      SELECT customer_id, sum(CASE WHEN ts >= $s THEN coalesce(value, 0) ELSE 0 END) AS y,
+                             sum(CASE WHEN ts < $s THEN coalesce(value, 0) ELSE 0 END) AS x
+                      FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id) per
+                    ON per.customer_id = a.customer_id
+                  WHERE a.campaign_id = $c"""
+    return sql, params
 
 
-def _summaries(store, cte: str, params: dict, key_sql: str | None = None, key_source: str | None = None) -> dict:
+def _summaries(store, values: str, params: dict, key_sql: str | None = None, key_source: str | None = None) -> dict:
     """Per breakdown key and group: n, mean and variance of y and x, their covariance (one SQL aggregate)."""
     key = "NULL" if key_sql is None else key_sql
     join = "" if key_source is None else f"LEFT JOIN {key_source} kt ON kt.customer_id = a.customer_id"
-    rows = store.con.execute(cte + f"""
-        SELECT {key} AS key, a.grp, count(*) AS n,
-               avg(coalesce(y, 0)) AS my, coalesce(var_samp(coalesce(y, 0)), 0) AS vy,
-               avg(coalesce(x, 0)) AS mx, coalesce(var_samp(coalesce(x, 0)), 0) AS vx,
-               coalesce(covar_samp(coalesce(x, 0), coalesce(y, 0)), 0) AS cxy
-        FROM campaign_assignments a LEFT JOIN per ON per.customer_id = a.customer_id {join}
-        WHERE a.campaign_id = $c
+    rows = store.con.execute(f"""
+        SELECT {key} AS key, a.grp, count(*) AS n, avg(y) AS my, coalesce(var_samp(y), 0) AS vy,
+               avg(x) AS mx, coalesce(var_samp(x), 0) AS vx, coalesce(covar_samp(x, y), 0) AS cxy
+        FROM ({values}) a {join}
         GROUP BY ALL""", params).fetchall()
     out: dict = {}
     for k, grp, n, my, vy, mx, vx, cxy in rows:
@@ -233,11 +252,9 @@ def _summaries(store, cte: str, params: dict, key_sql: str | None = None, key_so
     return out
 
 
-def _nonzero(store, cte: str, params: dict) -> dict:
+def _nonzero(store, values: str, params: dict) -> dict:
     """Per group, the customers' non-zero outcome values (for the bootstrap)."""
-    rows = store.con.execute(cte + """
-        SELECT a.grp, list(per.y) FROM campaign_assignments a JOIN per ON per.customer_id = a.customer_id
-        WHERE a.campaign_id = $c AND per.y <> 0 GROUP BY a.grp""", params).fetchall()
+    rows = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 GROUP BY grp", params).fetchall()
     return {g: np.asarray(v, dtype="float64") for g, v in rows}
 
 
@@ -263,8 +280,8 @@ def _adjusted(t: GroupSummary, c: GroupSummary, alpha: float):
 
 
 def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
-         kind: str | None = None, k_min: int = DEFAULT_K_MIN, alpha: float = 0.05, draws: int = 2000,
-         seed: int = 0) -> LiftResult:
+         kind: str | None = None, k_min: int = DEFAULT_K_MIN, alpha: float = 0.05, cuped: bool = True,
+         draws: int = 2000, seed: int = 0) -> LiftResult:
     """The readout of a launched campaign (see :meth:`geotarget.Engine.lift`)."""
     if metric not in METRICS:
         raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -275,8 +292,8 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
     store = engine.store
     launch = require_launch(store, campaign)
     start, end, last, pre_start = _window(store, launch, start, end, kind)
-    cte, params = _per_customer(metric, campaign.id, start, end, pre_start, kind)
-    groups = _summaries(store, cte, params).get(None, {})
+    values, params = _customer_values(metric, campaign.id, start, end, pre_start if cuped else None, kind)
+    groups = _summaries(store, values, params).get(None, {})
     t, c = groups.get("treatment"), groups.get("control")
     nt, nc = (t.n if t else 0), (c.n if c else 0)
     if min(nt, nc) < k_min:
@@ -289,8 +306,8 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
         if extra in figures:
             details[extra] = figures.pop(extra)
     if metric == "revenue":
-        values = _nonzero(store, cte, params)
-        low, high = bootstrap_diff_ci(values.get("treatment", []), nt, values.get("control", []), nc,
+        nonzero = _nonzero(store, values, params)
+        low, high = bootstrap_diff_ci(nonzero.get("treatment", []), nt, nonzero.get("control", []), nc,
                                       alpha=alpha, draws=draws, seed=seed)
         details.update(welch_ci_low=figures["ci_low"], welch_ci_high=figures["ci_high"],
                        ci_method=f"bootstrap percentile ({draws} resamples)")
@@ -305,7 +322,7 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
                         adjusted=adjusted, details=details, _engine=engine)
     if by is not None:
         result.by = by
-        result.breakdown = _breakdown(engine, campaign, metric, start, end, pre_start, kind, by, k_min, alpha)
+        result.breakdown = _breakdown(engine, campaign, metric, start, end, None, kind, by, k_min, alpha)
     return result
 
 
@@ -313,8 +330,8 @@ def _breakdown(engine, campaign, metric, start, end, pre_start, kind, by: str, k
     store = engine.store
     key_sql, table, registered = _breakdown_key(engine, campaign, by)
     try:
-        cte, params = _per_customer(metric, campaign.id, start, end, pre_start, kind)
-        summaries = _summaries(store, cte, params, key_sql, table)
+        values, params = _customer_values(metric, campaign.id, start, end, pre_start, kind)
+        summaries = _summaries(store, values, params, key_sql, table)
     finally:
         if registered is not None:
             store.con.unregister(registered)
