@@ -199,8 +199,9 @@ def _customer_values(metric: str, campaign_id: str, start, end, pre_start, kind)
     """SQL for each assigned customer: ``customer_id``, ``grp``, ``store_id``, the outcome in the window
     (``y``) and in the pre-period (``x``, 0 without one).
 
-    Conversion is a membership test (DuckDB's mark join: no per-customer
-    aggregate to build); revenue sums values per customer. Only the
+    Conversion is a membership test against the distinct customers with an
+    outcome in each period (a mark join: no per-customer aggregate to carry,
+    and a hash table of distinct ids only); revenue sums values per customer. Only the
     conditions that apply are written, with bound values, so DuckDB can
     prune on the timestamps.
     """
@@ -219,9 +220,10 @@ def _customer_values(metric: str, campaign_id: str, start, end, pre_start, kind)
     base = "a.customer_id, a.grp, a.store_id"
     if metric == "conversion":
         x = "0" if pre_start is None else \
-            f"CAST(a.customer_id IN (SELECT customer_id FROM outcomes WHERE {' AND '.join(pre)}) AS INTEGER)"
+            f"CAST(a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes WHERE {' AND '.join(pre)}) AS INTEGER)"
         sql = f"""SELECT {base},
-                         CAST(a.customer_id IN (SELECT customer_id FROM outcomes WHERE {' AND '.join(post)}) AS INTEGER) AS y,
+                         CAST(a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes
+                                                WHERE {' AND '.join(post)}) AS INTEGER) AS y,
                          {x} AS x
                   FROM campaign_assignments a WHERE a.campaign_id = $c"""
     else:
