@@ -80,6 +80,8 @@ class Audience:
         self.campaign = campaign
         self.columns = list(columns or [])
         self.min_size = min_size
+        #: Called once an export of this audience is allowed (a campaign freezes its groups then).
+        self.on_export = None
 
     def __len__(self) -> int:
         return int(self.positions.size)
