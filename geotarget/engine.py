@@ -655,7 +655,7 @@ class Engine:
         >>> rep.loaded, rep.reasons
         (1, {'timestamp has no timezone; add an offset or Z (e.g. 2026-05-01T09:30:00Z)': 1})
         """
-        from .measure.outcomes import ingest_outcomes
+        from geotarget.measure.outcomes import ingest_outcomes
 
         return ingest_outcomes(self.store, source, id_col=id_col, time_col=time_col, value_col=value_col,
                                kind_col=kind_col, outcome_id_col=outcome_id_col, progress=progress)
@@ -683,7 +683,7 @@ class Engine:
         >>> launch.treatment_n + launch.control_n, 80 < launch.control_n < 160
         (487, True)
         """
-        from .measure.assignment import freeze_assignment
+        from geotarget.measure.assignment import freeze_assignment
 
         return freeze_assignment(self, self.campaign(name_or_id), at=at)
 
@@ -699,7 +699,7 @@ class Engine:
         Traceback (most recent call last):
         geotarget.errors.NotFoundError: campaign 'soho' has no frozen assignment yet; launch it first with eng.launch_campaign('soho') (CLI: geotarget campaign launch 'soho')
         """
-        from .measure.assignment import require_launch
+        from geotarget.measure.assignment import require_launch
 
         c = self.campaign(name_or_id)
         require_launch(self.store, c)
@@ -756,7 +756,7 @@ class Engine:
         >>> r["treatment_n"] + r["control_n"], r["control_rate"], r["p_value"] < 0.001
         (487, 0.0, True)
         """
-        from .measure.readout import lift
+        from geotarget.measure.readout import lift
 
         c = self.campaign(campaign)
         return self.store.read_consistent(lambda: lift(
@@ -786,8 +786,8 @@ class Engine:
         >>> plan.audience_n, plan.control_n, round(plan.achieved_power, 2)
         (487, 32, 0.81)
         """
-        from .measure import plan_holdout_for
-        from .measure.assignment import load_launch
+        from geotarget.measure import plan_holdout_for
+        from geotarget.measure.assignment import load_launch
 
         c = self.campaign(campaign)
         launch = load_launch(self.store, c.id)

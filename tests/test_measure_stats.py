@@ -60,8 +60,10 @@ def test_z_test_and_wald_interval_agree_with_statsmodels(c):
 @given(st.integers(5, 60), st.integers(0, 5), st.integers(5, 60), st.integers(0, 5))
 def test_small_counts_use_fisher_and_newcombe_like_scipy_and_statsmodels(nt, xt, nc, xc):
     xt, xc = min(xt, nt), min(xc, nc)
-    r = two_proportions(xt, nt, xc, nc)
-    assert r["test"] == "fisher"  # an expected count under 5
+    pooled = (xt + xc) / (nt + nc)
+    expected = min(nt * pooled, nt * (1 - pooled), nc * pooled, nc * (1 - pooled))
+    assert two_proportions(xt, nt, xc, nc)["test"] == ("fisher" if expected < 5 else "z")
+    r = two_proportions(xt, nt, xc, nc, exact=True)
     assert r["p_value"] == pytest.approx(sps.fisher_exact([[xt, nt - xt], [xc, nc - xc]]).pvalue, rel=1e-9)
     low, high = sm_prop.confint_proportions_2indep(xt, nt, xc, nc, method="newcomb", compare="diff")
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((low, high), rel=1e-7, abs=1e-9)

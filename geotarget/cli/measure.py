@@ -58,7 +58,7 @@ def lift(
 ) -> None:
     """Lift of a launched campaign against its holdout (intent-to-treat), with CUPED and breakdowns."""
     if (map_out or png_out) and by is None:
-        from ..errors import InvalidInputError
+        from geotarget.errors import InvalidInputError
 
         raise InvalidInputError("--map and --png draw a breakdown: add --by store (or h3_8, a layer, a column)")
     with engine(read_only=True) as eng:

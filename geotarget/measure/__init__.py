@@ -9,9 +9,9 @@ what customers did; :meth:`geotarget.Engine.lift` compares the groups
 
 from __future__ import annotations
 
-from .assignment import Launch
-from .planning import HoldoutPlan, plan_holdout_for
-from .readout import KEYS, LiftResult
-from .tables import PERSONAL_TABLES, forget_customers
+from geotarget.measure.assignment import Launch
+from geotarget.measure.planning import HoldoutPlan, plan_holdout_for
+from geotarget.measure.readout import KEYS, LiftResult
+from geotarget.measure.tables import PERSONAL_TABLES, forget_customers
 
 __all__ = ["KEYS", "PERSONAL_TABLES", "HoldoutPlan", "Launch", "LiftResult", "forget_customers", "plan_holdout_for"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError, NotFoundError
-from .tables import ensure_tables, has_tables
+from geotarget.errors import InvalidInputError, NotFoundError
+from geotarget.measure.tables import ensure_tables, has_tables
 
 __all__ = ["Launch"]
 
@@ -69,9 +69,7 @@ def freeze_assignment(engine, campaign, *, at=None) -> Launch:
             "set one first, e.g. update_campaign(name, holdout=0.1) (CLI: campaign update NAME --holdout 0.1)")
     if at is None:
         at = campaign.start if campaign.start is not None else pd.Timestamp.now(tz="UTC")
-    launched_at = pd.Timestamp(at)
-    if launched_at.tzinfo is None:
-        raise InvalidInputError(f"launch time {at!r} has no timezone; give an offset, e.g. 2026-05-01T09:00:00Z")
+    launched_at = parse_instant(at, "launch time")
     aud = engine.campaign_audience(campaign.id)
     frame = aud.to_pandas()
     store_col = aud.center_label if aud.center_label in frame.columns else None
@@ -94,6 +92,20 @@ def freeze_assignment(engine, campaign, *, at=None) -> Launch:
                         {"c": campaign.id, "n": campaign.name, "at": launched_at.to_pydatetime(),
                          "h": campaign.holdout, "nt": nt, "nc": nc})
     return load_launch(store, campaign.id)
+
+
+def parse_instant(value, what: str) -> pd.Timestamp | None:
+    """A timezone-aware instant in UTC (None stays None); naive or unreadable values are refused."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInputError(f"{what} {value!r} is not a date and time; use ISO 8601 with an offset, "
+                                "e.g. 2026-05-01T00:00:00Z") from None
+    if ts.tzinfo is None:
+        raise InvalidInputError(f"{what} {value!r} has no timezone; add an offset or Z, e.g. 2026-05-01T00:00:00Z")
+    return ts.tz_convert("UTC")
 
 
 def require_launch(store, campaign) -> Launch:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._readers import NeedsFullSniff, open_source
-from .._validation import REASON_DUPLICATE, REASON_MISSING_ID, _find, _raw_json
-from ..errors import ColumnNotFoundError
-from ..ingest import IngestReport
-from .tables import ensure_tables
+from geotarget.store.readers import NeedsFullSniff, open_source
+from geotarget.store.validation import REASON_DUPLICATE, REASON_MISSING_ID, _find, _raw_json
+from geotarget.errors import ColumnNotFoundError
+from geotarget.store.ingest import IngestReport
+from geotarget.measure.tables import ensure_tables
 
 __all__ = ["REASON_BAD_TIME", "REASON_BAD_VALUE", "REASON_MISSING_TIME", "REASON_NAIVE_TIME",
            "REASON_SUPPRESSED"]

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError
-from .assignment import require_launch
-from .readout import LiftResult
+from geotarget.errors import InvalidInputError
+from geotarget.measure.assignment import parse_instant, require_launch
 
 __all__: list[str] = []  # drawn through LiftResult.to_map, to_png, cumulative_png and cumulative_html
 
@@ -28,7 +27,7 @@ _COLORS = {"treatment": "#1b7837", "control": "#762a83"}
 _SUPPRESSED = "#bdbdbd"
 
 
-def lift_geometries(engine, result: LiftResult):
+def lift_geometries(engine, result):
     """The breakdown of ``result`` as a GeoDataFrame (EPSG:4326), one shape per cell."""
     import geopandas as gpd
     import shapely
@@ -39,7 +38,7 @@ def lift_geometries(engine, result: LiftResult):
     by = result.by
     keys = frame[by].astype("string")
     if by == "store":
-        from .._mapgeometry import geodesic_ring
+        from geotarget.maps.geometry import geodesic_ring
 
         campaign = engine.campaign(result.campaign_id)
         radius_m = float(campaign.geofence.get("radius_m", 0.0))
@@ -73,11 +72,11 @@ def _fmt(v, metric: str) -> str:
     return f"{v:+.2%}" if metric == "conversion" else f"{v:+,.2f}"
 
 
-def lift_map(engine, result: LiftResult, *, tiles: str | None = "OpenStreetMap", inline_js: bool = True):
+def lift_map(engine, result, *, tiles: str | None = "OpenStreetMap", inline_js: bool = True):
     """A Folium map of the lift per store ring, cell or region (cells under k in grey, without figures)."""
     import folium
 
-    from .._mapstyle import new_map
+    from geotarget.maps.style import new_map
 
     gdf = lift_geometries(engine, result)
     if gdf.empty:
@@ -99,11 +98,11 @@ def lift_map(engine, result: LiftResult, *, tiles: str | None = "OpenStreetMap",
     return m
 
 
-def lift_png(engine, result: LiftResult, path, *, dpi: int = 120) -> Path:
+def lift_png(engine, result, path, *, dpi: int = 120) -> Path:
     """The lift map as a static PNG (matplotlib)."""
     from matplotlib.collections import PathCollection
 
-    from .._png import _axes, _paths
+    from geotarget.maps.png import _axes, _paths
 
     gdf = lift_geometries(engine, result)
     if gdf.empty:
@@ -131,12 +130,10 @@ def cumulative_conversion(engine, campaign, *, start=None, end=None, kind: str |
     Groups are the frozen assignment (intent-to-treat); a customer counts
     from the day of their first outcome in the window.
     """
-    from .readout import _when
-
     store = engine.store
     launch = require_launch(store, campaign)
-    start = _when(start, "start") or launch.launched_at
-    end = _when(end, "end")
+    start = parse_instant(start, "start") or launch.launched_at
+    end = parse_instant(end, "end")
     first = store.frame("""
         SELECT a.grp, f.first_ts FROM campaign_assignments a
         LEFT JOIN (SELECT customer_id, min(ts) AS first_ts FROM outcomes

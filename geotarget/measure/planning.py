@@ -21,8 +21,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from ..errors import GeotargetWarning, InvalidInputError
-from .stats import power_two_proportions
+from geotarget.errors import GeotargetWarning, InvalidInputError
+from geotarget.measure.stats import power_two_proportions
 
 __all__ = ["HoldoutPlan", "plan_holdout_for"]
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError, PrivacyError
-from .assignment import Launch, require_launch
-from .stats import GroupSummary, benjamini_hochberg, bootstrap_diff_ci, cuped, two_proportions, welch
+from geotarget.errors import InvalidInputError, PrivacyError
+from geotarget.measure.assignment import Launch, parse_instant, require_launch
+from geotarget.measure.stats import GroupSummary, benjamini_hochberg, bootstrap_diff_ci, cuped, two_proportions, welch
 
 __all__ = ["KEYS", "LiftResult"]
 
@@ -70,19 +70,19 @@ class LiftResult:
     # -- pictures (geotarget.measure.pictures) ---------------------------------
     def to_map(self, **options):
         """A Folium lift map of the breakdown (by store ring, H3 cell or region); see :func:`pictures.lift_map`."""
-        from .pictures import lift_map
+        from geotarget.measure.pictures import lift_map
 
         return lift_map(self._engine, self, **options)
 
     def to_png(self, path, **options):
         """The lift map as a PNG; see :func:`geotarget.measure.pictures.lift_png`."""
-        from .pictures import lift_png
+        from geotarget.measure.pictures import lift_png
 
         return lift_png(self._engine, self, path, **options)
 
     def cumulative(self, freq: str = "D") -> pd.DataFrame:
         """Cumulative conversion by group over the readout's window, per day (``freq``)."""
-        from .pictures import cumulative_conversion
+        from geotarget.measure.pictures import cumulative_conversion
 
         campaign = self._engine.campaign(self.campaign_id)
         return cumulative_conversion(self._engine, campaign, start=self.start, end=self.end,
@@ -90,13 +90,13 @@ class LiftResult:
 
     def cumulative_png(self, path, **options):
         """Cumulative conversion by group as a PNG."""
-        from .pictures import cumulative_png
+        from geotarget.measure.pictures import cumulative_png
 
         return cumulative_png(self.cumulative(), path, title=f"{self.campaign}: cumulative conversion", **options)
 
     def cumulative_html(self, path, **options):
         """Cumulative conversion by group as a self-contained HTML page."""
-        from .pictures import cumulative_html
+        from geotarget.measure.pictures import cumulative_html
 
         return cumulative_html(self.cumulative(), path, title=f"{self.campaign}: cumulative conversion", **options)
 
@@ -168,22 +168,9 @@ def _plain(v):
     return v
 
 
-def _when(value, what: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        raise InvalidInputError(f"{what} {value!r} is not a date and time; use ISO 8601 with an offset, "
-                                "e.g. 2026-05-01T00:00:00Z") from None
-    if ts.tzinfo is None:
-        raise InvalidInputError(f"{what} {value!r} has no timezone; add an offset or Z, e.g. 2026-05-01T00:00:00Z")
-    return ts.tz_convert("UTC")
-
-
 def _window(store, launch: Launch, start, end, kind):
-    start = _when(start, "start") or launch.launched_at
-    end = _when(end, "end")
+    start = parse_instant(start, "start") or launch.launched_at
+    end = parse_instant(end, "end")
     if end is not None and end <= start:
         raise InvalidInputError(f"end {end.isoformat()} is not after start {start.isoformat()}; widen the window")
     last = end
@@ -358,7 +345,7 @@ def _breakdown(engine, campaign, metric, start, end, pre_start, kind, by: str, k
 
 def _breakdown_key(engine, campaign, by: str):
     """SQL for the breakdown key, what to join for it, and the name of a frame registered for it (or None)."""
-    from .._validation import _quote
+    from geotarget.store.validation import _quote
 
     store = engine.store
     if not isinstance(by, str) or not by.strip():
@@ -372,7 +359,7 @@ def _breakdown_key(engine, campaign, by: str):
     frame = store.frame("SELECT customer_id, lat, lng FROM campaign_assignments WHERE campaign_id = $c",
                         {"c": campaign.id})
     if by.lower().startswith("h3_"):
-        from ..cells import cells_to_str, latlng_to_cells
+        from geotarget.geo.cells import cells_to_str, latlng_to_cells
 
         try:
             res = int(by[3:])
