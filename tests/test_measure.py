@@ -72,15 +72,18 @@ def test_outcomes_are_validated_with_rejects(tmp_path):
                     "c3,yesterday,5,order,o4\n"
                     "c4,2026-05-03T10:00Z,lots,order,o5\n"
                     "c5,2026-05-03T10:00Z,,visit,o6\n"
-                    "c6,2026-05-03T10:00Z,1,order,o1\n")
+                    "c6,2026-05-03T10:00Z,1,order,o1\n"
+                    "c7,2026-05-03,1,order,o7\n"
+                    "c8,2026-05-03T10:00:00.250+0530,1,order,o8\n")
     rep = eng.ingest_outcomes(path)
-    assert (rep.read, rep.loaded, rep.rejected) == (7, 2, 5)
+    assert (rep.read, rep.loaded, rep.rejected) == (9, 3, 6)
     rejects = eng.rejects(kind="outcomes")
-    assert sorted(rejects["row_number"]) == [1, 2, 3, 4, 5]
+    assert sorted(rejects["row_number"]) == [1, 2, 3, 4, 5, 8]
     assert REASON_NAIVE_TIME in set(rejects["reason"])
     stored = eng.store.frame("SELECT * FROM outcomes ORDER BY customer_id")
-    assert stored["customer_id"].tolist() == ["c5", "c6"]  # o1's later row wins within the file
-    assert stored["kind"].tolist() == ["visit", "order"]
+    assert stored["customer_id"].tolist() == ["c5", "c6", "c8"]  # o1's later row wins within the file
+    assert stored["kind"].tolist() == ["visit", "order", "order"]
+    assert pd.Timestamp(stored["ts"].iloc[2]) == pd.Timestamp("2026-05-03T04:30:00.250Z")
     assert pd.isna(stored["value"].iloc[0])
 
 

@@ -49,7 +49,8 @@ REASON_SUPPRESSED = "customer is on the suppression list: outcome not stored"
 
 _REASONS = ["", REASON_MISSING_ID, REASON_MISSING_TIME, REASON_BAD_TIME, REASON_NAIVE_TIME, REASON_BAD_VALUE]
 _CODE = {r: i for i, r in enumerate(_REASONS)}
-_OFFSET = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?|\s*UTC)$"
+# an offset (or Z, or UTC) right after a time of day: "2026-05-03" alone is a date, not an instant
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?|UTC)$"
 
 
 @dataclass
