@@ -184,7 +184,8 @@ def test_readout_matches_statsmodels_on_the_same_counts(launched):
     assert set(d) == TOP_KEYS
     a = launched.campaign_assignment("spring")
     o = launched.store.frame("SELECT DISTINCT customer_id FROM outcomes WHERE kind = 'order' "
-                             "AND ts >= TIMESTAMPTZ '2026-05-01 00:00:00+00' AND ts < TIMESTAMPTZ '2026-06-01 00:00:00+00'")
+                             "AND ts >= TIMESTAMPTZ '2026-05-01 00:00:00+00' "
+                             "AND ts < TIMESTAMPTZ '2026-06-01 00:00:00+00'")
     conv = a["customer_id"].isin(o["customer_id"])
     xt, nt = int(conv[a["group"] == "treatment"].sum()), int((a["group"] == "treatment").sum())
     xc, nc = int(conv[a["group"] == "control"].sum()), int((a["group"] == "control").sum())
@@ -274,7 +275,8 @@ def test_pictures(launched, tmp_path):
     cum = r.cumulative()
     assert set(cum["group"]) == {"treatment", "control"}
     final = cum.groupby("group")["rate"].last()
-    assert final["treatment"] == pytest.approx(r["treatment_rate"]) and final["control"] == pytest.approx(r["control_rate"])
+    assert final["treatment"] == pytest.approx(r["treatment_rate"])
+    assert final["control"] == pytest.approx(r["control_rate"])
     assert (cum.groupby("group")["converted"].diff().dropna() >= 0).all()
     assert r.cumulative_png(tmp_path / "c.png").stat().st_size > 1000
     assert "<svg" in r.cumulative_html(tmp_path / "c.html").read_text()

@@ -28,9 +28,9 @@ from geotarget.measure.stats import (
 )
 
 sm_prop = pytest.importorskip("statsmodels.stats.proportion", reason="statsmodels is in the test extra")
-from scipy import stats as sps  # noqa: E402
-from statsmodels.stats.multitest import multipletests  # noqa: E402
-from statsmodels.stats.power import NormalIndPower  # noqa: E402
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
 
 counts = st.tuples(st.integers(20, 5000), st.floats(0.02, 0.98), st.integers(20, 5000), st.floats(0.02, 0.98))
 

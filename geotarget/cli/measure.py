@@ -15,7 +15,7 @@ from .ingest import _print_report, _with_progress, ingest_app
 
 @ingest_app.command("outcomes")
 def ingest_outcomes(
-    file: str = typer.Argument(..., help="CSV or Parquet of outcomes: customer_id, timestamp, [value, kind, outcome_id]."),
+    file: str = typer.Argument(..., help="CSV or Parquet: customer_id, timestamp, [value, kind, outcome_id]."),
     id_col: str = typer.Option(None, "--id-col", help="Customer id column [default: detected]."),
     time_col: str = typer.Option(None, "--time-col", help="Timestamp column, with a timezone [default: detected]."),
     value_col: str = typer.Option(None, "--value-col", help="Revenue column [default: value, revenue, amount]."),
@@ -88,7 +88,7 @@ def lift(
 @app.command("plan-holdout")
 def plan_holdout(
     campaign: str = typer.Option(..., "--campaign", help="Campaign name or id."),
-    baseline_rate: float = typer.Option(..., "--baseline-rate", help="Conversion rate without the campaign, e.g. 0.05."),
+    baseline_rate: float = typer.Option(..., "--baseline-rate", help="Conversion rate without the campaign (0.05)."),
     mde: float = typer.Option(..., "--mde", help="Smallest change worth detecting, absolute, e.g. 0.01."),
     power: float = typer.Option(0.8, "--power", help="Wanted power."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level (two-sided)."),

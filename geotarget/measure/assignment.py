@@ -73,7 +73,7 @@ def freeze_assignment(engine, campaign, *, at=None) -> Launch:
     aud = engine.campaign_audience(campaign.id)
     frame = aud.to_pandas()
     store_col = aud.center_label if aud.center_label in frame.columns else None
-    rows = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
+    rows = pd.DataFrame({
         "campaign_id": campaign.id,
         "customer_id": frame["customer_id"].astype("string").to_numpy(dtype=object),
         "grp": np.asarray(frame["group"], dtype=object),

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from geotarget.errors import ColumnNotFoundError
+from geotarget.measure.tables import ensure_tables
+from geotarget.store.ingest import IngestReport
 from geotarget.store.readers import NeedsFullSniff, open_source
 from geotarget.store.validation import REASON_DUPLICATE, REASON_MISSING_ID, _find, _raw_json
-from geotarget.errors import ColumnNotFoundError
-from geotarget.store.ingest import IngestReport
-from geotarget.measure.tables import ensure_tables
 
 __all__ = ["REASON_BAD_TIME", "REASON_BAD_VALUE", "REASON_MISSING_TIME", "REASON_NAIVE_TIME",
            "REASON_SUPPRESSED"]
@@ -180,13 +180,13 @@ def _load(con, src, cols: _Columns, progress) -> IngestReport:
         out, codes = _validate(frame, cols)
         bad = np.flatnonzero(codes)
         if bad.size:
-            rej = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
+            rej = pd.DataFrame({
                 "kind": "outcomes", "source": src.name, "row_number": bad + offset + 1,
                 "raw": _raw_json(frame.iloc[bad]), "reason": [_REASONS[c] for c in codes[bad]], "rejected_at": now})
             con.execute("INSERT INTO rejects SELECT * FROM rej")
             reasons.update(_REASONS[c] for c in codes[bad])
         good = np.flatnonzero(codes == 0)
-        rows = out.iloc[good].assign(_row=good + offset + 1)  # noqa: F841
+        rows = out.iloc[good].assign(_row=good + offset + 1)
         con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM rows")
         offset += len(frame)
         if progress is not None:

@@ -166,7 +166,8 @@ def _cumulative_figure(frame: pd.DataFrame, title: str):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for grp, part in frame.groupby("group", sort=False):
-        ax.step(part["period"], part["rate"], where="post", color=_COLORS.get(grp), label=f"{grp} (n={part['n'].iloc[0]:,})")
+        ax.step(part["period"], part["rate"], where="post", color=_COLORS.get(grp),
+                label=f"{grp} (n={part['n'].iloc[0]:,})")
     ax.set_ylabel("converted since start")
     ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.1%}")
     ax.set_title(title, fontsize=10)

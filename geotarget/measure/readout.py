@@ -36,7 +36,16 @@ import pandas as pd
 
 from geotarget.errors import InvalidInputError, PrivacyError
 from geotarget.measure.assignment import Launch, parse_instant, require_launch
-from geotarget.measure.stats import GroupSummary, benjamini_hochberg, bootstrap_diff_ci, cuped, two_proportions, welch
+from geotarget.measure.stats import (
+    EXACT_BUDGET,
+    GroupSummary,
+    NonZero,
+    benjamini_hochberg,
+    bootstrap_diff_ci,
+    cuped,
+    two_proportions,
+    welch,
+)
 
 __all__ = ["KEYS", "LiftResult"]
 
@@ -175,7 +184,8 @@ def _window(store, launch: Launch, start, end, kind):
         raise InvalidInputError(f"end {end.isoformat()} is not after start {start.isoformat()}; widen the window")
     last = end
     if last is None:
-        latest = store.scalar("SELECT max(ts) FROM outcomes WHERE ts >= $s" + ("" if kind is None else " AND kind = $k"),
+        of_kind = "" if kind is None else " AND kind = $k"
+        latest = store.scalar("SELECT max(ts) FROM outcomes WHERE ts >= $s" + of_kind,
                               {"s": start.to_pydatetime(), **({} if kind is None else {"k": kind})})
         last = None if latest is None else pd.Timestamp(latest).tz_convert("UTC") + pd.Timedelta(microseconds=1)
     pre_start = None if last is None else start - (last - start)
@@ -241,10 +251,19 @@ def _summaries(store, values: str, params: dict, key_sql: str | None = None, key
     return out
 
 
-def _nonzero(store, values: str, params: dict) -> dict:
-    """Per group, the customers' non-zero outcome values (for the bootstrap)."""
-    rows = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 GROUP BY grp", params).fetchall()
-    return {g: np.asarray(v, dtype="float64") for g, v in rows}
+def _nonzero(store, values: str, params: dict, draws: int) -> dict:
+    """Per group, its non-zero outcomes for the bootstrap: their count, mean and deviation (one SQL
+    aggregate), and the values themselves only where the bootstrap will resample them one by one."""
+    rows = store.con.execute(f"""SELECT grp, count(*), avg(y), coalesce(stddev_pop(y), 0) FROM ({values}) a
+                                 WHERE y <> 0 GROUP BY grp""", params).fetchall()
+    out = {g: NonZero(int(k), float(mean), float(sd)) for g, k, mean, sd in rows}
+    small = [g for g, nz in out.items() if nz.k * draws <= EXACT_BUDGET]
+    if small:
+        fetched = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 AND grp IN "
+                                    "(SELECT unnest($groups)) GROUP BY grp", {**params, "groups": small}).fetchall()
+        for g, v in fetched:
+            out[g] = NonZero.of(v)
+    return out
 
 
 def _readout(t: GroupSummary, c: GroupSummary, metric: str, alpha: float) -> dict:
@@ -280,7 +299,7 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
         raise InvalidInputError(f"k_min must be a whole number of at least 2, got {k_min!r}")
     store = engine.store
     launch = require_launch(store, campaign)
-    start, end, last, pre_start = _window(store, launch, start, end, kind)
+    start, end, _last, pre_start = _window(store, launch, start, end, kind)
     values, params = _customer_values(metric, campaign.id, start, end, pre_start if cuped else None, kind)
     groups = _summaries(store, values, params).get(None, {})
     t, c = groups.get("treatment"), groups.get("control")
@@ -295,8 +314,9 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
         if extra in figures:
             details[extra] = figures.pop(extra)
     if metric == "revenue":
-        nonzero = _nonzero(store, values, params)
-        low, high = bootstrap_diff_ci(nonzero.get("treatment", []), nt, nonzero.get("control", []), nc,
+        nonzero = _nonzero(store, values, params, draws)
+        none = NonZero(0, 0.0, 0.0)
+        low, high = bootstrap_diff_ci(nonzero.get("treatment", none), nt, nonzero.get("control", none), nc,
                                       alpha=alpha, draws=draws, seed=seed)
         details.update(welch_ci_low=figures["ci_low"], welch_ci_high=figures["ci_high"],
                        ci_method=f"bootstrap percentile ({draws} resamples)")
@@ -375,7 +395,7 @@ def _breakdown_key(engine, campaign, by: str):
         keys = np.full(len(frame), None, dtype=object)
         lng, lat = frame["lng"].to_numpy(), frame["lat"].to_numpy()
         for rid, geom in zip(regions["region_id"], regions.geometry):
-            hit = (keys == None) & shapely.intersects_xy(geom, lng, lat)  # noqa: E711 (elementwise)
+            hit = (keys == None) & shapely.intersects_xy(geom, lng, lat)
             keys[hit] = str(rid)
     else:
         columns = {c.lower(): c for c in store.columns("customers")}
@@ -384,7 +404,8 @@ def _breakdown_key(engine, campaign, by: str):
             raise InvalidInputError(
                 f"by {by!r} is not store, h3_RES, a region layer ({layers}) or a customer column; "
                 f"columns: {', '.join(sorted(set(columns.values()) - {'customer_id', 'lat', 'lng', 'cell'}))}")
-        return "kt.key", f"(SELECT customer_id, CAST({_quote(columns[by.lower()])} AS VARCHAR) AS key FROM customers)", None
+        column = _quote(columns[by.lower()])
+        return "kt.key", f"(SELECT customer_id, CAST({column} AS VARCHAR) AS key FROM customers)", None
     name = f"_lift_keys_{uuid.uuid4().hex[:10]}"
     store.con.register(name, pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(dtype=object),
                                            "key": np.asarray(keys, dtype=object)}))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GroupSummary", "benjamini_hochberg", "bootstrap_diff_ci", "cuped", "power_two_proportions",
+__all__ = ["GroupSummary", "NonZero", "benjamini_hochberg", "bootstrap_diff_ci", "cuped", "power_two_proportions",
            "two_proportions", "welch"]
 
 
@@ -152,33 +152,53 @@ def cuped(t: GroupSummary, c: GroupSummary) -> tuple[GroupSummary, GroupSummary,
     return adjusted(t), adjusted(c), theta
 
 
-def _resampled_means(nonzero: np.ndarray, n: int, draws: int, rng, exact_budget: int) -> np.ndarray:
-    """Means of ``draws`` bootstrap resamples of a group of ``n`` values, zeros apart from ``nonzero``.
+@dataclass(frozen=True)
+class NonZero:
+    """A group's non-zero values, or only their count, mean and standard deviation (population)."""
+
+    k: int
+    mean: float
+    sd: float
+    values: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, values) -> NonZero:
+        """From the values themselves."""
+        v = np.asarray(values, dtype="float64")
+        return cls(int(v.size), float(v.mean()) if v.size else 0.0, float(v.std()) if v.size else 0.0, v)
+
+
+#: Resampled values drawn one by one at most, per group; past it the bootstrap uses the normal law of a sum.
+EXACT_BUDGET = 10_000_000
+
+
+def _resampled_means(nz: NonZero, n: int, draws: int, rng, exact_budget: int) -> np.ndarray:
+    """Means of ``draws`` bootstrap resamples of a group of ``n`` values, zeros apart from the ``nz.k`` others.
 
     A resample of n values takes m ~ Binomial(n, k/n) of the k non-zero ones;
-    their sum is drawn exactly (m draws with replacement) while that costs
-    at most ``exact_budget`` draws in all, else from the normal law of a sum
-    of m such draws (the central limit theorem at that size).
+    their sum is drawn exactly (m draws with replacement) while the values
+    are at hand and that costs at most ``exact_budget`` draws in all, else
+    from the normal law of a sum of m such draws (the central limit theorem
+    at that size).
     """
-    k = nonzero.size
-    if k == 0:
+    if nz.k == 0:
         return np.zeros(draws)
-    m = rng.binomial(n, k / n, size=draws)
-    if int(m.sum()) <= exact_budget:
-        sums = np.array([nonzero[rng.integers(0, k, size=mi)].sum() for mi in m])
+    m = rng.binomial(n, nz.k / n, size=draws)
+    if nz.values is not None and int(m.sum()) <= exact_budget:
+        sums = np.array([nz.values[rng.integers(0, nz.k, size=mi)].sum() for mi in m])
     else:
-        mu, sd = float(nonzero.mean()), float(nonzero.std())
-        sums = m * mu + np.sqrt(m) * sd * rng.standard_normal(draws)
+        sums = m * nz.mean + np.sqrt(m) * nz.sd * rng.standard_normal(draws)
     return sums / n
 
 
 def bootstrap_diff_ci(treatment_nonzero, nt: int, control_nonzero, nc: int, *, alpha: float = 0.05,
-                      draws: int = 2000, seed: int = 0, exact_budget: int = 20_000_000) -> tuple[float, float]:
+                      draws: int = 2000, seed: int = 0, exact_budget: int = 2 * EXACT_BUDGET) -> tuple[float, float]:
     """Percentile bootstrap interval for mean(treatment) - mean(control).
 
     Each group is resampled on its own (n values with replacement); only its
-    non-zero values are passed, with the group size, since most customers
-    spend nothing. Seeded, so a readout is reproducible.
+    non-zero values are passed (an array, or a :class:`NonZero`), with the
+    group size, since most customers spend nothing. Seeded, so a readout is
+    reproducible.
 
     Examples
     --------
@@ -189,8 +209,8 @@ def bootstrap_diff_ci(treatment_nonzero, nt: int, control_nonzero, nc: int, *, a
     True
     """
     rng = np.random.default_rng(seed)
-    t = np.asarray(treatment_nonzero, dtype="float64")
-    c = np.asarray(control_nonzero, dtype="float64")
+    t = treatment_nonzero if isinstance(treatment_nonzero, NonZero) else NonZero.of(treatment_nonzero)
+    c = control_nonzero if isinstance(control_nonzero, NonZero) else NonZero.of(control_nonzero)
     diffs = (_resampled_means(t, nt, draws, rng, exact_budget // 2)
              - _resampled_means(c, nc, draws, rng, exact_budget // 2))
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])

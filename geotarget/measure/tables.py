@@ -91,7 +91,7 @@ def forget_customers(con, customer_ids) -> dict[str, int]:
     """
     import pandas as pd
 
-    ids = pd.DataFrame({"customer_id": pd.Series([str(i) for i in customer_ids], dtype="string")})  # noqa: F841
+    ids = pd.DataFrame({"customer_id": pd.Series([str(i) for i in customer_ids], dtype="string")})
     exists = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_name IN "
         "('outcomes', 'campaign_assignments')").fetchall()}
