@@ -16,11 +16,11 @@ from .ingest import _print_report, _with_progress, ingest_app
 @ingest_app.command("outcomes")
 def ingest_outcomes(
     file: str = typer.Argument(..., help="CSV or Parquet: customer_id, timestamp, [value, kind, outcome_id]."),
-    id_col: str = typer.Option(None, "--id-col", help="Customer id column [default: detected]."),
-    time_col: str = typer.Option(None, "--time-col", help="Timestamp column, with a timezone [default: detected]."),
-    value_col: str = typer.Option(None, "--value-col", help="Revenue column [default: value, revenue, amount]."),
-    kind_col: str = typer.Option(None, "--kind-col", help="Kind column (order, visit, click) [default: kind]."),
-    outcome_id_col: str = typer.Option(None, "--outcome-id-col", help="Unique outcome id [default: outcome_id]."),
+    id_col: str = typer.Option(None, "--id-col", help="Customer id column (default: detected)."),
+    time_col: str = typer.Option(None, "--time-col", help="Timestamp column, with a timezone (default: detected)."),
+    value_col: str = typer.Option(None, "--value-col", help="Revenue column (default: value, revenue, amount)."),
+    kind_col: str = typer.Option(None, "--kind-col", help="Kind column: order, visit, click (default: kind)."),
+    outcome_id_col: str = typer.Option(None, "--outcome-id-col", help="Unique outcome id (default: outcome_id)."),
 ) -> None:
     """Load outcomes for lift readouts; bad rows go to rejects, a known outcome_id is replaced."""
     with engine() as eng:
@@ -33,7 +33,7 @@ def ingest_outcomes(
 @campaign_app.command("launch")
 def launch(
     name: str = typer.Argument(..., help="Campaign name or id."),
-    at: str = typer.Option(None, "--at", help="Launch time, ISO 8601 with an offset [default: the start, else now]."),
+    at: str = typer.Option(None, "--at", help="Launch time, ISO 8601 with an offset (default: the start, else now)."),
 ) -> None:
     """Freeze who is in treatment and who in control now, for the lift readout (once; later calls keep it)."""
     with engine() as eng:
@@ -46,8 +46,8 @@ def lift(
     campaign: str = typer.Option(..., "--campaign", help="Campaign name or id (launched)."),
     metric: str = typer.Option("conversion", "--metric", help="conversion or revenue."),
     by: str = typer.Option(None, "--by", help="Breakdown: store, a customer COLUMN, h3_8 (any h3_RES) or a LAYER."),
-    start: str = typer.Option(None, "--start", help="Window start, ISO 8601 with an offset [default: launch]."),
-    end: str = typer.Option(None, "--end", help="Window end (exclusive) [default: after the last outcome]."),
+    start: str = typer.Option(None, "--start", help="Window start, ISO 8601 with an offset (default: the launch)."),
+    end: str = typer.Option(None, "--end", help="Window end, exclusive (default: after the last outcome)."),
     kind: str = typer.Option(None, "--kind", help="Only outcomes of this kind, e.g. order."),
     k_min: int = typer.Option(10, "--k-min", help="No readout for a group or breakdown cell under this size."),
     no_cuped: bool = typer.Option(False, "--no-cuped", help="Skip the CUPED adjustment (reads no pre-period)."),
