@@ -235,35 +235,39 @@ def _customer_values(metric: str, campaign_id: str, start, end, pre_start, kind)
     return sql, params
 
 
-def _summaries(store, values: str, params: dict, key_sql: str | None = None, key_source: str | None = None) -> dict:
-    """Per breakdown key and group: n, mean and variance of y and x, their covariance (one SQL aggregate)."""
+def _summaries(store, values: str, params: dict, key_sql: str | None = None, key_source: str | None = None,
+               nonzero: dict | None = None) -> dict:
+    """Per breakdown key and group: n, mean and variance of y and x, their covariance (one SQL aggregate).
+
+    With a ``nonzero`` dict, the same pass also fills it, per group, with the
+    count, mean and deviation of the non-zero values of y (for the bootstrap).
+    """
     key = "NULL" if key_sql is None else key_sql
     join = "" if key_source is None else f"LEFT JOIN {key_source} kt ON kt.customer_id = a.customer_id"
     rows = store.con.execute(f"""
         SELECT {key} AS key, a.grp, count(*) AS n, avg(y) AS my, coalesce(var_samp(y), 0) AS vy,
-               avg(x) AS mx, coalesce(var_samp(x), 0) AS vx, coalesce(covar_samp(x, y), 0) AS cxy
+               avg(x) AS mx, coalesce(var_samp(x), 0) AS vx, coalesce(covar_samp(x, y), 0) AS cxy,
+               count(*) FILTER (WHERE y <> 0) AS k, coalesce(avg(y) FILTER (WHERE y <> 0), 0) AS mk,
+               coalesce(stddev_pop(y) FILTER (WHERE y <> 0), 0) AS sk
         FROM ({values}) a {join}
         GROUP BY ALL""", params).fetchall()
     out: dict = {}
-    for k, grp, n, my, vy, mx, vx, cxy in rows:
+    for k, grp, n, my, vy, mx, vx, cxy, nz, mk, sk in rows:
         out.setdefault(k, {})[grp] = GroupSummary(int(n), float(my or 0), float(vy), float(mx or 0), float(vx),
                                                  float(cxy))
+        if nonzero is not None:
+            nonzero[grp] = NonZero(int(nz), float(mk), float(sk))
     return out
 
 
-def _nonzero(store, values: str, params: dict, draws: int) -> dict:
-    """Per group, its non-zero outcomes for the bootstrap: their count, mean and deviation (one SQL
-    aggregate), and the values themselves only where the bootstrap will resample them one by one."""
-    rows = store.con.execute(f"""SELECT grp, count(*), avg(y), coalesce(stddev_pop(y), 0) FROM ({values}) a
-                                 WHERE y <> 0 GROUP BY grp""", params).fetchall()
-    out = {g: NonZero(int(k), float(mean), float(sd)) for g, k, mean, sd in rows}
-    small = [g for g, nz in out.items() if nz.k * draws <= EXACT_BUDGET]
+def _small_values(store, values: str, params: dict, nonzero: dict, draws: int) -> None:
+    """Fetch the non-zero values of the groups small enough for the bootstrap to resample them one by one."""
+    small = [g for g, nz in nonzero.items() if 0 < nz.k and nz.k * draws <= EXACT_BUDGET]
     if small:
         fetched = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 AND grp IN "
                                     "(SELECT unnest($groups)) GROUP BY grp", {**params, "groups": small}).fetchall()
         for g, v in fetched:
-            out[g] = NonZero.of(v)
-    return out
+            nonzero[g] = NonZero.of(v)
 
 
 def _readout(t: GroupSummary, c: GroupSummary, metric: str, alpha: float) -> dict:
@@ -301,7 +305,8 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
     launch = require_launch(store, campaign)
     start, end, _last, pre_start = _window(store, launch, start, end, kind)
     values, params = _customer_values(metric, campaign.id, start, end, pre_start if cuped else None, kind)
-    groups = _summaries(store, values, params).get(None, {})
+    nonzero: dict = {}
+    groups = _summaries(store, values, params, nonzero=nonzero).get(None, {})
     t, c = groups.get("treatment"), groups.get("control")
     nt, nc = (t.n if t else 0), (c.n if c else 0)
     if min(nt, nc) < k_min:
@@ -314,7 +319,7 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
         if extra in figures:
             details[extra] = figures.pop(extra)
     if metric == "revenue":
-        nonzero = _nonzero(store, values, params, draws)
+        _small_values(store, values, params, nonzero, draws)
         none = NonZero(0, 0.0, 0.0)
         low, high = bootstrap_diff_ci(nonzero.get("treatment", none), nt, nonzero.get("control", none), nc,
                                       alpha=alpha, draws=draws, seed=seed)
