@@ -44,7 +44,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
 # The reverse lookup and the HTTP service, then geotarget against PostGIS, DuckDB SQL, GeoPandas and
-# BallTree, then the ingest stage by stage (on the 1M Parquet file the run generated); benchmarks/RESULTS.md
+# BallTree, then the ingest stage by stage (on the 1M Parquet file the run generated), then the lift readout
+# (10M assigned customers, 50M outcomes) against a DuckDB SQL join-and-aggregate; benchmarks/RESULTS.md
 # holds every figure (the lookup, service and ingest-stage reports quoted from their own files).
 # Override the sizes with e.g. `make bench BENCH_ARGS="--sizes 1e6"`, or `BENCH_ARGS=--quick`.
 BENCH_ARGS ?= --sizes 1e6,1e7
@@ -58,6 +59,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.ingest_profile
 	$(BIN)/python -m benchmarks.trade
 	$(BIN)/python -m benchmarks.pings_spark $(PINGS_BENCH_ARGS)
+	$(BIN)/python -m benchmarks.lift
 	$(BIN)/python -m benchmarks $(BENCH_ARGS) --render
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.

@@ -649,6 +649,169 @@ class Engine:
 
         return self.store.read_consistent(lambda: rank_sites(self, candidates, **options))
 
+    # -- measurement (geotarget.measure) -------------------------------------
+    def ingest_outcomes(self, source, *, id_col: str | None = None, time_col: str | None = None,
+                        value_col: str | None = None, kind_col: str | None = None,
+                        outcome_id_col: str | None = None,
+                        progress: Callable[[int, int | None], None] | None = None) -> _ingest.IngestReport:
+        """Validate and load outcomes (orders, visits, clicks) for lift readouts.
+
+        Columns: ``customer_id``, a timezone-aware ``timestamp``, and
+        optionally ``value`` (revenue), ``kind`` and ``outcome_id`` (names
+        detected, or given by the ``*_col`` options). Bad rows go to
+        :meth:`rejects`; a row whose ``outcome_id`` is already stored
+        replaces it, so loading a file twice changes nothing. See
+        :mod:`geotarget.measure.outcomes`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> rep = eng.ingest_outcomes(pd.DataFrame({"customer_id": ["a", "b"], "value": [12.5, 3.0],
+        ...                                         "timestamp": ["2026-05-01T09:00:00-04:00", "2026-05-01 09:00"]}))
+        >>> rep.loaded, rep.reasons
+        (1, {'timestamp has no timezone; add an offset or Z (e.g. 2026-05-01T09:30:00Z)': 1})
+        """
+        from geotarget.measure.outcomes import ingest_outcomes
+
+        return ingest_outcomes(self.store, source, id_col=id_col, time_col=time_col, value_col=value_col,
+                               kind_col=kind_col, outcome_id_col=outcome_id_col, progress=progress)
+
+    def launch_campaign(self, name_or_id: str, *, at=None):
+        """Freeze the campaign's treatment and control groups as they are now, for its lift readout.
+
+        Call it when the campaign goes out (or its audience is exported). The
+        first call writes the snapshot; later calls return it unchanged, so
+        later ingests never rewrite who was in which group. ``at`` is the
+        launch time (default: the campaign's start, else now).
+
+        Returns
+        -------
+        geotarget.measure.Launch
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
+        >>> launch = eng.launch_campaign("spring")
+        >>> launch.treatment_n + launch.control_n, 80 < launch.control_n < 160
+        (487, True)
+        """
+        from geotarget.measure.assignment import freeze_assignment
+
+        return freeze_assignment(self, self.campaign(name_or_id), at=at)
+
+    def campaign_assignment(self, name_or_id: str) -> pd.DataFrame:
+        """The frozen assignment of a launched campaign: ``customer_id``, ``group``, ``store_id``.
+
+        Examples
+        --------
+        >>> import geotarget
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.create_campaign("soho", cells=["872a1072bffffff"], holdout=0.1)
+        >>> eng.campaign_assignment("soho")
+        Traceback (most recent call last):
+        geotarget.errors.NotFoundError: campaign 'soho' has no frozen assignment yet; launch it first with eng.launch_campaign('soho') (CLI: geotarget campaign launch 'soho')
+        """
+        from geotarget.measure.assignment import require_launch
+
+        c = self.campaign(name_or_id)
+        require_launch(self.store, c)
+        return self.store.frame("SELECT customer_id, grp AS \"group\", store_id FROM campaign_assignments "
+                                "WHERE campaign_id = $c ORDER BY customer_id", {"c": c.id})
+
+    def lift(self, campaign: str, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
+             kind: str | None = None, k_min: int = 10, alpha: float = 0.05, cuped: bool = True):
+        """The lift readout of a launched campaign: treatment against its frozen holdout.
+
+        Parameters
+        ----------
+        campaign : str
+            Name or id of a campaign frozen with :meth:`launch_campaign`.
+        start, end : datetime or ISO 8601 text, optional
+            The window (timezone-aware); default from the launch to after the
+            last outcome. The pre-period of the same length feeds CUPED.
+        metric : {"conversion", "revenue"}
+            Share of customers with an outcome, or outcome value per customer.
+        by : str, optional
+            Breakdown: ``"store"``, ``"h3_RES"`` (e.g. ``"h3_8"``), a region
+            layer or a customer column. Cells with fewer than ``k_min``
+            customers in a group get no readout; q-values are
+            Benjamini-Hochberg.
+        kind : str, optional
+            Count outcomes of this kind only (e.g. ``"order"``).
+        cuped : bool, default True
+            Also report the CUPED-adjusted figures (``*_adj``), which reads
+            the pre-period's outcomes too; False skips that work.
+
+        Returns
+        -------
+        geotarget.measure.LiftResult
+            ``to_dict()`` holds ``treatment_n``, ``control_n``,
+            ``treatment_rate``, ``control_rate``, ``abs_lift``, ``rel_lift``,
+            ``ci_low``, ``ci_high``, ``p_value`` and their CUPED ``*_adj``.
+
+        The analysis is intent-to-treat: customers stay in the group they
+        were assigned at launch, whatever they did since (opting out
+        included); see :mod:`geotarget.measure.readout`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
+        >>> _ = eng.launch_campaign("spring")
+        >>> a = eng.campaign_assignment("spring")
+        >>> buyers = a.loc[a["group"] == "treatment", "customer_id"][:60]
+        >>> _ = eng.ingest_outcomes(pd.DataFrame({"customer_id": buyers, "timestamp": "2026-05-03T12:00:00Z"}))
+        >>> r = eng.lift("spring")
+        >>> r["treatment_n"] + r["control_n"], r["control_rate"], r["p_value"] < 0.001
+        (487, 0.0, True)
+        """
+        from geotarget.measure.readout import lift
+
+        c = self.campaign(campaign)
+        return self.store.read_consistent(lambda: lift(
+            self, c, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min, alpha=alpha, cuped=cuped))
+
+    def plan_holdout(self, campaign: str, *, baseline_rate: float, mde: float, power: float = 0.8,
+                     alpha: float = 0.05, daily_customers: float | None = None):
+        """The control fraction needed to detect ``baseline_rate -> baseline_rate + mde`` in a campaign.
+
+        The audience is the frozen assignment of a launched campaign, else
+        its current audience. Warns (:class:`GeotargetWarning`) when the
+        audience is too small ever to detect the effect. With
+        ``daily_customers`` the plan gives the days needed as well.
+
+        Returns
+        -------
+        geotarget.measure.HoldoutPlan
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> from geotarget.sample import sample_customers
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(sample_customers(500, seed=1))  # 487 consenting
+        >>> _ = eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
+        >>> plan = eng.plan_holdout("spring", baseline_rate=0.1, mde=0.2)
+        >>> plan.audience_n, plan.control_n, round(plan.achieved_power, 2)
+        (487, 32, 0.81)
+        """
+        from geotarget.measure import plan_holdout_for
+        from geotarget.measure.assignment import load_launch
+
+        c = self.campaign(campaign)
+        launch = load_launch(self.store, c.id)
+        n = launch.treatment_n + launch.control_n if launch is not None else len(self.campaign_audience(c.id))
+        return plan_holdout_for(n, baseline_rate=baseline_rate, mde=mde, power=power, alpha=alpha,
+                                daily_customers=daily_customers)
+
     # -- privacy policy and disclosure control -----------------------------------------------------
     def policy(self):
         """The privacy policy stored in the database; see :mod:`geotarget.store.policy`.

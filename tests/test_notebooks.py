@@ -23,7 +23,7 @@ nbtools = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(nbtools)
 
 NOTEBOOKS = nbtools.notebook_paths()
-EXPECTED = ["01_quickstart", "02_neighborhood_heatmap", "03_backend", "05_trade_areas"]
+EXPECTED = ["01_quickstart", "02_neighborhood_heatmap", "03_backend", "04_campaign_lift", "05_trade_areas"]
 
 # what a kernel may print on stderr without it being a problem in the notebook
 _HARMLESS_STDERR = re.compile(r"Kernel is running over TCP without encryption")

@@ -88,6 +88,8 @@ class Audience:
         self.min_size = min_size
         self.region_codes = region_codes  # per customer: row of region_table holding it (the first asked for)
         self.region_table = region_table  # region_id, name of the regions of a region audience
+        #: Called once an export of this audience is allowed (a campaign freezes its groups then).
+        self.on_export = None
 
     def __len__(self) -> int:
         return int(self.positions.size)

@@ -44,10 +44,18 @@ def _prepare(path) -> Path:
     return out
 
 
+def _exporting(audience) -> None:
+    """Run the audience's export hook, if it has one (a campaign freezes its groups on first export)."""
+    hook = getattr(audience, "on_export", None)
+    if hook is not None:
+        hook()
+
+
 def write_audience(audience, path, fmt: str, *, columns=None, allow_small: bool = False) -> Path:
     """Write an audience's rows in ``fmt``; returns the path written."""
     check_min_size(len(audience), audience.min_size, allow_small=allow_small)
     out = _prepare(path)
+    _exporting(audience)
     if fmt == "customer-match":
         return write_customer_match(audience, out, allow_small=allow_small)
     if fmt in ("csv", "parquet"):
@@ -93,6 +101,7 @@ def write_customer_match(audience, path, *, platform: str = "google", allow_smal
     if "group" in frame.columns and not include_control:
         frame = frame[frame["group"] != "control"]
     check_min_size(len(frame), audience.min_size, allow_small=allow_small)
+    _exporting(audience)
     out_cols: dict[str, list] = {}
     if email is not None:
         out_cols["Email" if platform == "google" else "email"] = [hash_value(normalize_email(v)) for v in frame[email]]

@@ -361,12 +361,17 @@ def campaign_audience(engine, c: Campaign, options: dict):
     common = dict(where=c.where or None, holdout=c.holdout, campaign=c.id, **options)
     fence = c.geofence
     if fence["kind"] == "radius":
-        return engine.audience(stores=fence["stores"], radius_m=fence["radius_m"], **common)
-    if fence["kind"] == "points":
-        return engine.audience(points=[tuple(p) for p in fence["points"]], radius_m=fence["radius_m"], **common)
-    if fence["kind"] == "regions":
-        return engine.audience(region_layer=fence["layer"], regions=fence["regions"], **common)
-    return engine.store.read_consistent(lambda: _cells_audience(engine, fence["cells"], **common))
+        aud = engine.audience(stores=fence["stores"], radius_m=fence["radius_m"], **common)
+    elif fence["kind"] == "points":
+        aud = engine.audience(points=[tuple(p) for p in fence["points"]], radius_m=fence["radius_m"], **common)
+    elif fence["kind"] == "regions":
+        aud = engine.audience(region_layer=fence["layer"], regions=fence["regions"], **common)
+    else:
+        aud = engine.store.read_consistent(lambda: _cells_audience(engine, fence["cells"], **common))
+    if c.holdout and hasattr(engine, "launch_campaign") and not engine.store.read_only:
+        # the first export of a campaign with a holdout freezes its groups for the lift readout
+        aud.on_export = lambda: engine.launch_campaign(c.id)
+    return aud
 
 
 def _cells_audience(engine, cells, *, where, holdout, campaign, columns=None, min_size=None, exclude_within=None,

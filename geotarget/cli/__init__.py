@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (registers commands)
     ingest,
     listings,  # noqa: F401  (registers stores, regions and columns)
     maps,  # noqa: F401  (registers heatmap and map commands)
+    measure,  # noqa: F401  (registers outcomes, launch, lift and plan-holdout)
     pings,  # noqa: F401  (registers ingest pings, visits, footfall and the pings commands)
     policy,  # noqa: F401  (registers the policy commands)
     serve,  # noqa: F401  (registers the serve command)

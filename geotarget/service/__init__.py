@@ -15,6 +15,7 @@ Endpoints (all but ``/health`` need an API key in the ``X-API-Key`` header)::
     POST   /v1/audiences                     counts, and a download link with "format"
     GET    /v1/downloads/{token}             the file, for the key that asked for it
     GET    /v1/heatmap?res&metric&region_layer&k_min   GeoJSON, above the floor
+    GET    /v1/campaigns/{name_or_id}/lift?metric&by&start&end&kind&k_min   readout (analyst keys)
     GET    /docs, /openapi.json              the API description (no key: it holds no data)
 
 Keys come from ``$GEOTARGET_API_KEYS`` (``KEY=scope+scope``, comma-separated)
