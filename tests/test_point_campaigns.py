@@ -69,7 +69,7 @@ def test_service_creates_a_point_campaign(eng):
     from geotarget.service import create_app
 
     key = "point-key-0123456789abcdef"
-    with TestClient(create_app(eng, keys=[key])) as client:
+    with TestClient(create_app(eng, keys=[f"{key}=admin+lookup"])) as client:
         r = client.post("/v1/campaigns", headers={"X-API-Key": key},
                         json={"name": "http", "points": [{"lat": 40.758, "lng": -73.9855}], "radius": "500m"})
         assert r.status_code == 201, r.text

@@ -102,16 +102,16 @@ def lift_png(engine, result, path, *, dpi: int = 120) -> Path:
     """The lift map as a static PNG (matplotlib)."""
     from matplotlib.collections import PathCollection
 
-    from geotarget.maps.png import _axes, _paths
+    from geotarget.maps.png import _axes, _mercator, _paths
 
     gdf = lift_geometries(engine, result)
     if gdf.empty:
         raise InvalidInputError(f"no breakdown cell of {result.by!r} has a shape to draw")
     cm = _diverging(gdf["abs_lift"].tolist())
     fig, ax = _axes(tuple(gdf.total_bounds), f"{result.campaign}: {result.metric} lift by {result.by} "
-                    f"(grey: under k, no readout)")
+                    f"(grey: under k, no readout)", "")
     colours = [_SUPPRESSED if s else cm(v) for s, v in zip(gdf["suppressed"], gdf["abs_lift"])]
-    ax.add_collection(PathCollection(_paths(gdf.geometry), facecolors=colours, edgecolors="#333333",
+    ax.add_collection(PathCollection(_paths(_mercator(gdf.geometry)), facecolors=colours, edgecolors="#333333",
                                      linewidths=0.5, alpha=0.8))
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LinearSegmentedColormap, Normalize

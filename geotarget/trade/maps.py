@@ -170,13 +170,16 @@ def _bounds(model, keep):
 
 def _figure(bounds, title: str):
     """A matplotlib figure and axes fitted to ``bounds``, as geotarget's other PNGs draw them."""
-    from ..maps.png import _axes  # the PNG module's own layout, shared rather than copied
+    from ..maps.png import _axes  # the PNG module's own layout (Web Mercator), shared rather than copied
 
-    return _axes(bounds, title)
+    return _axes(bounds, title, "")
 
 
 def _stores_png(ax, stores) -> None:
-    ax.scatter(stores["lng"], stores["lat"], s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5, zorder=5)
+    from ..maps.png import _xy
+
+    x, y = _xy(stores["lat"], stores["lng"])
+    ax.scatter(x, y, s=25, c="white", edgecolors="#1f4e9c", linewidths=1.5, zorder=5)
 
 
 def trade_area_png(ta, path: Path, *, k_min: int = 10, dpi: int = 120, title: str | None = None) -> Path:
@@ -196,7 +199,7 @@ def trade_area_png(ta, path: Path, *, k_min: int = 10, dpi: int = 120, title: st
         part = gdf[gdf["share"] == s]
         colour = PALETTE[k % len(PALETTE)]
         if len(part):
-            part.plot(ax=ax, facecolor=colour, edgecolor=colour, linewidth=1.0, alpha=0.35)
+            part.to_crs("EPSG:3857").plot(ax=ax, facecolor=colour, edgecolor=colour, linewidth=1.0, alpha=0.35)
         handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.35, label=f"{s:.0%}"))
     _stores_png(ax, ta.stores)
     ax.legend(handles=handles, loc="upper right", fontsize=8, title="share of customers")
@@ -227,7 +230,7 @@ def huff_png(model, path: Path, *, store_id: str | None = None, k_min: int = 10,
         head = title or f"Probability of patronising {store_id} ({params})"
     fig, ax = _figure(_bounds(model, keep), head)
     if len(cells):
-        cells.plot(ax=ax, color=faces, edgecolor=faces, linewidth=0.2, alpha=0.8)
+        cells.to_crs("EPSG:3857").plot(ax=ax, color=faces, edgecolor=faces, linewidth=0.2, alpha=0.8)
     _stores_png(ax, model.stores)
     if store_id is not None:
         fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, shrink=0.7).set_label("probability")
