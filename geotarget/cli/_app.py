@@ -29,6 +29,9 @@ class _State:
 
 state = _State()
 
+#: Set by geotarget.cli: imports the command modules that ``argv`` needs (lazy registration).
+command_loader = None
+
 
 @app.callback()
 def _main(
@@ -67,6 +70,8 @@ def run() -> None:
     except ImportError:  # pragma: no cover - older typer
         from click import exceptions as click
 
+    if command_loader is not None:
+        command_loader(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
         # without standalone mode, typer.Exit raised by a command comes back as its code
