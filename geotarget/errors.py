@@ -11,7 +11,8 @@ and most also derive from the builtin that fits, so callers may catch either::
     │   ├── ColumnNotFoundError         detection or an option named a missing column
     │   └── InvalidFilterError          a segment filter that cannot be applied
     ├── SourceError(GeotargetError, OSError)
-    │                                   a file that cannot be read or parsed
+    │   │                               a file that cannot be read or parsed
+    │   └── DatabaseLockedError         another process holds the database file
     ├── NotFoundError(GeotargetError, KeyError)
     │                                   a store, region, layer or campaign id
     ├── SchemaVersionError(GeotargetError, RuntimeError)
@@ -39,6 +40,7 @@ __all__ = [
     "NotFoundError",
     "PrivacyError",
     "SchemaVersionError",
+    "DatabaseLockedError",
     "SourceError",
     "SwappedCoordinatesError",
 ]
@@ -74,6 +76,10 @@ class InvalidFilterError(InvalidInputError):
 
 class SourceError(GeotargetError, OSError):
     """A source file cannot be read or parsed."""
+
+
+class DatabaseLockedError(SourceError):
+    """Another process holds the database file (DuckDB lets one writer or many readers in)."""
 
 
 class NotFoundError(GeotargetError, KeyError):

@@ -23,10 +23,18 @@ What this gives, and what it does not:
 - every worker holds the whole database in memory (customers included, since
   audiences are built from them), and copying takes time proportional to it;
 - a writer that keeps the file open forever starves the workers of updates.
+
+A replica opened with ``writes=True`` (what ``geotarget serve`` uses) also
+takes writes, by handover: each write method opens the file, writes, closes
+it and loads the new copy before it returns, so the replica sees its own
+writes at once and holds the file only for the length of a write. Other
+processes (the ``geotarget`` command, a nightly ingest) may then read and
+write the same file at any other moment.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -114,7 +122,10 @@ class Replica:
     refresh_interval : float, default 1.0
         Seconds between checks of the file (a ``stat``), made by queries.
     lock_timeout : float, default 30.0
-        How long the first load waits while a writer holds the file.
+        How long the first load, and with ``writes=True`` each write, waits
+        while another process holds the file.
+    writes : bool, default False
+        Take writes by handover (see the module notes) instead of refusing them.
 
     Examples
     --------
@@ -132,8 +143,10 @@ class Replica:
     >>> reader.close()
     """
 
-    def __init__(self, path, *, refresh_interval: float = 1.0, lock_timeout: float = 30.0):
+    def __init__(self, path, *, refresh_interval: float = 1.0, lock_timeout: float = 30.0, writes: bool = False):
         self.path = str(path)
+        self.writes = bool(writes)
+        self._writing = threading.Lock()
         if not Path(self.path).exists():
             raise SourceError(f"database {self.path!r} does not exist; ingest data first or check --db")
         self.refresh_interval = float(refresh_interval)
@@ -209,11 +222,25 @@ class Replica:
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in _WRITES and self.writes:
+            return functools.partial(self._write, name)
         if name in _WRITES:
             raise GeotargetError(
                 f"{name}: this engine serves a read-only in-memory copy of {self.path!r}; write with "
                 "geotarget.open(path) in the writer process, then close it so the copies refresh")
         return getattr(self.current(), name)
+
+    def _write(self, name: str, *args, **kwargs):
+        """Run one write method on the file itself (open, write, close), then load the new copy."""
+        from geotarget.engine import Engine
+        from geotarget.store.database import Store
+
+        with self._writing:
+            with Engine(Store(self.path, lock_timeout=self.lock_timeout)) as writer:
+                result = getattr(writer, name)(*args, **kwargs)
+            with self._refreshing:
+                self._load(self.lock_timeout)
+        return result
 
     def close(self) -> None:
         """Drop the copy (queries still running on it finish first)."""

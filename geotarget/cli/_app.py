@@ -25,6 +25,7 @@ err_console = Console(stderr=True, highlight=False)
 
 class _State:
     db: str | None = None
+    wait_s: float = 10.0
 
 
 state = _State()
@@ -39,15 +40,29 @@ def _main(
         None, "--db", metavar="PATH", envvar="GEOTARGET_DB",
         help="DuckDB database file [default: $GEOTARGET_DB or ./geotarget.duckdb].",
     ),
+    wait: float = typer.Option(
+        10.0, "--wait", metavar="SECONDS", min=0,
+        help="How long to wait while another process holds the database (a `geotarget serve` holds it only "
+             "while it writes).",
+    ),
 ) -> None:
     state.db = db
+    state.wait_s = wait
 
 
 def engine(*, read_only: bool = False):
     """Open the engine on the database chosen by --db."""
     from geotarget.connect import open as open_engine
+    from geotarget.errors import DatabaseLockedError
 
-    return open_engine(state.db, read_only=read_only)
+    try:
+        return open_engine(state.db, read_only=read_only, lock_timeout=state.wait_s)
+    except DatabaseLockedError:
+        from geotarget.store.database import default_db_path
+
+        fail(f"database {state.db or default_db_path()!r} is held by another process that keeps it open "
+             f"(waited {state.wait_s:g} s); wait longer with --wait SECONDS, or let that program close it: "
+             "`geotarget serve` holds it only while it writes")
 
 
 def fail(message: str, code: int = 2) -> None:
