@@ -53,6 +53,7 @@ PINGS_BENCH_ARGS ?= --pings 1e8
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 	$(BIN)/python -m benchmarks.service_load
+	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.ingest_profile
 	$(BIN)/python -m benchmarks.trade

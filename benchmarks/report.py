@@ -320,7 +320,7 @@ def _map_section(records) -> list[str]:
 #: Reports of the backend benchmarks, run by their own commands and carried into RESULTS.md.
 INGEST_PROFILE = "RESULTS_ingest_profile.md"
 COMPANIONS = (INGEST_PROFILE, "RESULTS_lookup.md", "RESULTS_service.md", "RESULTS_trade.md",
-              "RESULTS_pings_spark.md")
+              "RESULTS_pings_spark.md", "RESULTS_startup.md")
 
 
 def _companion_sections() -> list[str]:
