@@ -42,6 +42,7 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _ring_positions,
     _store_centers,
     parse_zone_text,
+    within_counts,
 )
 from geotarget.audience.privacy import holdout_groups
 from geotarget.errors import InvalidInputError
@@ -110,6 +111,9 @@ class Audience:
         label = self.center_label
         ids = self.centers[label].to_numpy()
         assigned = pd.Series(self.center_ids).value_counts() if len(self) else pd.Series(dtype="int64")
+        if self._within_counts is None:  # computed on first use: an audience of many stores needs no counts
+            self._within_counts = within_counts(self._index, self.centers["lat"].to_numpy(),
+                                                self.centers["lng"].to_numpy(), self.radius_m)
         out = pd.DataFrame({label: ids, "within": self._within_counts.astype("int64")})
         out["assigned"] = out[label].map(assigned).fillna(0).astype("int64")
         if "name" in self.centers.columns:
