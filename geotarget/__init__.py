@@ -29,7 +29,7 @@ from geotarget.errors import (
 from geotarget.units import parse_distance, parse_radius
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from geotarget import maps
+    from geotarget import maps  # noqa: F401
     from geotarget.campaigns import Campaign
     from geotarget.connect import open
     from geotarget.engine import Engine

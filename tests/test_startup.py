@@ -30,9 +30,9 @@ def test_public_names_load_on_first_use():
 
 @pytest.mark.parametrize("argv", [["--help"], ["ingest", "--help"], ["audience", "--help"], ["campaign", "--help"]])
 def test_cli_help_pulls_no_heavy_module(argv):
-    code = ("import sys, contextlib, io; sys.argv = ['geotarget', *%r]\n"
+    code = (f"import sys, contextlib, io; sys.argv = ['geotarget', *{argv!r}]\n"
             "from geotarget.cli import run\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): run()") % (argv,)
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): run()")
     assert _loaded(code) == []
 
 
@@ -46,8 +46,9 @@ def test_cli_registers_only_the_command_it_runs():
 
 
 def test_the_app_has_every_command():
-    from geotarget.cli import app
     from typer.main import get_command
+
+    from geotarget.cli import app
 
     names = set(get_command(app).commands)
     assert {"audience", "suppress", "campaign", "ingest", "info", "rejects", "sample", "heatmap", "map",

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from geotarget.geo import geodesy as _geodesy
 from geotarget.geo import grid as _grid
-from geotarget.geo.geodesy import _A, _E2, LOCAL_MAX_LAT, WGS84, local_error_bound_m
+from geotarget.geo.geodesy import _A, _E2, LOCAL_MAX_LAT, local_error_bound_m
 from geotarget.units import EARTH_RADIUS_M
 
 __all__ = ["LookupCache", "LookupSnapshot", "build_snapshot"]
@@ -41,7 +41,7 @@ _ABS = 0.5  # metres of slack on top
 
 
 def _geodesic_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    return WGS84.inv(lng1, lat1, lng2, lat2)[2]
+    return _geodesy.WGS84.inv(lng1, lat1, lng2, lat2)[2]
 
 
 def _local_bounds(lat1: float, lng1: float, lat2: float, lng2: float, low: float, high: float):
@@ -234,10 +234,8 @@ class LookupSnapshot:
         if len(near) > 8:
             import numpy as np
 
-            from geotarget.geo.geodesy import WGS84
-
             n = len(near)
-            dist = WGS84.inv(np.full(n, lng), np.full(n, lat), np.array([self.store_lng[i] for i in near]),
+            dist = _geodesy.WGS84.inv(np.full(n, lng), np.full(n, lat), np.array([self.store_lng[i] for i in near]),
                              np.array([self.store_lat[i] for i in near]))[2].tolist()
         else:
             dist = [_geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]) for i in near]
@@ -371,7 +369,10 @@ def _arrays(slat, slng, per_store, fence_grid, sure, edge, region_list, cell_cam
             camp.append(pos)
         if pairs:
             maxr[i] = max(r for r, _ in pairs)
-    ids = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+
+    def ids(values):
+        return np.asarray(values, dtype=np.int64)
+
     geoms = np.empty(len(region_list), dtype=object)
     geoms[:] = [g for g, _ in region_list]
     return {
