@@ -100,10 +100,10 @@ def run(args) -> list[str]:
              "| workload | size | geotarget wall s | geotarget CPU s | peer | peer wall s | peer CPU s | A/B wall |",
              "|---|---|---|---|---|---|---|---|"]
 
-    def row(name, size, m, peer="", target=""):
-        peer_cells = (f"{m['b_wall']:.3f} | {m['b_cpu']:.3f} | {m['ratio']:.2f}" if "b_wall" in m else "| | |")
-        lines.append(f"| {name} | {size} | {m['a_wall']:.3f} | {m['a_cpu']:.3f} | {peer} | {peer_cells} |"
-                     + (f" {target}" if target else ""))
+    def row(name, size, m, peer=""):
+        cells = [name, size, f"{m['a_wall']:.3f}", f"{m['a_cpu']:.3f}", peer]
+        cells += [f"{m['b_wall']:.3f}", f"{m['b_cpu']:.3f}", f"{m['ratio']:.2f}"] if "b_wall" in m else ["", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
 
     row("`import geotarget` (target <= 0.4 s)", "-", measure([PY, "-c", "import geotarget"], None,
