@@ -37,7 +37,7 @@ PY = sys.executable
 def _run_once(cmd: list[str], env: dict) -> tuple[float, float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT, check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -94,9 +94,9 @@ def run(args) -> list[str]:
     out = args.work / "startup"
     out.mkdir(parents=True, exist_ok=True)
     lines = ["## Start-up and one-shot commands (whole processes)", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-             f"load average at start {os.getloadavg()[0]:.2f}. Medians of {args.runs} runs after a warm-up; "
-             "A/B is the median of pairwise wall-time ratios (A and B alternate).", "",
+             (f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+              f"load average at start {os.getloadavg()[0]:.2f}. Medians of {args.runs} runs after a warm-up; "
+              "A/B is the median of pairwise wall-time ratios (A and B alternate)."), "",
              "| workload | size | geotarget wall s | geotarget CPU s | peer | peer wall s | peer CPU s | A/B wall |",
              "|---|---|---|---|---|---|---|---|"]
 
@@ -122,8 +122,8 @@ def run(args) -> list[str]:
         for size in args.sizes:
             ds = make_dataset(args.work, args.distribution, size)
             db = _database(ds, args.work)
-            first = [PY, "-c", "import sys, geotarget; e = geotarget.open(sys.argv[1], read_only=True); "
-                               "e.audience(stores=['S0001'], radius='2mi')", str(db)]
+            first = [PY, "-c", ("import sys, geotarget; e = geotarget.open(sys.argv[1], read_only=True); "
+                                "e.audience(stores=['S0001'], radius='2mi')"), str(db)]
             row("new process: open + first 2-mi audience (target <= 0.5 s at 10M)", f"{size:,}",
                 measure(first, None, runs=args.runs, env=env))
             cli = [PY, "-m", "geotarget", "--db", str(db), "audience", "--store", "S0001", "--radius", "2mi",
