@@ -79,12 +79,23 @@ def _write_csv(frame: pd.DataFrame, out: Path, con) -> None:
     import pyarrow as pa
     import pyarrow.types as pat
 
+    def plain(t) -> bool:  # text, numbers, and categories of text
+        if pat.is_dictionary(t):
+            t = t.value_type
+        return pat.is_string(t) or pat.is_large_string(t) or pat.is_floating(t) or pat.is_integer(t)
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    plain = all(pat.is_string(f.type) or pat.is_large_string(f.type) or pat.is_floating(f.type)
-                or pat.is_integer(f.type) for f in table.schema)
-    if not plain or not all(isinstance(c, str) for c in frame.columns) or table.num_columns == 0:
+    if not all(plain(f.type) for f in table.schema) or not all(isinstance(c, str) for c in frame.columns) \
+            or table.num_columns == 0:
         frame.to_csv(out, index=False)
         return
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(table.schema):  # pandas leaves an empty string unquoted, like a missing value
+        if pat.is_dictionary(f.type) or pat.is_string(f.type) or pat.is_large_string(f.type):
+            col = table.column(i).cast(pa.large_string())
+            col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.large_string()), col)
+            table = table.set_column(i, f.name, col)
     name = f"_export_{uuid.uuid4().hex[:12]}"
     con.register(name, table)
     try:
