@@ -62,10 +62,12 @@ def test_an_index_from_another_database_at_the_same_path_is_not_used(tmp_path):
     with geotarget.open(path) as eng:
         _ids(eng)
         sidecar = eng.store.derived_path(INDEX_FILE)
-    kept = sidecar.read_bytes()
+    tag = sidecar.with_name(sidecar.name + ".tag")
+    kept, kept_tag = sidecar.read_bytes(), tag.read_bytes()
     path.unlink()
     _fill(path, _customers(prefix="new"))  # same data version, another file
     sidecar.write_bytes(kept)
+    tag.write_bytes(kept_tag)
     with geotarget.open(path) as eng:
         assert load_index(eng.store, eng.store.data_version) is None
         assert all(i.startswith("new") for i in _ids(eng))
@@ -102,3 +104,30 @@ def test_a_replica_reads_the_index_but_never_writes_it(tmp_path):
         assert load_index(replica.current().store, replica.data_version) is not None
     finally:
         replica.close()
+
+
+def test_a_campaign_write_keeps_the_index_in_use(tmp_path):
+    path = tmp_path / "g.duckdb"
+    _fill(path, _customers())
+    with geotarget.open(path) as eng:
+        before = _ids(eng)
+        sidecar = eng.store.derived_path(INDEX_FILE)
+        eng.create_campaign("near", stores=["S1"], radius="1km")
+        assert sidecar.exists()
+        assert load_index(eng.store, eng.store.data_version) is not None  # tag moved on to the new version
+        assert _ids(eng) == before
+        eng.ingest_suppressions(before[:1])  # a customer write: the file goes
+        assert not sidecar.exists()
+        assert _ids(eng) == before[1:]
+
+
+def test_a_table_and_a_tag_from_different_writes_do_not_pair(tmp_path):
+    path = tmp_path / "g.duckdb"
+    _fill(path, _customers())
+    with geotarget.open(path) as eng:
+        index = build_index(eng.store)
+        sidecar = save_index(eng.store, index)
+        tag = sidecar.with_name(sidecar.name + ".tag").read_bytes()
+        save_index(eng.store, index)  # another write of the table: a new nonce
+        sidecar.with_name(sidecar.name + ".tag").write_bytes(tag)
+        assert load_index(eng.store, index.version) is None

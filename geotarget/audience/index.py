@@ -11,19 +11,23 @@ one uncompressed Arrow IPC file (``<db>.index.arrow``) that a new process
 memory-maps instead of rebuilding, so its first query costs milliseconds
 rather than a scan and sort of every customer. The file is tagged with the
 database's ``instance_id`` and the ``data_version`` it was read at (in the
-same read transaction as the rows); a process uses it only when both match
-the database it has open, and otherwise rebuilds the snapshot and replaces
-the file (written to a temporary name, then renamed). Every committed write
-deletes the file (:meth:`Store.transaction`), so erased or suppressed
-customers never linger on disk. The table may carry further per-customer
+same read transaction as the rows), in a small tag file beside it; a process
+uses it only when both match the database it has open, and otherwise
+rebuilds the snapshot and replaces the file (written to a temporary name,
+then renamed). A committed write of customers or suppressions deletes the
+file (:meth:`Store.transaction`), so erased or suppressed customers never
+linger on disk; a write that leaves them alone (a campaign) moves the tag on
+to the new data version, so the file stays in use. The table may carry further per-customer
 columns (``CustomerIndex.columns``); they are written and mapped alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,35 +128,42 @@ def build_index(store: Store) -> CustomerIndex:
     return _from_table(table.combine_chunks(), version, store.res)
 
 
-def _tag(store: Store, version: int) -> dict[bytes, bytes] | None:
-    instance = store.instance_id
-    if instance is None:
-        return None
-    return {b"format": _FORMAT, b"instance_id": instance.encode(), b"data_version": str(version).encode(),
-            b"res": str(store.res).encode()}
+def _tag_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tag")
 
 
 def save_index(store: Store, index: CustomerIndex) -> Path | None:
     """Write ``index`` beside the database file (atomically); None when the store has no file or it fails.
 
-    A folder that cannot be written to only costs the next process a rebuild.
+    Two files: the Arrow table, and its tag (JSON: the database's
+    ``instance_id``, the ``data_version`` the rows were read at, and a nonce
+    that pairs the tag with that very table). A folder that cannot be written
+    to only costs the next process a rebuild.
     """
     path = store.derived_path(INDEX_FILE, for_writing=True)
-    tag = _tag(store, index.version)
-    if path is None or tag is None:
+    instance = store.instance_id
+    if path is None or instance is None:
         return None
+    nonce = uuid.uuid4().hex
     arrays = [index.ids, pa.array(index.cells, pa.uint64()), pa.array(index.lat, pa.float64()),
               pa.array(index.lng, pa.float64()), *(pa.array(v) for v in index.columns.values())]
     names = [*_CORE, *index.columns]
-    table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(tag)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
+        {b"format": _FORMAT, b"nonce": nonce.encode()})
+    tag = {"format": _FORMAT.decode(), "instance_id": instance, "data_version": int(index.version),
+           "res": int(index.res), "rows": len(index), "nonce": nonce}
+    suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp, tag_tmp = path.with_name(path.name + suffix), path.with_name(path.name + ".tag" + suffix)
     try:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=max(1, table.num_rows))
+        tag_tmp.write_text(json.dumps(tag), encoding="utf-8")
         os.replace(tmp, path)
+        os.replace(tag_tmp, _tag_path(path))
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        for leftover in (tmp, tag_tmp):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         return None
     return path
 
@@ -163,19 +174,24 @@ def load_index(store: Store, version: int) -> CustomerIndex | None:
     The file is memory-mapped: nothing is copied until a query reads it.
     """
     path = store.derived_path(INDEX_FILE)
-    tag = _tag(store, version)
-    if path is None or tag is None:
+    instance = store.instance_id
+    if path is None or instance is None:
         return None
     try:
+        tag = json.loads(_tag_path(path).read_text(encoding="utf-8"))
+        if (tag.get("format"), tag.get("instance_id"), tag.get("data_version"), tag.get("res")) != (
+                _FORMAT.decode(), instance, int(version), int(store.res)):
+            return None
         reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
-        if reader.schema.metadata != tag or reader.num_record_batches > 1:
+        meta = reader.schema.metadata or {}
+        if meta.get(b"nonce") != str(tag.get("nonce")).encode() or reader.num_record_batches > 1:
             return None
         table = reader.read_all()
-    except (OSError, pa.ArrowInvalid):
+    except (OSError, ValueError, pa.ArrowInvalid):
         return None
-    if table.column_names[:len(_CORE)] != list(_CORE):
+    if table.column_names[:len(_CORE)] != list(_CORE) or table.num_rows != tag.get("rows"):
         return None
-    return _from_table(table, version, store.res)
+    return _from_table(table, int(version), store.res)
 
 
 class IndexCache:

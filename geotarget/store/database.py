@@ -213,8 +213,13 @@ class Store:
             self._con.close()
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, *, customers_unchanged: bool = False):
         """Run a block in one write transaction, rolled back on any exception.
+
+        Files derived from the data (:meth:`derived_path`) are deleted after
+        the commit, unless the caller promises ``customers_unchanged`` (the
+        block writes neither customers nor suppressions, e.g. a campaign):
+        then their tags move on to the new data version.
 
         KeyboardInterrupt rolls back too; a killed process loses only the
         uncommitted transaction (DuckDB replays committed WAL entries only).
@@ -226,6 +231,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                before = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
                 con.execute(
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
                 )
@@ -236,7 +242,10 @@ class Store:
                         _VERSIONS[self._version_key] = _VERSIONS.get(self._version_key, 0) + 1
                 finally:
                     self._bump_seq()
-                self._drop_derived()
+                if customers_unchanged:
+                    self._retag_derived(before, before + 1)
+                else:
+                    self._drop_derived()
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
@@ -260,6 +269,26 @@ class Store:
     def instance_id(self) -> str | None:
         """A random id given to the database file when first opened for writing (None before that)."""
         return self.meta("instance_id") if self._file_backed or self._copy_of_file else None
+
+    def _retag_derived(self, old: int, new: int) -> None:
+        """Move the tags (``<derived file>.tag``, JSON) written at data version ``old`` on to ``new``."""
+        if not self._file_backed:
+            return
+        import json
+
+        folder = Path(self.path).expanduser().resolve().parent
+        for tag in folder.glob(f"{glob.escape(Path(self.path).name)}.derived.*.tag"):
+            try:
+                facts = json.loads(tag.read_text(encoding="utf-8"))
+                if facts.get("data_version") != old:
+                    continue
+                facts["data_version"] = new
+                tmp = tag.with_name(f"{tag.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(facts), encoding="utf-8")
+                os.replace(tmp, tag)
+            except (OSError, ValueError):
+                with contextlib.suppress(OSError):
+                    tag.unlink()  # a tag that cannot be moved on must not stay behind
 
     def _drop_derived(self) -> None:
         if not self._file_backed:
