@@ -22,7 +22,7 @@ from geotarget.audience.filters import compile_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.errors import InvalidInputError, InvalidLocationError, NotFoundError
 from geotarget.geo.cells import cell_ranges, disk_covering, latlng_to_cells, str_to_cells
-from geotarget.geo.geodesy import BAND_RELATIVE, fast_distance_m, geodesic_distance_m
+from geotarget.geo.geodesy import fast_distance_m, geodesic_distance_m
 from geotarget.units import EARTH_RADIUS_M, parse_radius
 
 __all__ = ["parse_zone_text", "within_counts"]
@@ -146,7 +146,7 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
     area sits in many disks), each candidate of the merged coverings is given
     its nearest centre on the sphere (a k-d tree of unit vectors), and only
     that distance is refined. The sphere and the WGS84 ellipsoid disagree by
-    at most ``BAND_RELATIVE`` of a distance, so the spherical nearest is the
+    at most ``_SPHERE_RELATIVE`` of a distance, so the spherical nearest is the
     geodesic nearest unless the second is within that margin; those few
     near-ties are settled with the exact geodesic against every centre that
     could be nearest.
@@ -164,7 +164,7 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
         return empty
     from scipy.spatial import cKDTree
 
-    margin = 1.0 + BAND_RELATIVE
+    margin = 1.0 + _SPHERE_RELATIVE
     reach = radius_m * margin / (2.0 - margin) + 1.0  # a sphere distance no centre in range can exceed
     tree = cKDTree(_unit_vectors(centers_lat, centers_lng))
     chord, nearest = tree.query(_unit_vectors(index.lat[cand], index.lng[cand]), k=2,
@@ -187,6 +187,11 @@ def _nearest(index, centers_lat, centers_lng, radius_m):
                                         float(centers_lat[k]), float(centers_lng[k]), radius_m)
     inside = dist <= radius_m
     return cand[inside], which[inside], dist[inside], None
+
+
+#: The WGS84 geodesic and the mean-radius sphere's great circle differ by less than this, relatively:
+#: the ellipsoid's radii of curvature lie within 6335.4-6399.6 km, i.e. -0.56 % to +0.45 % of 6371.0 km.
+_SPHERE_RELATIVE = 0.006
 
 
 def within_counts(index, centers_lat, centers_lng, radius_m) -> np.ndarray:
@@ -226,10 +231,23 @@ def _arc(chord) -> np.ndarray:
 
 def _settle_ties(tree, lat, lng, reach_m, centers_lat, centers_lng) -> np.ndarray:
     """The geodesic-nearest centre of each point among every centre within ``reach_m`` on the sphere."""
-    groups = tree.query_ball_point(_unit_vectors(lat, lng), _chord(reach_m * 1.0000001 + 0.01))
-    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
-    owner = np.repeat(np.arange(len(groups)), sizes)
-    centre = np.fromiter((c for g in groups for c in sorted(g)), dtype=np.int64, count=int(sizes.sum()))
+    reach = _chord(reach_m * 1.0000001 + 0.01)
+    units = _unit_vectors(lat, lng)
+    k = min(8, tree.n)
+    chord, near = tree.query(units, k=k, distance_upper_bound=float(reach.max()), workers=-1)
+    chord, near = chord.reshape(len(lat), k), near.reshape(len(lat), k)
+    valid = chord <= reach[:, None]
+    owner, slot = np.nonzero(valid)
+    centre = near[owner, slot].astype(np.int64)
+    full = np.flatnonzero(valid[:, -1]) if k < tree.n else np.zeros(0, dtype=np.int64)
+    if full.size:  # more than k centres in reach: take them all
+        keep = ~np.isin(owner, full)
+        owner, centre = owner[keep], centre[keep]
+        groups = tree.query_ball_point(units[full], reach[full])
+        sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        owner = np.concatenate((owner, np.repeat(full, sizes)))
+        centre = np.concatenate((centre, np.fromiter((c for g in groups for c in g), dtype=np.int64,
+                                                     count=int(sizes.sum()))))
     d = geodesic_distance_m(lat[owner], lng[owner], centers_lat[centre], centers_lng[centre])
     # per point, the smallest distance; equal distances go to the first centre, as one by one would
     order = np.lexsort((centre, d, owner))
