@@ -37,7 +37,8 @@ def test_cli_help_pulls_no_heavy_module(argv):
 
 
 def test_cli_registers_only_the_command_it_runs():
-    code = ("import sys, contextlib, io; sys.argv = ['geotarget', '--db', 'x.duckdb', 'audience', '--help']\n"
+    code = ("import sys, contextlib, io; sys.argv = ['geotarget', '--db', 'x.duckdb', '--wait', '3', 'audience', "
+            "'--help']\n"
             "from geotarget.cli import run\n"
             "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): run()\n"
             "print([m for m in ('geotarget.cli.ingest', 'geotarget.cli.maps', 'geotarget.cli.campaign') if m in sys.modules])")
