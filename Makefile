@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.lookup
 	$(BIN)/python -m benchmarks.service_load
 	$(BIN)/python -m benchmarks.disclosure
+	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.ingest_profile
 	$(BIN)/python -m benchmarks.trade

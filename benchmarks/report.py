@@ -16,6 +16,9 @@ __all__ = ["TARGETS", "check_targets", "machine_facts", "render"]
 TARGETS = [
     ("single", "PostGIS ST_DWithin geography + GiST", 10.0, "single store: >= 10x faster than PostGIS"),
     ("many", "PostGIS ST_DWithin + DISTINCT ON", 5.0, "1,000 stores: >= 5x faster than PostGIS"),
+    ("many", "GeoPandas sjoin_nearest(max_distance) (EPSG:2263)", 2.0,
+     "1,000 stores: >= 2x faster than GeoPandas sjoin_nearest"),
+    ("single", "BallTree haversine query_radius", 1 / 3, "single store (full rows): within 3x of a BallTree query"),
     ("regions", "PostGIS ST_Intersects geometry + GiST", 1.0, "neighborhood audience: at least as fast as PostGIS"),
     ("heatmap", "DuckDB GROUP BY precomputed res-8 cell", 1.0,
      "heatmap: no slower than DuckDB GROUP BY over precomputed cells"),
@@ -326,7 +329,7 @@ def _map_section(records) -> list[str]:
 #: Reports of the backend benchmarks, run by their own commands and carried into RESULTS.md.
 INGEST_PROFILE = "RESULTS_ingest_profile.md"
 COMPANIONS = (INGEST_PROFILE, "RESULTS_lookup.md", "RESULTS_service.md", "RESULTS_trade.md",
-              "RESULTS_pings_spark.md", "RESULTS_lift.md")
+              "RESULTS_pings_spark.md", "RESULTS_lift.md", "RESULTS_startup.md")
 
 
 def _companion_sections() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from geotarget.engine import Engine
 from geotarget.replica import Replica
@@ -12,7 +13,8 @@ __all__ = ["open"]
 
 
 def open(path: str | os.PathLike | None = None, *, read_only: bool = False,  # noqa: A001
-         snapshot: bool = False, refresh_interval: float = 1.0, lock_timeout: float = 10.0):
+         snapshot: bool = False, shared: bool = False, refresh_interval: float = 1.0,
+         lock_timeout: float = 10.0):
     """Open (or create) a geotarget database.
 
     Parameters
@@ -29,6 +31,15 @@ def open(path: str | os.PathLike | None = None, *, read_only: bool = False,  # n
         (checked every ``refresh_interval`` seconds). Returns a
         :class:`geotarget.replica.Replica`; see :mod:`geotarget.replica` for
         what a worker sees and when.
+    shared : bool, default False
+        For a long-running process (``geotarget serve``) beside other
+        processes on the same file: hold the file only while writing. Reads
+        are served from an in-memory copy refreshed when the file changes (as
+        with ``snapshot``); writes open the file, write, close it and refresh
+        the copy before returning. Other processes can then read and write
+        the file at any other moment. Creates the database when missing;
+        ``read_only=True`` refuses writes. Returns a
+        :class:`geotarget.replica.Replica`.
     lock_timeout : float, default 10.0
         Seconds to wait, with backoff, while another process holds the file.
 
@@ -43,6 +54,11 @@ def open(path: str | os.PathLike | None = None, *, read_only: bool = False,  # n
     ...     eng.info()["counts"]["customers"]
     0
     """
+    if shared and path != ":memory:":
+        target = path if path is not None else default_db_path()
+        if not read_only and not Path(target).exists():
+            Engine(Store(target, lock_timeout=lock_timeout)).close()  # create it, then let go
+        return Replica(target, refresh_interval=refresh_interval, lock_timeout=lock_timeout, writes=not read_only)
     if snapshot:
         return Replica(path if path is not None else default_db_path(), refresh_interval=refresh_interval,
                        lock_timeout=lock_timeout)

@@ -12,7 +12,8 @@ and most also derive from the builtin that fits, so callers may catch either::
     │   ├── InvalidFilterError          a segment filter that cannot be applied
     │   └── ResourceLimitError          a query over its work budget (area, customers, time)
     ├── SourceError(GeotargetError, OSError)
-    │                                   a file that cannot be read or parsed
+    │   │                               a file that cannot be read or parsed
+    │   └── DatabaseLockedError         another process holds the database file
     ├── NotFoundError(GeotargetError, KeyError)
     │                                   a store, region, layer or campaign id
     ├── SchemaVersionError(GeotargetError, RuntimeError)
@@ -41,6 +42,7 @@ __all__ = [
     "PrivacyError",
     "ResourceLimitError",
     "SchemaVersionError",
+    "DatabaseLockedError",
     "SourceError",
     "SwappedCoordinatesError",
 ]
@@ -80,6 +82,10 @@ class ResourceLimitError(InvalidInputError):
 
 class SourceError(GeotargetError, OSError):
     """A source file cannot be read or parsed."""
+
+
+class DatabaseLockedError(SourceError):
+    """Another process holds the database file (DuckDB lets one writer or many readers in)."""
 
 
 class NotFoundError(GeotargetError, KeyError):

@@ -3,7 +3,8 @@
 DuckDB locks a database file for one read-write process *or* many read-only
 ones, never both at once. So that worker processes can serve while another
 process writes, a worker opens the file with ``geotarget.open(path,
-snapshot=True)``: it copies the database into memory and lets go of the file
+snapshot=True)``: it copies the database file aside (byte for byte, under
+DuckDB's read lock, into a private temporary folder) and lets go of the file
 at once, then serves every query from that copy. When the file changes (its
 size or modification time, or at the latest every minute, its data version)
 the worker loads a new copy in a background thread and swaps it in whole;
@@ -20,16 +21,31 @@ What this gives, and what it does not:
   within about ``refresh_interval`` seconds plus the time to copy;
 - while a writer holds the file, workers keep serving their last copy, and a
   worker that starts then waits for the writer, up to ``lock_timeout``;
-- every worker holds the whole database in memory (customers included, since
-  audiences are built from them), and copying takes time proportional to it;
+- every worker keeps a copy of the whole database file in a temporary folder
+  (customers included, since audiences are built from them) while it serves
+  from it, and copying takes time proportional to the file (disk speed); the
+  customer index is read from the file's persisted index when it matches;
 - a writer that keeps the file open forever starves the workers of updates.
+
+A replica opened with ``writes=True`` (what ``geotarget serve`` uses) also
+takes writes, by handover: each write method opens the file, writes, closes
+it and loads the new copy before it returns, so the replica sees its own
+writes at once and holds the file only for the length of a write. Other
+processes (the ``geotarget`` command, a nightly ingest) may then read and
+write the same file at any other moment.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Self
 
@@ -42,6 +58,7 @@ __all__ = ["Replica"]
 _WRITES = frozenset({
     "ingest_customers", "ingest_stores", "ingest_regions", "ingest_suppressions", "create_campaign",
     "create_campaigns", "update_campaign", "pause_campaign", "resume_campaign", "delete_campaign",
+    "ingest_pings", "opt_out_devices", "erase_devices", "mark_sensitive",
 })
 _FULL_CHECK_S = 60.0
 
@@ -64,7 +81,14 @@ def _busy(exc: Exception) -> bool:
 
 
 def _copy(path: str, known_version: int | None, timeout: float):
-    """Copy the file into a new in-memory database: (connection or None when unchanged, version, signature)."""
+    """Copy the file aside and open the copy: (connection or None when unchanged, version, signature).
+
+    The copy is taken while holding DuckDB's read lock on the file (an
+    ``ATTACH ... READ_ONLY``), so no writer can change it meanwhile; the
+    database file and its write-ahead log are copied byte for byte (at disk
+    speed, into a private temporary folder), and the copy is opened as a
+    database of its own. The folder goes when the copy is no longer used.
+    """
     deadline = time.monotonic() + max(0.0, timeout)
     delay = 0.01
     while True:
@@ -82,6 +106,7 @@ def _copy(path: str, known_version: int | None, timeout: float):
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
             continue
+        folder = None
         try:
             signature = _signature(path)  # taken under the read lock: no writer can be mid-write
             try:
@@ -90,17 +115,46 @@ def _copy(path: str, known_version: int | None, timeout: float):
                 raise SourceError(f"{path!r} is not a geotarget database; ingest data into it first") from None
             if version == known_version:
                 return None, version, signature
-            con.execute("COPY FROM DATABASE src TO memory")
+            folder = tempfile.mkdtemp(prefix="geotarget-replica-")
+            _FOLDERS.add(folder)
+            target = os.path.join(folder, "copy.duckdb")
+            shutil.copyfile(path, target)
+            if os.path.exists(path + ".wal"):
+                shutil.copyfile(path + ".wal", target + ".wal")
         except BaseException:
-            con.execute("DETACH src")
-            con.close()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                _FOLDERS.discard(folder)
             raise
-        con.execute("DETACH src")
-        return con, version, signature
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("DETACH src")
+            con.close()
+        try:
+            copy = duckdb.connect(target)  # a private copy: it may replay the log into itself
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            _FOLDERS.discard(folder)
+            raise
+        return (copy, folder), version, signature
+
+
+def _discard(con, folder: str) -> None:
+    """Close a copy no longer in use and delete its folder."""
+    try:
+        con.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _FOLDERS.discard(folder)
+
+
+# folders of this process's copies, removed at exit even when a copy was still being made
+_FOLDERS: set = set()
+atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in list(_FOLDERS)])
 
 
 class Replica:
-    """A read-only engine serving from an in-memory copy of a database file, refreshed when the file changes.
+    """A read-only engine serving from a private copy of a database file, refreshed when the file changes.
 
     Create it with ``geotarget.open(path, snapshot=True)``. Every read method
     of :class:`geotarget.Engine` works (audiences, heatmaps, campaigns,
@@ -114,7 +168,10 @@ class Replica:
     refresh_interval : float, default 1.0
         Seconds between checks of the file (a ``stat``), made by queries.
     lock_timeout : float, default 30.0
-        How long the first load waits while a writer holds the file.
+        How long the first load, and with ``writes=True`` each write, waits
+        while another process holds the file.
+    writes : bool, default False
+        Take writes by handover (see the module notes) instead of refusing them.
 
     Examples
     --------
@@ -132,8 +189,10 @@ class Replica:
     >>> reader.close()
     """
 
-    def __init__(self, path, *, refresh_interval: float = 1.0, lock_timeout: float = 30.0):
+    def __init__(self, path, *, refresh_interval: float = 1.0, lock_timeout: float = 30.0, writes: bool = False):
         self.path = str(path)
+        self.writes = bool(writes)
+        self._writing = threading.Lock()
         if not Path(self.path).exists():
             raise SourceError(f"database {self.path!r} does not exist; ingest data first or check --db")
         self.refresh_interval = float(refresh_interval)
@@ -152,14 +211,16 @@ class Replica:
         from geotarget.engine import Engine
         from geotarget.store.database import Store
 
-        con, version, signature = _copy(self.path, self._version, timeout)
-        if con is not None:
+        copied, version, signature = _copy(self.path, self._version, timeout)
+        if copied is not None:
+            con, folder = copied
             engine = Engine(Store(self.path, read_only=True, connection=con))
+            weakref.finalize(engine, _discard, con, folder)  # when the last query on this copy is done
             with self._lock:
                 self._engine, self._version = engine, version  # swapped whole; the old copy lives on until unused
         self._signature = signature
         self._full_checked = time.monotonic()
-        return con is not None
+        return copied is not None
 
     def refresh(self, *, timeout: float = 0.0) -> bool:
         """Load a new copy now if the database has changed; True when one was swapped in.
@@ -209,11 +270,25 @@ class Replica:
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in _WRITES and self.writes:
+            return functools.partial(self._write, name)
         if name in _WRITES:
             raise GeotargetError(
-                f"{name}: this engine serves a read-only in-memory copy of {self.path!r}; write with "
+                f"{name}: this engine serves a read-only copy of {self.path!r}; write with "
                 "geotarget.open(path) in the writer process, then close it so the copies refresh")
         return getattr(self.current(), name)
+
+    def _write(self, name: str, *args, **kwargs):
+        """Run one write method on the file itself (open, write, close), then load the new copy."""
+        from geotarget.engine import Engine
+        from geotarget.store.database import Store
+
+        with self._writing:
+            with Engine(Store(self.path, lock_timeout=self.lock_timeout)) as writer:
+                result = getattr(writer, name)(*args, **kwargs)
+            with self._refreshing:
+                self._load(self.lock_timeout)
+        return result
 
     def close(self) -> None:
         """Drop the copy (queries still running on it finish first)."""

@@ -57,7 +57,7 @@ def test_a_snapshot_serves_and_refreshes(db_path):
     _write(db_path, STEPS[1])
     reader.refresh()
     assert _answer(pinned) == a1  # a pinned copy never moves
-    with pytest.raises(GeotargetError, match="read-only in-memory copy"):
+    with pytest.raises(GeotargetError, match="read-only copy"):
         reader.create_campaign("x", cells=["872a1072bffffff"])
     with geotarget.open(db_path):  # a writer holding the file: refresh fails, the last copy keeps serving
         with pytest.raises(SourceError, match="held by a writer"):

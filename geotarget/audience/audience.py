@@ -44,6 +44,7 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _ring_positions,
     _store_centers,
     parse_zone_text,
+    within_counts,
 )
 from geotarget.audience import budget as _budget
 from geotarget.audience.privacy import holdout_groups
@@ -137,6 +138,9 @@ class Audience:
     def _within(self) -> np.ndarray:
         """Per centre, the audience's customers within its radius: the overlap matrix's diagonal."""
         if not self._narrowed or self.radius_m is None:
+            if self._within_counts is None:  # computed on first use: an audience of many stores needs no counts
+                self._within_counts = within_counts(self._index, self.centers["lat"].to_numpy(),
+                                                    self.centers["lng"].to_numpy(), self.radius_m)
             return self._within_counts
         return np.array([self._members_of(k).size for k in range(len(self.centers))], dtype=np.int64)
 

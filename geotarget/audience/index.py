@@ -1,16 +1,35 @@
-"""An in-memory snapshot of the eligible customers, sorted by H3 cell.
+"""A snapshot of the eligible customers, sorted by H3 cell, kept in memory and beside the database.
 
 Audiences are answered from this snapshot: a covering of coarse cells becomes
 a few integer ranges of fine cells, each found with two binary searches. The
 snapshot is immutable and carries the ``data_version`` it was read at, so a
 query never mixes two states of the database; the engine swaps in a new one
 when a write has landed.
+
+Persistence: the snapshot of a database file is also written beside it, as
+one uncompressed Arrow IPC file (``<db>.index.arrow``) that a new process
+memory-maps instead of rebuilding, so its first query costs milliseconds
+rather than a scan and sort of every customer. The file is tagged with the
+database's ``instance_id`` and the ``data_version`` it was read at (in the
+same read transaction as the rows), in a small tag file beside it; a process
+uses it only when both match the database it has open, and otherwise
+rebuilds the snapshot and replaces the file (written to a temporary name,
+then renamed). A committed write of customers or suppressions deletes the
+file (:meth:`Store.transaction`), so erased or suppressed customers never
+linger on disk; a write that leaves them alone (a campaign) moves the tag on
+to the new data version, so the file stays in use. The table may carry further per-customer
+columns (``CustomerIndex.columns``); they are written and mapped alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,12 +37,21 @@ import pyarrow as pa
 from geotarget.audience.privacy import eligible_customers_sql
 from geotarget.store.database import Store
 
-__all__ = ["build_index", "CustomerIndex", "IndexCache"]
+__all__ = ["build_index", "CustomerIndex", "IndexCache", "load_index", "save_index", "INDEX_FILE"]
+
+#: The derived file holding the persisted snapshot (see :meth:`Store.derived_path`).
+INDEX_FILE = "index.arrow"
+_FORMAT = b"geotarget-customer-index-1"
+_CORE = ("customer_id", "cell", "lat", "lng")
 
 
 @dataclass(frozen=True, eq=False)
 class CustomerIndex:
-    """Eligible customers (not opted out, not suppressed) sorted by fine cell."""
+    """Eligible customers (not opted out, not suppressed) sorted by fine cell.
+
+    ``columns`` holds further per-customer arrays in the same order (empty
+    unless a caller adds some); they are persisted with the snapshot.
+    """
 
     version: int
     res: int
@@ -31,6 +59,7 @@ class CustomerIndex:
     lat: np.ndarray
     lng: np.ndarray
     ids: pa.Array
+    columns: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.cells.size)
@@ -72,6 +101,25 @@ class CustomerIndex:
         return np.flatnonzero(mask)
 
 
+def _single_array(column) -> pa.Array:
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    return pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
+
+
+def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
+    def numeric(name, dtype):
+        return np.asarray(_single_array(table.column(name)).to_numpy(zero_copy_only=False), dtype=dtype)
+
+    extra = {name: _single_array(table.column(name)).to_numpy(zero_copy_only=False)
+             for name in table.column_names if name not in _CORE}
+    return CustomerIndex(
+        version=version, res=res, cells=numeric("cell", "uint64"), lat=numeric("lat", "float64"),
+        lng=numeric("lng", "float64"), ids=_single_array(table.column("customer_id")).cast(pa.string()),
+        columns=extra,
+    )
+
+
 def build_index(store: Store) -> CustomerIndex:
     """Read the eligible customers in one transaction and sort them by cell."""
     con = store.con
@@ -85,27 +133,77 @@ def build_index(store: Store) -> CustomerIndex:
         ).to_arrow_table()
     finally:
         con.execute("COMMIT")
-    table = table.combine_chunks()
+    return _from_table(table.combine_chunks(), version, store.res)
 
-    def column(name, dtype):
-        arr = table.column(name)
-        arr = arr.chunk(0) if arr.num_chunks == 1 else pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
-        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
 
-    ids = table.column("customer_id")
-    ids = ids.chunk(0) if ids.num_chunks == 1 else (pa.concat_arrays(ids.chunks) if ids.num_chunks else pa.array([], pa.string()))
-    return CustomerIndex(
-        version=version,
-        res=store.res,
-        cells=column("cell", "uint64"),
-        lat=column("lat", "float64"),
-        lng=column("lng", "float64"),
-        ids=ids.cast(pa.string()),
-    )
+def _tag_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tag")
+
+
+def save_index(store: Store, index: CustomerIndex) -> Path | None:
+    """Write ``index`` beside the database file (atomically); None when the store has no file or it fails.
+
+    Two files: the Arrow table, and its tag (JSON: the database's
+    ``instance_id``, the ``data_version`` the rows were read at, and a nonce
+    that pairs the tag with that very table). A folder that cannot be written
+    to only costs the next process a rebuild.
+    """
+    path = store.derived_path(INDEX_FILE, for_writing=True)
+    instance = store.instance_id
+    if path is None or instance is None:
+        return None
+    nonce = uuid.uuid4().hex
+    arrays = [index.ids, pa.array(index.cells, pa.uint64()), pa.array(index.lat, pa.float64()),
+              pa.array(index.lng, pa.float64()), *(pa.array(v) for v in index.columns.values())]
+    names = [*_CORE, *index.columns]
+    table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
+        {b"format": _FORMAT, b"nonce": nonce.encode()})
+    tag = {"format": _FORMAT.decode(), "instance_id": instance, "data_version": int(index.version),
+           "res": int(index.res), "rows": len(index), "nonce": nonce}
+    suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp, tag_tmp = path.with_name(path.name + suffix), path.with_name(path.name + ".tag" + suffix)
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(1, table.num_rows))
+        tag_tmp.write_text(json.dumps(tag), encoding="utf-8")
+        os.replace(tmp, path)
+        os.replace(tag_tmp, _tag_path(path))
+    except OSError:
+        for leftover in (tmp, tag_tmp):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        return None
+    return path
+
+
+def load_index(store: Store, version: int) -> CustomerIndex | None:
+    """The persisted snapshot when it was written from this database at ``version``; otherwise None.
+
+    The file is memory-mapped: nothing is copied until a query reads it.
+    """
+    path = store.derived_path(INDEX_FILE)
+    instance = store.instance_id
+    if path is None or instance is None:
+        return None
+    try:
+        tag = json.loads(_tag_path(path).read_text(encoding="utf-8"))
+        if (tag.get("format"), tag.get("instance_id"), tag.get("data_version"), tag.get("res")) != (
+                _FORMAT.decode(), instance, int(version), int(store.res)):
+            return None
+        reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+        meta = reader.schema.metadata or {}
+        if meta.get(b"nonce") != str(tag.get("nonce")).encode() or reader.num_record_batches > 1:
+            return None
+        table = reader.read_all()
+    except (OSError, ValueError, pa.ArrowInvalid):
+        return None
+    if table.column_names[:len(_CORE)] != list(_CORE) or table.num_rows != tag.get("rows"):
+        return None
+    return _from_table(table, int(version), store.res)
 
 
 class IndexCache:
-    """Holds the newest snapshot; rebuilds it when the data version moves."""
+    """Holds the newest snapshot; loads the persisted one or rebuilds it when the data version moves."""
 
     def __init__(self, store: Store):
         self._store = store
@@ -119,7 +217,11 @@ class IndexCache:
             return index
         with self._lock:
             index = self._index
-            if index is None or index.version != self._store.data_version:
-                index = build_index(self._store)
+            current = self._store.data_version
+            if index is None or index.version != current:
+                index = load_index(self._store, current)
+                if index is None:
+                    index = build_index(self._store)
+                    save_index(self._store, index)
                 self._index = index
         return index

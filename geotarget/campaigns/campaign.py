@@ -254,7 +254,7 @@ def create_campaigns(engine, specs) -> list[Campaign]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise InvalidInputError(f"name: {twice[0]!r} is given more than once; campaign names are unique")
-    with engine.store.transaction() as con:
+    with engine.store.transaction(customers_unchanged=True) as con:  # campaigns only: the customer index stays
         if len(made) == 1:
             _check_unique(con, made[0].name, None)
             _write(con, made[0], insert=True)
@@ -294,7 +294,7 @@ def update_campaign(engine, name_or_id, changes: dict) -> Campaign:
     unknown = sorted(set(changes) - set(_UPDATABLE))
     if unknown:
         raise InvalidInputError(f"cannot update {', '.join(unknown)}; updatable fields: {', '.join(_UPDATABLE)}")
-    with engine.store.transaction() as con:
+    with engine.store.transaction(customers_unchanged=True) as con:  # campaigns only: the customer index stays
         old = find_campaign(con, name_or_id)
         new = {}
         if "name" in changes:
@@ -342,7 +342,7 @@ def _merge_geofence(old: dict, opts: dict) -> dict:
 
 def delete_campaign(engine, name_or_id) -> None:
     """Remove a stored campaign; :class:`NotFoundError` when there is none."""
-    with engine.store.transaction() as con:
+    with engine.store.transaction(customers_unchanged=True) as con:  # campaigns only: the customer index stays
         c = find_campaign(con, name_or_id)
         con.execute("DELETE FROM campaigns WHERE id = $id", {"id": c.id})
 

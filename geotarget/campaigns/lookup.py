@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from geotarget.geo import geodesy as _geodesy
 from geotarget.geo import grid as _grid
-from geotarget.geo.geodesy import _A, _E2, LOCAL_MAX_LAT, WGS84, local_error_bound_m
+from geotarget.geo.geodesy import _A, _E2, LOCAL_MAX_LAT, local_error_bound_m
 from geotarget.units import EARTH_RADIUS_M
 
 __all__ = ["LookupCache", "LookupSnapshot", "build_snapshot"]
@@ -41,7 +41,7 @@ _ABS = 0.5  # metres of slack on top
 
 
 def _geodesic_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    return WGS84.inv(lng1, lat1, lng2, lat2)[2]
+    return _geodesy.WGS84.inv(lng1, lat1, lng2, lat2)[2]
 
 
 def _local_bounds(lat1: float, lng1: float, lat2: float, lng2: float, low: float, high: float):
@@ -97,49 +97,99 @@ class LookupSnapshot:
     regions: tuple  # region number -> (prepared polygon, campaigns)
     cell_res: tuple
     cell_campaigns: dict  # H3 cell (int) -> campaign positions
+    arrays: dict = field(default_factory=dict)  # the same indexes as numpy arrays (see _arrays)
     extra: dict = field(default_factory=dict)
 
     def campaigns_at(self, lat: float, lng: float, ts: float) -> list[int]:
-        """Positions of the active campaigns whose geofence holds the point at ``ts`` (epoch seconds), in name order."""
-        found: set = set()
-        phi, lam = math.radians(lat), math.radians(lng)
-        cos_phi = math.cos(phi)
-        sin, asin = math.sin, math.asin
-        for level, table in self.fence_grid:
-            for i in table.get(_grid.bucket(level, lat, lng), ()):
-                slat, slng, scos = self.store_rad[i]
-                a = sin((slat - phi) * 0.5) ** 2 + cos_phi * scos * sin((slng - lam) * 0.5) ** 2
-                d = _TWO_R * asin(math.sqrt(min(1.0, a)))
-                radii = self.store_radii[i]
-                low = d / (1.0 + _REL) - _ABS  # the geodesic distance lies in [low, high]
-                if low > radii[-1]:
-                    continue
-                k = bisect_left(radii, low)
-                high = d / (1.0 - _REL) + _ABS
-                if k < len(radii) and radii[k] < high:  # a radius could fall either side: narrow, then measure
-                    low, high = _local_bounds(lat, lng, self.store_lat[i], self.store_lng[i], low, high)
-                    k = bisect_left(radii, low)
-                    if k < len(radii) and radii[k] < high:
-                        k = bisect_left(radii, _geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]))
-                if k < len(radii):
-                    found.update(self.store_from[i][k])
-        for level, table in self.region_sure:
+        """Positions of the active campaigns whose geofence holds the point at ``ts`` (epoch seconds), in name order.
+
+        Nearby stores are measured all at once (numpy): a point in a dense
+        metro sees hundreds of stores and thousands of (store, radius) pairs.
+        """
+        import numpy as np
+
+        arr = self.arrays
+        found = []
+        stores = [table[key] for level, table in arr["fence"] if (key := _grid.bucket(level, lat, lng)) in table]
+        if stores:
+            found += self._radius_hits(np.concatenate(stores) if len(stores) > 1 else stores[0], lat, lng)
+        for level, table in arr["region_sure"]:
             hit = table.get(_grid.bucket(level, lat, lng))
-            if hit:
-                found.update(hit)
-        for level, table in self.region_edge:
-            for r in table.get(_grid.bucket(level, lat, lng), ()):
-                geom, camps = self.regions[r]
-                if _intersects(geom, lng, lat):
-                    found.update(camps)
+            if hit is not None:
+                found.append(hit)
+        edge = [table[key] for level, table in arr["region_edge"] if (key := _grid.bucket(level, lat, lng)) in table]
+        if edge:
+            regions = np.concatenate(edge) if len(edge) > 1 else edge[0]
+            for r in regions[_intersects_many(arr["region_geoms"][regions], lng, lat)].tolist():
+                found.append(arr["region_camps"][r])
         if self.cell_res:
             from h3.api.basic_int import latlng_to_cell
 
             for res in self.cell_res:  # the cell containing the point at each resolution fenced
-                hit = self.cell_campaigns.get(latlng_to_cell(lat, lng, res))
-                if hit:
-                    found.update(hit)
-        return sorted(found & self.live_at(ts))
+                hit = arr["cell_camps"].get(latlng_to_cell(lat, lng, res))
+                if hit is not None:
+                    found.append(hit)
+        if not found:
+            return []
+        mask = np.zeros(len(self.campaigns), dtype=bool)
+        for chunk in found:
+            mask[chunk] = True
+        mask &= self.live_mask(ts)
+        return np.flatnonzero(mask).tolist()
+
+    def _radius_hits(self, idx, lat: float, lng: float) -> list:
+        """Campaign positions of the radius geofences around the stores ``idx`` that hold the point."""
+        import numpy as np
+
+        arr = self.arrays
+        phi, lam = math.radians(lat), math.radians(lng)
+        a = (np.sin((arr["store_phi"][idx] - phi) * 0.5) ** 2
+             + math.cos(phi) * arr["store_cos"][idx] * np.sin((arr["store_lam"][idx] - lam) * 0.5) ** 2)
+        d = _TWO_R * np.arcsin(np.sqrt(np.minimum(1.0, a)))
+        low = d / (1.0 + _REL) - _ABS  # the geodesic distance lies in [low, high]
+        near = low <= arr["store_maxr"][idx]
+        if not near.any():
+            return []
+        idx, d, low = idx[near], d[near], low[near]
+        high = d / (1.0 - _REL) + _ABS
+        starts, ends = arr["pair_ptr"][idx], arr["pair_ptr"][idx + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(idx.size), lengths)
+        pairs = np.arange(lengths.sum()) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        radius, camp = arr["pair_r"][pairs], arr["pair_c"][pairs]
+        out = [camp[radius >= high[owner]]]
+        unsure = np.flatnonzero((radius >= low[owner]) & (radius < high[owner]))
+        if unsure.size:  # a radius could fall either side: narrow with the local plane, then measure
+            keep = np.zeros(unsure.size, dtype=bool)
+            bounds: dict = {}
+            for j, p in enumerate(unsure.tolist()):
+                o, r = int(owner[p]), float(radius[p])
+                if o not in bounds:
+                    i = int(idx[o])
+                    bounds[o] = [*_local_bounds(lat, lng, self.store_lat[i], self.store_lng[i], float(low[o]),
+                                                float(high[o])), None, i]
+                lo, hi, exact, i = bounds[o]
+                if lo <= r < hi:
+                    if exact is None:
+                        exact = bounds[o][2] = _geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i])
+                    keep[j] = r >= exact
+                else:
+                    keep[j] = r >= hi
+            out.append(camp[unsure[keep]])
+        return out
+
+    def live_mask(self, ts: float):
+        """:meth:`live_at` as a boolean array over campaign positions (cached alike)."""
+        live = self.live_at(ts)
+        cached = self.extra.get("live_mask")
+        if cached is not None and cached[0] is live:
+            return cached[1]
+        import numpy as np
+
+        mask = np.zeros(len(self.campaigns), dtype=bool)
+        mask[list(live)] = True
+        self.extra["live_mask"] = (live, mask)
+        return mask
 
     def live_at(self, ts: float) -> frozenset:
         """Positions of the active campaigns whose window holds ``ts``; cached between window edges."""
@@ -182,10 +232,8 @@ class LookupSnapshot:
         if len(near) > 8:
             import numpy as np
 
-            from geotarget.geo.geodesy import WGS84
-
             n = len(near)
-            dist = WGS84.inv(np.full(n, lng), np.full(n, lat), np.array([self.store_lng[i] for i in near]),
+            dist = _geodesy.WGS84.inv(np.full(n, lng), np.full(n, lat), np.array([self.store_lng[i] for i in near]),
                              np.array([self.store_lat[i] for i in near]))[2].tolist()
         else:
             dist = [_geodesic_m(lat, lng, self.store_lat[i], self.store_lng[i]) for i in near]
@@ -194,10 +242,11 @@ class LookupSnapshot:
         return out
 
 
-def _intersects(geom, x: float, y: float) -> bool:
+def _intersects_many(geoms, x: float, y: float):
+    """Which of the (prepared) polygons hold the point, boundary included."""
     import shapely
 
-    return bool(shapely.intersects_xy(geom, x, y))
+    return shapely.intersects_xy(geoms, x, y)
 
 
 def _region_shapes(con, fences) -> dict:
@@ -296,15 +345,58 @@ def _index(version, stores, campaigns, regions) -> LookupSnapshot:
             fence_grid.setdefault(level, {}).setdefault(key, []).append(i)
     sure, edge, region_list = _index_regions(regions, per_region)
     cell_res = tuple(sorted({(cell >> 52) & 0xF for cell in cell_campaigns}))
+    cell_campaigns = {k: tuple(sorted(set(v))) for k, v in cell_campaigns.items()}
+    arrays = _arrays(slat, slng, per_store, _grid.freeze(fence_grid), sure, edge, region_list, cell_campaigns)
     return LookupSnapshot(
         version=version, campaigns=campaigns, windows=tuple(c._window for c in campaigns), store_ids=store_ids,
         store_names=tuple(None if r[1] is None else str(r[1]) for r in stores), store_lat=slat, store_lng=slng,
         store_grid=dict(_grid.freeze(store_grid)), fence_grid=_grid.freeze(fence_grid),
         store_rad=tuple((math.radians(a), math.radians(b), math.cos(math.radians(a))) for a, b in zip(slat, slng)),
         store_radii=tuple(radii), store_from=tuple(suffix), region_sure=sure, region_edge=edge,
-        regions=tuple(region_list), cell_res=cell_res,
-        cell_campaigns={k: tuple(sorted(set(v))) for k, v in cell_campaigns.items()},
+        regions=tuple(region_list), cell_res=cell_res, cell_campaigns=cell_campaigns, arrays=arrays,
     )
+
+
+def _arrays(slat, slng, per_store, fence_grid, sure, edge, region_list, cell_campaigns) -> dict:
+    """The indexes in the form :meth:`LookupSnapshot.campaigns_at` reads: numpy arrays per bucket.
+
+    Radius geofences are (store, radius, campaign) pairs grouped by store
+    (``pair_ptr`` delimits each store's pairs, as in a CSR matrix).
+    """
+    import numpy as np
+
+    n = len(slat)
+    lengths = np.zeros(n, dtype=np.int64)
+    radius, camp, maxr = [], [], np.full(n, -np.inf)
+    for i in range(n):
+        pairs = per_store.get(i, ())
+        lengths[i] = len(pairs)
+        for r, pos in pairs:
+            radius.append(r)
+            camp.append(pos)
+        if pairs:
+            maxr[i] = max(r for r, _ in pairs)
+
+    def ids(values):
+        return np.asarray(values, dtype=np.int64)
+
+    geoms = np.empty(len(region_list), dtype=object)
+    geoms[:] = [g for g, _ in region_list]
+    return {
+        "store_phi": np.radians(np.asarray(slat, dtype="float64")),
+        "store_lam": np.radians(np.asarray(slng, dtype="float64")),
+        "store_cos": np.cos(np.radians(np.asarray(slat, dtype="float64"))),
+        "store_maxr": maxr,
+        "pair_ptr": np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+        "pair_r": np.asarray(radius, dtype="float64"),
+        "pair_c": ids(camp),
+        "fence": tuple((lvl, {k: ids(v) for k, v in t.items()}) for lvl, t in fence_grid),
+        "region_sure": tuple((lvl, {k: ids(v) for k, v in t.items()}) for lvl, t in sure),
+        "region_edge": tuple((lvl, {k: ids(v) for k, v in t.items()}) for lvl, t in edge),
+        "region_geoms": geoms,
+        "region_camps": tuple(ids(c) for _, c in region_list),
+        "cell_camps": {k: ids(v) for k, v in cell_campaigns.items()},
+    }
 
 
 def _index_regions(regions: dict, per_region: dict):

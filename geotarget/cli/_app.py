@@ -30,9 +30,13 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 class _State:
     db: str | None = None
+    wait_s: float = 10.0
 
 
 state = _State()
+
+#: Set by geotarget.cli: imports the command modules that ``argv`` needs (lazy registration).
+command_loader = None
 
 
 @app.callback()
@@ -41,15 +45,29 @@ def _main(
         None, "--db", metavar="PATH", envvar="GEOTARGET_DB",
         help="DuckDB database file [default: $GEOTARGET_DB or ./geotarget.duckdb].",
     ),
+    wait: float = typer.Option(
+        10.0, "--wait", metavar="SECONDS", min=0,
+        help="How long to wait while another process holds the database (a `geotarget serve` holds it only "
+             "while it writes).",
+    ),
 ) -> None:
     state.db = db
+    state.wait_s = wait
 
 
 def engine(*, read_only: bool = False):
     """Open the engine on the database chosen by --db."""
     from geotarget.connect import open as open_engine
+    from geotarget.errors import DatabaseLockedError
 
-    return open_engine(state.db, read_only=read_only)
+    try:
+        return open_engine(state.db, read_only=read_only, lock_timeout=state.wait_s)
+    except DatabaseLockedError:
+        from geotarget.store.database import default_db_path
+
+        fail(f"database {state.db or default_db_path()!r} is held by another process that keeps it open "
+             f"(waited {state.wait_s:g} s); wait longer with --wait SECONDS, or let that program close it: "
+             "`geotarget serve` holds it only while it writes")
 
 
 #: Library keyword arguments and the options that set them, so that errors speak the CLI's words.
@@ -170,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         from click import exceptions as click
 
     _one_line_warnings()
+    if command_loader is not None:
+        command_loader(sys.argv[1:])
     cmd = command()
     try:
         code = cmd.main(args=argv, prog_name="geotarget", standalone_mode=False)

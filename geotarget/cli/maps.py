@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from geotarget.errors import InvalidInputError
-from geotarget.maps.heatmap import DEFAULT_K_MIN
 from geotarget.maps.labels import unit_of
+from geotarget.maps.metric import DEFAULT_K_MIN
 
 from ._app import app, console, engine, output_path
 

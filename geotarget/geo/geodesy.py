@@ -13,10 +13,11 @@ only sends the thin band where the two could disagree to pyproj.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pyproj import Geod
 
 from geotarget.units import EARTH_RADIUS_M
 
@@ -31,8 +32,28 @@ __all__ = [
     "within_radius",
 ]
 
-#: The ellipsoid every exact distance in geotarget is measured on.
-WGS84 = Geod(ellps="WGS84")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyproj import Geod
+
+#: pyproj.Geod(ellps="WGS84"): the ellipsoid of every exact distance (created on first use).
+WGS84: Geod
+
+
+@functools.cache
+def _geod():
+    """The ellipsoid every exact distance in geotarget is measured on (``WGS84``)."""
+    from pyproj import Geod  # imported on the first exact measurement: a CLI call that needs none starts sooner
+
+    return Geod(ellps="WGS84")
+
+
+def __getattr__(name: str):
+    if name == "WGS84":  # pyproj.Geod(ellps="WGS84"), created on first use
+        globals()["WGS84"] = value = _geod()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Half-width of the uncertain band, relative to the radius. The sphere of
 #: mean radius and the WGS84 ellipsoid disagree by at most about 0.56 % on a
@@ -76,7 +97,7 @@ def geodesic_distance_m(lat1, lng1, lat2, lng2) -> np.ndarray:
     shape = lat1.shape
     if lat1.size == 0:
         return np.zeros(shape)
-    _, _, dist = WGS84.inv(
+    _, _, dist = _geod().inv(
         np.ascontiguousarray(lng1, dtype="float64").ravel(),
         np.ascontiguousarray(lat1, dtype="float64").ravel(),
         np.ascontiguousarray(lng2, dtype="float64").ravel(),

@@ -9,9 +9,8 @@ over-indexes by half).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-
-import numpy as np
 
 from geotarget.errors import InvalidInputError, PrivacyError
 
@@ -126,7 +125,7 @@ def check_k_min(k_min: int | None, allow_no_floor: bool = False) -> int:
     """
     if k_min is None:
         k_min = 0
-    if isinstance(k_min, bool) or not isinstance(k_min, (int, np.integer)) or k_min < 0:
+    if isinstance(k_min, bool) or not isinstance(k_min, numbers.Integral) or k_min < 0:
         raise InvalidInputError(f"k_min must be a whole number >= 0, got {k_min!r}")
     if k_min < 2 and not allow_no_floor:
         raise PrivacyError(

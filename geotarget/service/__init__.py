@@ -108,6 +108,10 @@ def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure
         Limits; the defaults suit a public-facing deployment.
     read_only : bool, default False
         Open a database path read-only (campaign writes then get 409).
+        A database path is opened with ``geotarget.open(path, shared=True)``:
+        the server holds the file only while it writes, so the ``geotarget``
+        command reads and writes it while the server runs, and the server
+        answers from the new data within about a second.
 
     Returns
     -------
@@ -122,13 +126,13 @@ def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure
     """
     require_server_extra()
     ring = _key_ring(keys, insecure_no_auth)
-    from geotarget.engine import Engine
     from geotarget.connect import open as open_engine
 
     from ._app import build_app
 
-    owns = not isinstance(engine, Engine)
-    eng = open_engine(engine, read_only=read_only) if owns else engine
+    owns = engine is None or isinstance(engine, (str, os.PathLike))
+    # a path: hold the file only while writing, so the geotarget command can read and write it meanwhile
+    eng = open_engine(engine, read_only=read_only, shared=True) if owns else engine
     return build_app(eng, keys=ring, settings=settings or ServiceSettings(), owns_engine=owns)
 
 

@@ -36,20 +36,25 @@ through the merge anyway.
 
 Every write runs in one transaction and bumps ``data_version`` in that same
 transaction, so readers can tell when their in-memory indexes are stale.
+Files derived from the data and kept beside the database (``<db>.derived.*``,
+e.g. the persisted customer index) are tagged with the file's ``instance_id``
+and the ``data_version`` they were read at, and every commit deletes them.
 :meth:`Store.read_consistent` runs a read that must not straddle a commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
 
-from geotarget.errors import GeotargetError, SchemaVersionError, SourceError
+from geotarget.errors import DatabaseLockedError, GeotargetError, SchemaVersionError, SourceError
 from geotarget.geo.cells import FINE_RES
 
 __all__ = ["DEFAULT_DB", "SCHEMA_VERSION", "Store", "default_db_path"]
@@ -160,6 +165,8 @@ class Store:
                  lock_timeout: float = 0.0, connection: duckdb.DuckDBPyConnection | None = None):
         self.path = str(path) if path is not None else default_db_path()
         self.read_only = read_only
+        # an in-memory copy of a file reads (never writes) the files derived from that file
+        self._copy_of_file = connection is not None and self.path != ":memory:"
         if connection is not None:  # an in-memory copy made by geotarget.replica, labelled with its file
             self._con = connection
             self._setup(read_only, private=True)
@@ -179,6 +186,10 @@ class Store:
         self.read_only = False if private else read_only  # an in-memory copy may migrate itself
         self._check_schema()
         self.read_only = read_only
+        self._file_backed = not private
+        if self._file_backed and not read_only and self.meta("instance_id") is None:
+            self.con.execute("INSERT INTO meta VALUES ('instance_id', $v) ON CONFLICT (key) DO NOTHING",
+                             {"v": uuid.uuid4().hex})
         key = self.path if private else str(Path(self.path).expanduser().resolve())
         self._version_key = (key, id(self)) if private else key
         with _VERSIONS_LOCK:
@@ -206,8 +217,13 @@ class Store:
             self._con.close()
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, *, customers_unchanged: bool = False):
         """Run a block in one write transaction, rolled back on any exception.
+
+        Files derived from the data (:meth:`derived_path`) are deleted after
+        the commit, unless the caller promises ``customers_unchanged`` (the
+        block writes neither customers nor suppressions, e.g. a campaign):
+        then their tags move on to the new data version.
 
         KeyboardInterrupt rolls back too; a killed process loses only the
         uncommitted transaction (DuckDB replays committed WAL entries only).
@@ -219,6 +235,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                before = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
                 con.execute(
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
                 )
@@ -229,10 +246,61 @@ class Store:
                         _VERSIONS[self._version_key] = _VERSIONS.get(self._version_key, 0) + 1
                 finally:
                     self._bump_seq()
+                if customers_unchanged:
+                    self._retag_derived(before, before + 1)
+                else:
+                    self._drop_derived()
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
                 raise
+
+    # -- files derived from the data, kept beside the database ---------------
+    def derived_path(self, name: str, *, for_writing: bool = False) -> Path | None:
+        """Where a file derived from the data named ``name`` lives (``<db>.derived.<name>``).
+
+        None for an in-memory database; an in-memory copy of a file
+        (:mod:`geotarget.replica`) may read its file's derived files but not
+        write them (None ``for_writing``). Such files must be tagged with
+        :attr:`instance_id` and :attr:`data_version` and checked before use;
+        every commit deletes them.
+        """
+        if not (self._file_backed or (self._copy_of_file and not for_writing)):
+            return None
+        return Path(f"{self.path}.derived.{name}")
+
+    @property
+    def instance_id(self) -> str | None:
+        """A random id given to the database file when first opened for writing (None before that)."""
+        return self.meta("instance_id") if self._file_backed or self._copy_of_file else None
+
+    def _retag_derived(self, old: int, new: int) -> None:
+        """Move the tags (``<derived file>.tag``, JSON) written at data version ``old`` on to ``new``."""
+        if not self._file_backed:
+            return
+        import json
+
+        folder = Path(self.path).expanduser().resolve().parent
+        for tag in folder.glob(f"{glob.escape(Path(self.path).name)}.derived.*.tag"):
+            try:
+                facts = json.loads(tag.read_text(encoding="utf-8"))
+                if facts.get("data_version") != old:
+                    continue
+                facts["data_version"] = new
+                tmp = tag.with_name(f"{tag.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(facts), encoding="utf-8")
+                os.replace(tmp, tag)
+            except (OSError, ValueError):
+                with contextlib.suppress(OSError):
+                    tag.unlink()  # a tag that cannot be moved on must not stay behind
+
+    def _drop_derived(self) -> None:
+        if not self._file_backed:
+            return
+        folder = Path(self.path).expanduser().resolve().parent
+        for stale in folder.glob(f"{glob.escape(Path(self.path).name)}.derived.*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     def _bump_seq(self) -> None:
         with _VERSIONS_LOCK:
@@ -358,7 +426,7 @@ def _connect_retrying(path: str, read_only: bool, lock_timeout: float) -> duckdb
                 raise SourceError(f"cannot open database {path!r}: {msg}") from None
             if time.monotonic() + delay > deadline:
                 waited = f" after waiting {lock_timeout:g} s" if lock_timeout > 0 else ""
-                raise SourceError(
+                raise DatabaseLockedError(
                     f"database {path!r} is locked by another process{waited}; wait for the writer to finish, "
                     "raise lock_timeout, or serve readers with geotarget.open(path, snapshot=True)"
                 ) from None

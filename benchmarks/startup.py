@@ -1,0 +1,162 @@
+"""``python -m benchmarks.startup``: whole-process timings, a new process per run.
+
+What a user waits for when a command starts cold (the files are in the page
+cache, the interpreter and the index are not in memory):
+
+- ``import geotarget`` and ``geotarget --help``;
+- the first audience query in a new Python process (``geotarget.open`` then
+  one 2-mile audience around S0001), which maps the persisted index;
+- the one-shot CLI audience, ``geotarget audience --store S0001 --radius 2mi
+  -o x.csv``, side by side with ``psql -c "COPY (... ST_DWithin ...) TO
+  STDOUT"`` writing the same rows to a file (PostGIS as in
+  :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed).
+
+Runs alternate A B A B after one warm-up each; the ratio is taken pair by
+pair and its median quoted. Wall and CPU time (user + sys of the child, from
+``getrusage``) are both recorded: on a shared 2-core machine wall time
+includes waiting for a core. Writes ``benchmarks/RESULTS_startup.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+
+
+def _run_once(cmd: list[str], env: dict) -> tuple[float, float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {done.stderr.decode()[-400:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.returncode
+
+
+def measure(a: list[str], b: list[str] | None, *, runs: int, env: dict) -> dict:
+    """Median wall/CPU of A (and B), and the median of the pairwise A/B wall ratios."""
+    _run_once(a, env)
+    if b is not None:
+        _run_once(b, env)
+    rows = {"a_wall": [], "a_cpu": [], "b_wall": [], "b_cpu": [], "ratio": []}
+    for _ in range(runs):
+        wall, cpu, _ = _run_once(a, env)
+        rows["a_wall"].append(wall)
+        rows["a_cpu"].append(cpu)
+        if b is not None:
+            bw, bc, _ = _run_once(b, env)
+            rows["b_wall"].append(bw)
+            rows["b_cpu"].append(bc)
+            rows["ratio"].append(wall / bw)
+    return {k: statistics.median(v) for k, v in rows.items() if v} | {"runs": runs}
+
+
+def _database(ds, work: Path) -> Path:
+    import geotarget
+
+    db = work / "db" / f"geotarget_{ds.key}.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if not db.exists():
+        with geotarget.open(db) as eng:
+            eng.ingest_customers(str(ds.customers_parquet))
+            eng.ingest_stores(str(ds.stores_csv))
+    return db
+
+
+def _psql(cluster, ds, out: Path) -> list[str]:
+    from .data import RADIUS_M, SINGLE_STORE
+    from .peer_postgis import _SINGLE
+
+    _, lat, lng = SINGLE_STORE
+    query = _SINGLE.replace("%(lat)s", repr(lat)).replace("%(lng)s", repr(lng)).replace("%(r)s", repr(RADIUS_M))
+    return ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+            "-d", f"bench_{ds.key}", "-o", str(out), "-c",
+            f"COPY ({' '.join(query.split())}) TO STDOUT WITH (FORMAT csv)"]
+
+
+def run(args) -> list[str]:
+    from .data import make_dataset
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = args.work / "startup"
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["## Start-up and one-shot commands (whole processes)", "",
+             (f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+              f"load average at start {os.getloadavg()[0]:.2f}. Medians of {args.runs} runs after a warm-up; "
+              "A/B is the median of pairwise wall-time ratios (A and B alternate)."), "",
+             "| workload | size | geotarget wall s | geotarget CPU s | peer | peer wall s | peer CPU s | A/B wall |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def row(name, size, m, peer=""):
+        cells = [name, size, f"{m['a_wall']:.3f}", f"{m['a_cpu']:.3f}", peer]
+        cells += [f"{m['b_wall']:.3f}", f"{m['b_cpu']:.3f}", f"{m['ratio']:.2f}"] if "b_wall" in m else ["", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+
+    row("`import geotarget` (target <= 0.4 s)", "-", measure([PY, "-c", "import geotarget"], None,
+                                                             runs=args.runs, env=env))
+    row("`geotarget --help` (target <= 0.25 s)", "-", measure([PY, "-m", "geotarget", "--help"], None,
+                                                              runs=args.runs, env=env))
+    cluster = None
+    if not args.no_postgis:
+        from .postgis import Cluster, PostgisUnavailable, ensure_installed
+
+        try:
+            cluster = Cluster(args.work / "pg", ensure_installed(allow_install=False), log=print).start()
+        except PostgisUnavailable as exc:
+            print(f"PostGIS unavailable, geotarget alone: {exc}")
+    try:
+        for size in args.sizes:
+            ds = make_dataset(args.work, args.distribution, size)
+            db = _database(ds, args.work)
+            first = [PY, "-c", ("import sys, geotarget; e = geotarget.open(sys.argv[1], read_only=True); "
+                                "e.audience(stores=['S0001'], radius='2mi')"), str(db)]
+            row("new process: open + first 2-mi audience (target <= 0.5 s at 10M)", f"{size:,}",
+                measure(first, None, runs=args.runs, env=env))
+            cli = [PY, "-m", "geotarget", "--db", str(db), "audience", "--store", "S0001", "--radius", "2mi",
+                   "-o", str(out / "geotarget.csv")]
+            peer_cmd = None
+            if cluster is not None:
+                from .peer_postgis import PostgisPeer
+
+                PostgisPeer(cluster, ds, None, log=print).close()  # loads the database once, then reused
+                peer_cmd = _psql(cluster, ds, out / "psql.csv")
+            row("one-shot CLI audience, 2 mi, CSV (target A/B <= 1 at 1M, <= 1.5 at 10M)", f"{size:,}",
+                measure(cli, peer_cmd, runs=args.runs, env=env), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1e6", help="customer counts, comma-separated (default 1e6)")
+    p.add_argument("--distribution", default="uniform", choices=("uniform", "clustered"))
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--work", type=Path, default=HERE / "work")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS_startup.md")
+    p.add_argument("--no-postgis", action="store_true")
+    args = p.parse_args(argv)
+    args.sizes = [int(float(s)) for s in args.sizes.split(",")]
+    lines = run(args)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
