@@ -325,7 +325,7 @@ def run_ingest_while_serving(*, customers: int, stores: int, campaigns: int, poi
         key = secrets.token_urlsafe(32)
         port = free_port()
         trigger, done = tmp / "go", tmp / "done.json"
-        env = {**os.environ, "GEOTARGET_API_KEYS": key}
+        env = {**os.environ, "GEOTARGET_API_KEYS": f"{key}=lookup+analyst+audiences+admin"}
         env.pop("GEOTARGET_DB", None)
         with open(tmp / "server.log", "wb") as server_log:
             proc = subprocess.Popen(
