@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime
 
@@ -76,8 +75,18 @@ class Engine:
         opted_out_col: str | None = None,
         crs=None,
         progress: Callable[[int, int | None], None] | None = None,
+        phone_region: str | None = None,
+        id_from: str | None = None,
+        allow_retype: bool = False,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert customers from a file or DataFrame.
+
+        An upsert is partial: stored customers change only in the columns the
+        file carries (an empty cell sets NULL; an absent column keeps its
+        value). Consent follows :mod:`geotarget.store.consent` (opt-outs are
+        sticky; unrecognised values count as opted out). Emails and phones are
+        normalised and hashed (:mod:`geotarget.store.identity`); erased people
+        are not loaded.
 
         Parameters
         ----------
@@ -95,6 +104,15 @@ class Engine:
             their own CRS.
         progress : callable, optional
             Called as ``progress(rows_read, total_rows_or_None)`` per batch.
+        phone_region : str, optional
+            ISO 3166 country of phone numbers written without a country code
+            (default ``"US"``); a ``country`` column overrides it per row.
+        id_from : {"row", "hash"}, optional
+            For files without a unique id (events): use the row number, or a
+            hash of the row's content, as the id.
+        allow_retype : bool, default False
+            Let a value that does not fit a stored column's type turn that
+            column into text, instead of rejecting the row.
 
         Returns
         -------
@@ -103,7 +121,8 @@ class Engine:
         """
         return _ingest.ingest_points(
             self.store, source, "customers", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            opted_out_col=opted_out_col, crs=crs, progress=progress,
+            opted_out_col=opted_out_col, crs=crs, progress=progress, phone_region=phone_region, id_from=id_from,
+            allow_retype=allow_retype,
         )
 
     def ingest_stores(
@@ -116,6 +135,8 @@ class Engine:
         lng_col: str | None = None,
         crs=None,
         progress: Callable[[int, int | None], None] | None = None,
+        id_from: str | None = None,
+        allow_retype: bool = False,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert stores (``store_id``, ``name``, location).
 
@@ -124,7 +145,7 @@ class Engine:
         """
         return _ingest.ingest_points(
             self.store, source, "stores", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-            name_col=name_col, crs=crs, progress=progress,
+            name_col=name_col, crs=crs, progress=progress, id_from=id_from, allow_retype=allow_retype,
         )
 
     def ingest_regions(
@@ -291,38 +312,62 @@ class Engine:
             campaign=campaign, columns=columns, min_size=min_size,
         ))
 
-    def ingest_suppressions(self, values, *, kind: str = "id") -> int:
-        """Add ids or emails to the suppression list; they leave every audience at once.
+    def ingest_suppressions(self, values, *, kind: str = "id", phone_region: str = "US") -> int:
+        """Add ids, emails or phones to the suppression list; they leave every audience at once.
 
         Parameters
         ----------
-        values : iterable of str, or a path to a one-column CSV/text file
-        kind : {"id", "email", "email_sha256"}
-            Customer ids; raw emails (normalized and hashed before storing, so
-            the list never holds a raw address); or SHA-256 hex digests of
-            normalized emails.
+        values : iterable of str, or a path to a CSV/text file (first column; optional header)
+        kind : {"id", "email", "phone", "email_sha256", "phone_sha256"}
+            Customer ids; raw emails or phones (normalised and hashed before
+            storing, so the list never holds a raw identifier); or SHA-256 hex
+            digests of normalised emails or E.164 phones.
 
         Returns
         -------
         int
             How many new entries the list gained.
         """
-        from geotarget.audience.privacy import suppression_frame
+        from geotarget.store.suppression import add_suppressions
 
-        if isinstance(values, (str, os.PathLike)):
-            with _open_text(values) as fh:
-                lines = [line.strip().split(",")[0] for line in fh if line.strip()]
-            header = lines[0].lower() if lines else ""
-            if header in ("id", "customer_id", "email", "value", "email_sha256", "sha256"):
-                lines = lines[1:]
-            values = lines
-        frame = suppression_frame(values, kind).drop_duplicates()
-        frame["added_at"] = pd.Timestamp.now(tz="UTC")
-        with self.store.transaction() as con:
-            before = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
-            con.execute("INSERT INTO suppressions SELECT * FROM frame ON CONFLICT DO NOTHING")
-            after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
-        return int(after - before)
+        return add_suppressions(self.store, values, kind=kind, phone_region=phone_region)
+
+    # -- privacy: erasure, consent log, rejects ----------------------------------
+    def erase(self, *, ids=None, emails=None, phones=None, phone_region: str = "US"):
+        """Forget people: remove them from every table holding personal ids and from every cache.
+
+        Only a salted-hash tombstone stays, so a later ingest of the same id,
+        email or phone keeps them out ("erased, not loaded"). One transaction;
+        idempotent. See :mod:`geotarget.store.erasure`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [40.7, 40.8], "lng": [-74.0, -74.0]}))
+        >>> eng.erase(ids=["a"]).customers, eng.ingest_customers(pd.DataFrame(
+        ...     {"customer_id": ["a"], "lat": [40.7], "lng": [-74.0]})).reasons
+        (1, {'erased, not loaded': 1})
+        """
+        from geotarget.store.erasure import erase
+
+        report = erase(self.store, ids=ids, emails=emails, phones=phones, phone_region=phone_region)
+        self._index_cache.clear()
+        self.lookup.cache.clear()
+        self._stores_cache = None
+        return report
+
+    def consent_log(self, customer_id: str | None = None) -> pd.DataFrame:
+        """Every change of consent (customer, old and new value, raw value, source, time), oldest first."""
+        from geotarget.store.consent import consent_log
+
+        return consent_log(self.store, customer_id)
+
+    def purge_rejects(self, *, older_than: str | None = None) -> int:
+        """Delete rejected rows (all, or those older than e.g. ``"30d"``, ``"12h"``); returns how many."""
+        from geotarget.store.erasure import purge_rejects
+
+        return purge_rejects(self.store, older_than=older_than)
 
     # -- campaigns -------------------------------------------------------------
     def create_campaign(self, name: str, *, stores=None, radius=None, radius_m: float | None = None,
@@ -524,8 +569,3 @@ class Engine:
         return self.store.read_consistent(
             lambda: coverage(self, stores, radius, res=res, k_min=k_min, allow_no_floor=allow_no_floor))
 
-
-def _open_text(path):
-    import builtins
-
-    return builtins.open(path, encoding="utf-8")

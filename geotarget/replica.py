@@ -41,7 +41,8 @@ __all__ = ["Replica"]
 
 _WRITES = frozenset({
     "ingest_customers", "ingest_stores", "ingest_regions", "ingest_suppressions", "create_campaign",
-    "create_campaigns", "update_campaign", "pause_campaign", "resume_campaign", "delete_campaign",
+    "create_campaigns", "update_campaign", "pause_campaign", "resume_campaign", "delete_campaign", "erase",
+    "purge_rejects",
 })
 _FULL_CHECK_S = 60.0
 

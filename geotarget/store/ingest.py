@@ -20,9 +20,12 @@ import pandas as pd
 
 from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError
 from geotarget.geo.cells import latlng_to_cells
+from geotarget.store.consent import CONSENT_LOG_DDL
 from geotarget.store.database import Store
+from geotarget.store.erasure import ERASED_REASON, drop_erased
+from geotarget.store.people import PersonalColumns
 from geotarget.store.readers import NeedsFullSniff, Source, open_source
-from geotarget.store.upsert import direct_ready, merge
+from geotarget.store.upsert import direct_ready, merge, reject_misfits
 from geotarget.store.validation import (  # noqa: F401  (reason texts are part of the public behaviour)
     _CODE,
     _REASONS,
@@ -43,9 +46,11 @@ from geotarget.store.validation import (  # noqa: F401  (reason texts are part o
     _find,
     _quote,
     _raw_json,
-    _to_bool,
     _validate,
 )
+
+#: Name of the id column made by ``id_from="row"|"hash"`` while a file is read.
+GENERATED_ID = "_generated_id"
 
 __all__ = ["GeotargetWarning", "IngestReport", "ingest_points", "ingest_regions"]
 
@@ -62,6 +67,10 @@ class IngestReport:
     updated: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    invalid_emails: int = 0
+    invalid_phones: int = 0
+    consent_unrecognised: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
@@ -76,6 +85,15 @@ class IngestReport:
         ]
         for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"  rejected {count:,}: {reason}")
+        if self.invalid_emails or self.invalid_phones:
+            lines.append(f"  dropped from their rows: {self.invalid_emails:,} invalid email(s), "
+                         f"{self.invalid_phones:,} invalid phone number(s)")
+        if self.consent_unrecognised:
+            shown = ", ".join(f"{v!r} x{n:,}" for v, n in sorted(self.consent_unrecognised.items(),
+                                                                    key=lambda kv: -kv[1])[:8])
+            lines.append(f"  {sum(self.consent_unrecognised.values()):,} row(s) with an unrecognised consent "
+                         f"value counted as opted out: {shown}")
+        lines.extend(f"  {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -92,15 +110,26 @@ def ingest_points(
     crs=None,
     progress: Callable[[int, int | None], None] | None = None,
     batch_rows: int | None = None,
+    phone_region: str | None = None,
+    id_from: str | None = None,
+    allow_retype: bool = False,
 ) -> IngestReport:
     """Validate, H3-index and upsert customers or stores (see ``Engine.ingest_customers``)."""
     if kind not in ID_NAMES:
         raise InvalidInputError(f"kind must be 'customers' or 'stores', got {kind!r}")
+    if id_from not in (None, "row", "hash"):
+        raise InvalidInputError(f"id_from must be 'row' or 'hash' (CLI --id-from row|hash), got {id_from!r}")
+    if id_from is not None and id_col is not None:
+        raise InvalidInputError("pass either an id column (--id-col) or --id-from row|hash, not both")
     started = time.perf_counter()
     opts = {} if batch_rows is None else {"batch_rows": batch_rows}
     probe = open_source(source, **opts)
-    cols = _detect(probe, kind, id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-                   opted_out_col=opted_out_col, name_col=name_col)
+    cols = _detect(probe, kind, id_col=GENERATED_ID if id_from else id_col, lat_col=lat_col, lng_col=lng_col,
+                   opted_out_col=opted_out_col, name_col=name_col,
+                   columns=[*probe.columns, GENERATED_ID] if id_from else None)
+    personal = PersonalColumns.detect(probe.columns, consent=cols.opted_out, customers=kind == "customers",
+                                      taken={cols.id, cols.lat, cols.lng, cols.geometry}, phone_region=phone_region)
+    settings = {"personal": personal, "id_from": id_from, "allow_retype": allow_retype}
     source_name = probe.name
     tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
     full_sniff, direct = False, True
@@ -109,7 +138,7 @@ def ingest_points(
         try:
             with store.transaction() as con:
                 report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
-                               direct=direct)
+                               direct=direct, **settings)
             break
         except NeedsFullSniff:
             if full_sniff:  # pragma: no cover - the reader raises it once at most
@@ -128,7 +157,8 @@ class _NeedsStaging(Exception):
     """A direct load into the empty table found duplicate ids; load again through a staging table."""
 
 
-def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool) -> IngestReport:
+def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool,
+          personal: PersonalColumns, id_from: str | None, allow_retype: bool) -> IngestReport:
     """Read, validate, index and write one source inside the caller's transaction.
 
     Rows go through a temporary staging table that is deduplicated and merged
@@ -147,11 +177,16 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     created = False
     now = pd.Timestamp.now(tz="UTC")
     drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
+    consent_unknown: Counter[str] = Counter()
+    invalid = [0, 0]
 
     def prepare(frame: pd.DataFrame, offset: int):
         """Validate and H3-index one batch (runs ahead of the inserts in a worker thread)."""
         n = len(frame)
+        if id_from is not None:
+            frame = frame.assign(**{GENERATED_ID: generated_ids(frame, id_from, offset)})
         ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
+        people = personal.read(frame)
         bad = np.flatnonzero(~good)
         rej = None
         if bad.size:
@@ -159,9 +194,12 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 "kind": kind,
                 "source": src.name,
                 "row_number": bad + offset + 1,
-                "raw": _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore")),
+                "raw": _raw_json(personal.mask(frame.iloc[bad].drop(columns=[cols.geometry, GENERATED_ID],
+                                                                    errors="ignore"))),
                 "reason": [_REASONS[c] for c in reasons[bad]],
                 "rejected_at": now,
+                "customer_id": ids.iloc[bad].to_numpy(dtype=object) if kind == "customers" else None,
+                **people.reject_columns(bad),
             })
         keep = np.flatnonzero(good)
         out = pd.DataFrame({
@@ -170,19 +208,25 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             "lng": lng[keep],
             "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
         })
-        if kind == "customers":
-            out["opted_out"] = _to_bool(frame[cols.opted_out].iloc[keep]) if cols.opted_out else False
-        else:
+        if kind == "stores":
             out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
         extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        people.fill(out, extra, keep, personal)
         extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
         extra.columns = [str(c) for c in extra.columns]
         for c in extra.columns:
             out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
         out["_row"] = keep + offset + 1
-        return n, out, rej, batch_stats
+        return n, out, rej, batch_stats, people
 
     def prepared_batches():
+        for n, out, rej, batch_stats, people in _prepared_batches():
+            consent_unknown.update(people.unknown)
+            invalid[0] += people.invalid_emails
+            invalid[1] += people.invalid_phones
+            yield n, out, rej, batch_stats
+
+    def _prepared_batches():
         """Read and prepare batch n+1 in a worker thread while batch n is inserted."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -208,7 +252,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if row_offset == 0:
             _check_swapped(stats, cols, src)
         if rej is not None:
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
         if not created:  # the first batch's columns and types shape the staging table
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out LIMIT 0")
@@ -219,15 +263,26 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if not direct:
             con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
         else:
+            private = ", ".join(c for c in ("_row", "_consent", "_consent_raw") if c in out.columns)
             con.execute(
-                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source FROM out",
+                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE ({private}), $now AS updated_at, $s AS source FROM out",
                 {"now": now, "s": src.name},
             )
+            if "_consent" in out.columns:
+                con.execute(CONSENT_LOG_DDL)
+                con.execute("INSERT INTO consent_log SELECT customer_id, NULL, true, _consent_raw, $s, $now "
+                            "FROM out WHERE opted_out", {"now": now, "s": src.name})
         row_offset += n
         if progress is not None:
             progress(row_offset, src.total_rows)
     _check_swapped(stats, cols, src)
     report.read = row_offset
+    if kind == "customers":
+        erased = drop_erased(con, kind if direct and created else stage, key) if created else 0
+        if erased:
+            reasons_count[ERASED_REASON] += erased
+            drop_erased(con, "rejects", "customer_id", where="kind = 'customers' AND source = $src",
+                        params={"src": src.name})
     if direct and created:
         inserted, unique = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {kind}").fetchall()[0]
         if inserted != unique:
@@ -236,14 +291,8 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
-        dups = con.execute(
-            f"""INSERT INTO rejects
-                SELECT $k, $s, _row, to_json(t), $r, $now FROM (
-                    SELECT * EXCLUDE (cell), row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank
-                    FROM {stage}) t
-                WHERE _rank > 1""",
-            {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now},
-        ).fetchall()[0][0]
+        dups = con.execute(_duplicates_sql(store, stage, key, personal),
+                           {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now}).fetchall()[0][0]
         if dups:
             reasons_count[REASON_DUPLICATE] += int(dups)
             con.execute(
@@ -251,14 +300,49 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
             )
     if created:
+        reasons_count.update(reject_misfits(store, con, stage, kind, key, src.name, now, allow_retype=allow_retype))
         report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
     report.loaded = report.inserted + report.updated
     report.reasons = dict(reasons_count)
+    report.invalid_emails, report.invalid_phones = invalid
+    report.consent_unrecognised = dict(consent_unknown)
+    if kind == "customers" and cols.opted_out is None and report.inserted:
+        report.notes.append(f"no consent column: {report.inserted:,} new customer(s) count as consenting; "
+                            "stored customers keep their consent")
     if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
         raise RuntimeError(f"ingest accounting broken: {report}")
     return report
+
+
+def _duplicates_sql(store: Store, stage: str, key: str, personal: PersonalColumns) -> str:
+    """SQL writing the superseded duplicates of the staged rows to rejects, emails and phones masked."""
+    hidden = {"cell", "_row", "_consent", "_consent_raw", "email_sha256", "phone_sha256"}
+    masked = {c for c in (personal.email, personal.phone) if c is not None}
+    fields = []
+    for name in store.columns(stage):
+        if name in hidden:
+            continue
+        q = _quote(name)
+        fields.append(f"{q} := CASE WHEN {q} IS NULL THEN NULL ELSE '***' END" if name in masked else f"{q} := {q}")
+    people = [c for c in ("email_sha256", "phone_sha256") if c in store.columns(stage)]
+    if key == "customer_id":
+        people.append("customer_id")
+    return f"""INSERT INTO rejects BY NAME
+        SELECT $k AS kind, $s AS source, _row AS row_number, to_json(struct_pack({', '.join(fields)})) AS raw,
+               $r AS reason, $now AS rejected_at{''.join(', ' + c for c in people)}
+        FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage})
+        WHERE _rank > 1"""
+
+
+def generated_ids(frame: pd.DataFrame, id_from: str, offset: int) -> np.ndarray:
+    """Ids for rows without one: the row number in the file (``row``) or a hash of the row's content (``hash``)."""
+    if id_from == "row":
+        return np.arange(offset + 1, offset + len(frame) + 1).astype(str)
+    hashed = pd.util.hash_pandas_object(frame.drop(columns=[GENERATED_ID], errors="ignore").astype("string"),
+                                        index=False)
+    return np.char.mod("%016x", hashed.to_numpy(dtype=np.uint64))
 
 
 def ingest_regions(

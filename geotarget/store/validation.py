@@ -38,7 +38,8 @@ ID_NAMES = {
     "stores": ("store_id", "storeid", "id", "store"),
 }
 OPTED_OUT_NAMES = ("opted_out", "opt_out", "optout", "unsubscribed")
-_RESERVED = {"customer_id", "store_id", "lat", "lng", "cell", "opted_out", "updated_at", "source", "_row", "name"}
+_RESERVED = {"customer_id", "store_id", "lat", "lng", "cell", "opted_out", "updated_at", "source", "_row", "name",
+             "email_sha256", "phone_sha256", "_consent", "_consent_raw"}
 
 REASON_MISSING_ID = "missing id"
 REASON_MISSING_COORDS = "missing coordinates"
@@ -48,7 +49,8 @@ REASON_LAT_RANGE = "latitude out of range [-90, 90]"
 REASON_LNG_RANGE = "longitude out of range [-180, 180]"
 REASON_NULL_ISLAND = "coordinates are exactly (0, 0)"
 REASON_NOT_POINT = "geometry is not a point"
-REASON_DUPLICATE = "duplicate id: superseded by a later row of the same file"
+REASON_DUPLICATE = ("duplicate id: superseded by a later row of the same file (rows without a unique id, such "
+                    "as events, load with --id-from row or --id-from hash)")
 
 # rows carry a small integer code while validating; 0 means "no problem yet"
 _REASONS = ["", REASON_MISSING_ID, REASON_MISSING_COORDS, REASON_NON_NUMERIC, REASON_NON_FINITE,
@@ -82,13 +84,6 @@ def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
     return None
 
 
-def _to_bool(values: pd.Series) -> np.ndarray:
-    if values.dtype == bool:
-        return values.to_numpy()
-    text = values.astype("string").str.strip().str.lower()
-    return text.isin(["true", "t", "yes", "y", "1", "1.0"]).fillna(False).to_numpy(dtype=bool)
-
-
 def _raw_json(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
@@ -106,8 +101,9 @@ class _Columns:
     name: str | None
 
 
-def _detect(src: Source, kind: str, *, id_col, lat_col, lng_col, opted_out_col, name_col) -> _Columns:
-    columns = src.columns
+def _detect(src: Source, kind: str, *, id_col, lat_col, lng_col, opted_out_col, name_col,
+            columns: list[str] | None = None) -> _Columns:
+    columns = src.columns if columns is None else columns
     ident = _find(columns, id_col, ID_NAMES[kind], "id", "--id-col")
     if ident is None:
         raise ColumnNotFoundError(
