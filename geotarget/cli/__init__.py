@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registers commands)
     campaign,  # noqa: F401  (registers the campaign commands)
     ingest,
     maps,  # noqa: F401  (registers heatmap and map commands)
+    privacy,  # noqa: F401  (registers erase and consent log)
     serve,  # noqa: F401  (registers the serve command)
 )
 from ._app import app, run

@@ -39,11 +39,18 @@ def ingest_customers(
     lng_col: str = typer.Option(None, "--lng-col", help="Longitude column [default: detected]."),
     opted_out_col: str = typer.Option(None, "--opted-out-col", help="Boolean opt-out column."),
     crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
+    phone_region: str = typer.Option(None, "--phone-region", metavar="CC",
+                                     help="Country of phones without a country code [default: US]."),
+    id_from: str = typer.Option(None, "--id-from", metavar="row|hash",
+                                help="No unique id (events): use the row number or a hash of the row."),
+    allow_retype: bool = typer.Option(False, "--allow-retype",
+                                      help="Let a value that does not fit a column turn it into text."),
 ) -> None:
-    """Validate, H3-index and upsert customers; bad rows go to rejects."""
+    """Validate, H3-index and upsert customers (a partial update); bad rows go to rejects."""
     with engine() as eng:
         report = _with_progress("customers", lambda p: eng.ingest_customers(
-            file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p))
+            file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p,
+            phone_region=phone_region, id_from=id_from, allow_retype=allow_retype))
     _print_report(report)
 
 
@@ -55,11 +62,16 @@ def ingest_stores(
     lat_col: str = typer.Option(None, "--lat-col"),
     lng_col: str = typer.Option(None, "--lng-col"),
     crs: str = typer.Option(None, "--crs"),
+    id_from: str = typer.Option(None, "--id-from", metavar="row|hash",
+                                help="No unique id: use the row number or a hash of the row."),
+    allow_retype: bool = typer.Option(False, "--allow-retype",
+                                      help="Let a value that does not fit a column turn it into text."),
 ) -> None:
     """Validate, H3-index and upsert stores."""
     with engine() as eng:
         report = _with_progress("stores", lambda p: eng.ingest_stores(
-            file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p))
+            file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p,
+            id_from=id_from, allow_retype=allow_retype))
     _print_report(report)
 
 
@@ -103,8 +115,15 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
 def rejects(
     source: str = typer.Option(None, "--source", help="Only rejects of this source file."),
     output: str = typer.Option(None, "-o", "--output", help="Write CSV/Parquet here instead of printing."),
+    purge: bool = typer.Option(False, "--purge", help="Delete rejected rows instead of listing them."),
+    older_than: str = typer.Option(None, "--older-than", metavar="AGE", help="With --purge: only those older, e.g. 30d."),
 ) -> None:
-    """List rejected rows with their reasons."""
+    """List rejected rows with their reasons (emails and phones masked), or delete them with --purge."""
+    if purge:
+        with engine() as eng:
+            gone = eng.purge_rejects(older_than=older_than)
+        console.print(f"deleted {gone:,} rejected row(s)")
+        return
     with engine() as eng:
         frame = eng.rejects(source=source)
     if output:

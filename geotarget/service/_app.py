@@ -142,7 +142,7 @@ def _auth_dependency(keys: KeyRing | None):
 
 def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_engine: bool) -> FastAPI:
     """Assemble the app around one engine (see :func:`geotarget.service.create_app`)."""
-    from . import _routes_audiences, _routes_campaigns, _routes_lookup
+    from . import _routes_audiences, _routes_campaigns, _routes_lookup, _routes_privacy
 
     downloads = DownloadStore(settings.download_dir, ttl_s=settings.download_ttl_s, max_files=settings.max_downloads)
 
@@ -176,7 +176,7 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
 
     app.include_router(_routes_lookup.health)
     auth = [Depends(_auth_dependency(keys))]
-    for module in (_routes_lookup, _routes_campaigns, _routes_audiences):
+    for module in (_routes_lookup, _routes_campaigns, _routes_audiences, _routes_privacy):
         app.include_router(module.router, prefix="/v1", dependencies=auth, responses=ERROR_RESPONSES)
     return app
 

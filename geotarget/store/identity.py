@@ -127,7 +127,7 @@ def normalize_emails(values: pd.Series) -> tuple[np.ndarray, int]:
     ascii_ = pc.fill_null(pc.string_is_ascii(arr), False).to_numpy(zero_copy_only=False)
     cleaned = pc.utf8_lower(pc.replace_substring_regex(arr, r"[\x00-\x20\x7f]", ""))
     # an empty or blank cell is no email, not an invalid one
-    present = pc.fill_null(pc.greater(pc.utf8_length(cleaned), 0), False).to_numpy(zero_copy_only=False)
+    present = pc.fill_null(pc.greater(pc.utf8_length(cleaned), 0), False).to_numpy(zero_copy_only=False).copy()
     ok = pc.fill_null(pc.match_substring_regex(cleaned, r"^[^@]+@[^@.]+(\.[^@.]+)+$"), False)
     out = pc.if_else(ok, cleaned, pa.scalar(None, pa.string())).to_numpy(zero_copy_only=False).astype(object)
     slow = np.flatnonzero(present & ~ascii_)
@@ -135,6 +135,8 @@ def normalize_emails(values: pd.Series) -> tuple[np.ndarray, int]:
         raw = values.to_numpy(dtype=object)
         for i in slow:
             out[i] = normalize_email(raw[i])
+            if out[i] is None and not _strip_invisible(unicodedata.normalize("NFKC", str(raw[i]))):
+                present[i] = False  # only invisible characters: no email, not an invalid one
     out = np.where(pd.isna(out), None, out) if n else out
     invalid = int((present & pd.isna(out)).sum()) if n else 0
     return out, invalid

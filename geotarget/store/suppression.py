@@ -21,7 +21,7 @@ import pandas as pd
 from geotarget.errors import InvalidInputError, SourceError
 from geotarget.store.identity import DEFAULT_PHONE_REGION, is_sha256, normalize_email, normalize_phone, sha256_hex
 
-__all__ = ["KINDS", "add_suppressions", "read_values", "suppression_frame"]
+__all__ = ["KINDS", "add_suppressions", "read_people", "read_values", "suppression_frame"]
 
 #: What a suppression list may hold.
 KINDS = ("id", "email", "phone", "email_sha256", "phone_sha256")
@@ -91,3 +91,31 @@ def add_suppressions(store, values, *, kind: str = "id", phone_region: str = DEF
         con.execute("INSERT INTO suppressions SELECT * FROM frame ON CONFLICT DO NOTHING")
         after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
     return int(after - before)
+
+
+def read_people(path) -> dict[str, list[str]]:
+    """Ids, emails and phones from a CSV with a header naming them (``id``/``customer_id``, ``email``, ``phone``).
+
+    A file without such a header is read as one column of customer ids.
+    """
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise SourceError(f"{os.fspath(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check the path") from None
+    out: dict[str, list[str]] = {"id": [], "email": [], "phone": []}
+    if not rows:
+        return out
+    header = [c.strip().lower() for c in rows[0]]
+    wanted = {"id": ("customer_id", "id"), "email": ("email", "email_address"), "phone": ("phone", "phone_number")}
+    where = {k: next((header.index(n) for n in names if n in header), None) for k, names in wanted.items()}
+    if all(v is None for v in where.values()):
+        out["id"] = [row[0].strip() for row in rows]
+        return out
+    for row in rows[1:]:
+        for k, i in where.items():
+            if i is not None and i < len(row) and row[i].strip():
+                out[k].append(row[i].strip())
+    return out
