@@ -29,7 +29,7 @@ def consent_log(
         old = "-" if row.old_value is None or row.old_value != row.old_value else ("opted out" if row.old_value else "consenting")
         new = "opted out" if row.new_value else "consenting"
         console.print(f"{row.changed_at:%Y-%m-%d %H:%M:%S} {row.customer_id}: {old} -> {new} "
-                      f"(value {row.raw_value!r}, from {row.source})")
+                      f"(value {row.raw_value!r}, from {row.source})", soft_wrap=True)
 
 
 @app.command("erase")

@@ -134,7 +134,7 @@ def ingest_points(
     tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
     full_sniff, direct = False, True
     while True:
-        src = open_source(source, force_text=(cols.id,), full_sniff=full_sniff, **opts) if tabular else probe
+        src = open_source(source, force_text=personal.text_columns(cols.id), full_sniff=full_sniff, **opts) if tabular else probe
         try:
             with store.transaction() as con:
                 report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,

@@ -53,6 +53,11 @@ class PersonalColumns:
         phone = phone_column(free)
         return cls(consent, email_column(free), phone, country_column(free) if phone else None, region)
 
+    def text_columns(self, id_column: str) -> tuple[str, ...]:
+        """Columns a CSV reader must keep as text: the id, and values whose spelling matters
+        (consent words, phones with leading zeros)."""
+        return tuple(c for c in (id_column, self.consent, self.email, self.phone, self.country) if c is not None)
+
     def read(self, frame: pd.DataFrame) -> PersonalBatch:
         """Consent codes, normalised values and hashes of one batch."""
         out = PersonalBatch()
