@@ -358,13 +358,32 @@ class Engine:
         return report
 
     def consent_log(self, customer_id: str | None = None) -> pd.DataFrame:
-        """Every change of consent (customer, old and new value, raw value, source, time), oldest first."""
+        """Every change of consent (customer, old and new value, raw value, source, time), oldest first.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0], "opted_out": ["no"]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0], "opted_out": ["yes"]}))
+        >>> eng.consent_log("a")[["old_value", "new_value", "raw_value"]].values.tolist()
+        [[False, True, 'yes']]
+        """
         from geotarget.store.consent import consent_log
 
         return consent_log(self.store, customer_id)
 
     def purge_rejects(self, *, older_than: str | None = None) -> int:
-        """Delete rejected rows (all, or those older than e.g. ``"30d"``, ``"12h"``); returns how many."""
+        """Delete rejected rows (all, or those older than e.g. ``"30d"``, ``"12h"``); returns how many.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [None, 40.7], "lng": [-74.0, -74.0]}))
+        >>> eng.purge_rejects(older_than="30d"), eng.purge_rejects()
+        (0, 1)
+        """
         from geotarget.store.erasure import purge_rejects
 
         return purge_rejects(self.store, older_than=older_than)

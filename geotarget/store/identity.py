@@ -173,7 +173,9 @@ def normalize_phone(value, *, region: str | None = DEFAULT_PHONE_REGION) -> str 
 
     Examples
     --------
-    >>> normalize_phone("(212) 555-0142") is None   # 555-01xx numbers are fictional
+    >>> normalize_phone("(212) 736-5000")
+    '+12127365000'
+    >>> normalize_phone("12345") is None
     True
     >>> normalize_phone("06 12 34 56 78", region="FR"), normalize_phone("020 7946 0958", region="GB")
     ('+33612345678', '+442079460958')
