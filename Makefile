@@ -52,6 +52,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.service_load
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.ingest_profile
+	$(BIN)/python -m benchmarks.privacy
 	$(BIN)/python -m benchmarks $(BENCH_ARGS) --render
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.

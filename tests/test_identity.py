@@ -141,3 +141,31 @@ def test_hash_matches_hashlib():
 
     assert sha256_hex("bob@example.com") == hashlib.sha256(b"bob@example.com").hexdigest()
     assert np.array_equal(normalize_emails(pd.Series([], dtype=object))[0], np.array([], dtype=object))
+
+
+def _by_phonenumbers(text: str, region: str):
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) \
+        if phonenumbers.is_valid_number(parsed) else None
+
+
+@given(st.lists(st.tuples(
+    st.sampled_from(["", "+", "+1 ", "1-", "1 ", "+44 ", "0"]),
+    st.one_of(st.text(alphabet="0123456789", min_size=7, max_size=11),
+              st.builds(str.__add__, st.sampled_from(["212", "646", "416", "876", "268", "800", "900", "305", "939"]),
+                        st.text(alphabet="0123456789", min_size=7, max_size=7))),
+    st.sampled_from(["{}", "({}) {}-{}", "{}.{}.{}", "{} {} {}", "{}/{}-{}"]),
+    st.sampled_from(["US", "CA", "JM", "GB", "FR", ""]),
+), min_size=1, max_size=40))
+def test_vectorised_phones_agree_with_phonenumbers(rows):
+    """The vectorised North American path and the one-by-one path give phonenumbers' own answer."""
+    texts, regions = [], []
+    for prefix, digits, layout, region in rows:
+        parts = (digits[:3], digits[3:6], digits[6:])
+        texts.append(prefix + (layout.format(*parts) if layout != "{}" else digits))
+        regions.append(region or None)
+    got, _ = normalize_phones(pd.Series(texts), regions=pd.Series(regions, dtype=object))
+    assert list(got) == [_by_phonenumbers(t, r or "US") for t, r in zip(texts, regions)]

@@ -173,8 +173,8 @@ def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US"
         values = {"customer_id": id_set, "email_sha256": email_set, "phone_sha256": phone_set, "device_id": set()}
         for table, column, kind in personal_tables(con):
             vals = values.get(kind) or set()
-            if not vals:
-                continue
+            if not vals or (table == "customers" and kind != "customer_id"):
+                continue  # customers sharing a phone or email with someone erased by id stay (found above)
             gone = pd.DataFrame({"v": sorted(vals)})  # noqa: F841 (read by DuckDB)
             n = con.execute(f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT v FROM gone)').fetchall()[0][0]
             report.removed[table] = report.removed.get(table, 0) + int(n)

@@ -189,23 +189,126 @@ def normalize_phone(value, *, region: str | None = DEFAULT_PHONE_REGION) -> str 
     return _phone(text, code)
 
 
+_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+          "fixed_line", "mobile")
+
+
+@lru_cache(maxsize=1)
+def _nanp_rules() -> tuple[frozenset, list]:
+    """The North American Numbering Plan regions and, in ``phonenumbers``' own order, what each
+    needs of a 10-digit national number: (leading-digits regex or None, validity regex).
+
+    The validity regex is ``phonenumbers``' rule for a number type other than
+    UNKNOWN: the general pattern and any one type's pattern, each whole.
+    """
+    import phonenumbers
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]
+    rules = []
+    for region in regions:
+        meta = PhoneMetadata.metadata_for_region(region, None)
+        if meta is None:
+            continue
+
+        def fits(desc):
+            return (desc is not None and desc.national_number_pattern
+                    and (not desc.possible_length or 10 in desc.possible_length))
+
+        types = [getattr(meta, t).national_number_pattern for t in _TYPES if fits(getattr(meta, t))]
+        general = meta.general_desc.national_number_pattern if fits(meta.general_desc) else None
+        valid = (f"^(?:{general})$" if general else None, f"^(?:{'|'.join(types)})$" if types and general else None)
+        rules.append((f"^(?:{meta.leading_digits})" if meta.leading_digits else None, valid))
+    return frozenset(regions), rules
+
+
+def _nanp_valid(nsn):
+    """Whether each 10-digit national number (a pyarrow string array) is a valid NANP number,
+    decided region by region exactly as ``phonenumbers.is_valid_number`` decides it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    _, rules = _nanp_rules()
+    n = len(nsn)
+    result = np.zeros(n, dtype=bool)
+    undecided = np.arange(n)
+
+    def matches(values, pattern):
+        if pattern is None:
+            return np.zeros(len(values), dtype=bool)
+        return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+
+    def valid_in(values, rule):
+        general, types = rule
+        ok = matches(values, general)
+        if ok.any():
+            ok &= matches(values, types)
+        return ok
+
+    for leading, rule in rules:
+        if undecided.size == 0:
+            break
+        values = nsn.take(pa.array(undecided))
+        if leading is not None:
+            claim = matches(values, leading)
+            result[undecided[claim]] = valid_in(values.filter(pa.array(claim)), rule) if claim.any() else False
+        else:
+            claim = valid_in(values, rule)
+            result[undecided[claim]] = True
+        undecided = undecided[~claim]
+    return result
+
+
 def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
                      regions: pd.Series | None = None) -> tuple[np.ndarray, int]:
     """Normalise a column of phones: (object array of E.164 or None, invalid count).
 
     ``regions`` gives each row's country (empty cells fall back to ``region``).
+    North American numbers written plainly (digits, spaces, ``-``, ``.``,
+    ``(``, ``)``, ``/``, an optional ``+1`` or ``1``) take a vectorised path
+    that applies ``phonenumbers``' own metadata the way ``is_valid_number``
+    does; everything else goes through ``phonenumbers.parse`` one by one.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(values)
     raw = values.to_numpy(dtype=object)
-    per_row = regions.to_numpy(dtype=object) if regions is not None else None
-    out = np.empty(len(raw), dtype=object)
-    invalid = 0
-    for i, value in enumerate(raw):
+    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    nanp, _ = _nanp_rules()
+    if regions is not None:
+        row_region = regions.astype("string").str.strip().str.upper().fillna(str(region).upper())
+        row_region = row_region.where(row_region != "", str(region).upper())
+        in_nanp = row_region.isin(nanp).to_numpy(dtype=bool)
+        per_row = row_region.to_numpy(dtype=object)
+    else:
+        in_nanp = np.full(n, str(region).upper() in nanp)
+        per_row = None
+    text = pc.utf8_trim_whitespace(arr)
+    plain = pc.fill_null(pc.match_substring_regex(text, r"^\+?[0-9 ()./\-]+$"), False).to_numpy(zero_copy_only=False)
+    digits = pc.replace_substring_regex(text, r"[^0-9]", "")
+    plus = pc.fill_null(pc.starts_with(text, "+"), False).to_numpy(zero_copy_only=False)
+    ten = pc.fill_null(pc.match_substring_regex(digits, r"^[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
+    eleven = pc.fill_null(pc.match_substring_regex(digits, r"^1[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
+    fast = plain & ((plus & eleven) | (~plus & in_nanp & (ten | eleven)))
+    out = np.empty(n, dtype=object)
+    out[:] = None
+    idx = np.flatnonzero(fast)
+    if idx.size:
+        nsn = pc.utf8_slice_codeunits(digits.take(pa.array(idx)), -10)
+        ok = _nanp_valid(nsn)
+        e164 = pc.binary_join_element_wise("+1", nsn, "").to_numpy(zero_copy_only=False)
+        out[idx[ok]] = e164[ok]
+    present = np.zeros(n, dtype=bool)
+    present[idx] = True
+    for i in np.flatnonzero(~fast):
+        value = raw[i]
         if _missing(value) or (isinstance(value, str) and not value.strip()):
-            out[i] = None
             continue
-        reg = region if per_row is None or _missing(per_row[i]) or not str(per_row[i]).strip() else per_row[i]
+        present[i] = True
+        reg = region if per_row is None else per_row[i]
         out[i] = normalize_phone(value, region=reg)
-        invalid += out[i] is None
+    invalid = int((present & pd.isna(out)).sum()) if n else 0
     return out, invalid
 
 

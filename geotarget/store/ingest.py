@@ -255,17 +255,19 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
         if not created:  # the first batch's columns and types shape the staging table
-            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out LIMIT 0")
+            hashes = personal.hash_select(out.columns)
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT *{hashes} FROM out LIMIT 0")
             created = True
             direct = direct and direct_ready(store, con, stage, kind, key)
             if direct:
                 con.execute(f"DROP TABLE {stage}")
         if not direct:
-            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT *{hashes} FROM out")
         else:
             private = ", ".join(c for c in ("_row", "_consent", "_consent_raw") if c in out.columns)
             con.execute(
-                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE ({private}), $now AS updated_at, $s AS source FROM out",
+                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE ({private}){hashes}, $now AS updated_at, $s AS source "
+                "FROM out",
                 {"now": now, "s": src.name},
             )
             if "_consent" in out.columns:

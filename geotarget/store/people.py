@@ -66,12 +66,19 @@ class PersonalColumns:
             out.raw_consent = frame[self.consent].astype("string").to_numpy(dtype=object, na_value=None)
         if self.email is not None:
             out.email, out.invalid_emails = normalize_emails(frame[self.email])
-            out.email_hash = hash_all(out.email)
         if self.phone is not None:
             regions = frame[self.country] if self.country is not None else None
             out.phone, out.invalid_phones = normalize_phones(frame[self.phone], region=self.region, regions=regions)
-            out.phone_hash = hash_all(out.phone)
         return out
+
+    def hash_select(self, staged_columns) -> str:
+        """SQL select items adding ``email_sha256``/``phone_sha256``: the SHA-256 of the values this
+        module normalised (hashing only; SQL never normalises)."""
+        parts = []
+        for column, hashed in ((self.email, "email_sha256"), (self.phone, "phone_sha256")):
+            if column is not None and column in staged_columns:
+                parts.append(', sha256("' + column.replace('"', '""') + f'") AS {hashed}')
+        return "".join(parts)
 
     def mask(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with emails and phones masked (for the rejects table)."""
@@ -93,10 +100,8 @@ class PersonalBatch:
     raw_consent: np.ndarray | None = None
     unknown: Counter = field(default_factory=Counter)
     email: np.ndarray | None = None
-    email_hash: np.ndarray | None = None
     invalid_emails: int = 0
     phone: np.ndarray | None = None
-    phone_hash: np.ndarray | None = None
     invalid_phones: int = 0
 
     def fill(self, out: pd.DataFrame, extra: pd.DataFrame, keep: np.ndarray, cols: PersonalColumns) -> None:
@@ -109,15 +114,13 @@ class PersonalBatch:
             out["_consent"] = codes
             out["_consent_raw"] = self.raw_consent[keep]
         if self.email is not None and cols.email in extra.columns:
-            extra[cols.email] = self.email[keep]
-            out["email_sha256"] = self.email_hash[keep]
+            extra[cols.email] = pd.array(self.email[keep], dtype="string")
         if self.phone is not None and cols.phone in extra.columns:
-            extra[cols.phone] = self.phone[keep]
-            out["phone_sha256"] = self.phone_hash[keep]
+            extra[cols.phone] = pd.array(self.phone[keep], dtype="string")
 
     def reject_columns(self, bad: np.ndarray) -> dict:
         """The hashes of rejected rows, so that erasure finds them in the rejects table."""
         return {
-            "email_sha256": self.email_hash[bad] if self.email_hash is not None else None,
-            "phone_sha256": self.phone_hash[bad] if self.phone_hash is not None else None,
+            "email_sha256": hash_all(self.email[bad]) if self.email is not None else None,
+            "phone_sha256": hash_all(self.phone[bad]) if self.phone is not None else None,
         }
