@@ -40,7 +40,7 @@ def _write(frame: pd.DataFrame, fmt: str, tmp_path, name: str):
 def test_reingest_matrix_columns_present_or_absent_times_every_consent_value(tmp_path, fmt):
     """Every consent value, upper- and lower-case, onto stored opted-in and opted-out customers,
     with the email and tier columns present or absent in the update."""
-    rows, updates = [], []
+    rows = []
     cases = []
     for stored in (False, True):
         for value in [*ALL_VALUES, *(v.upper() for v in ALL_VALUES if v), None]:

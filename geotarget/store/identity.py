@@ -36,11 +36,11 @@ __all__ = [
     "DEFAULT_PHONE_REGION",
     "EMAIL_NAMES",
     "PHONE_NAMES",
+    "backfill_hashes",
     "check_region",
     "country_column",
     "email_column",
     "google_email",
-    "backfill_hashes",
     "hash_all",
     "hash_value",
     "is_sha256",
@@ -112,33 +112,55 @@ def normalize_email(value) -> str | None:
     return text if _EMAIL_RE.fullmatch(text) else None
 
 
-def normalize_emails(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Normalise a column of emails: (object array with None for missing/invalid, invalid count).
+def _arrow_text(values: pd.Series):
+    """A column as a pyarrow string array (no copy when it is Arrow-backed already)."""
+    import pyarrow as pa
+
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype):
+        arr = values.array._pa_array
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    text = values.astype("string").to_numpy(dtype=object, na_value=None)
+    return pa.array(text, type=pa.string())
+
+
+def _patch(arr, positions: np.ndarray, new_values: list):
+    """``arr`` with the values at ``positions`` replaced."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if positions.size == 0:
+        return arr
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[positions] = True
+    return pc.replace_with_mask(arr, pa.array(mask), pa.array(new_values, type=pa.string()))
+
+
+def normalize_emails(values: pd.Series):
+    """Normalise a column of emails: (pyarrow string array, null where missing or invalid; invalid count).
 
     Pure-ASCII values take a vectorised path with the same answer as
     :func:`normalize_email` (NFKC leaves ASCII alone, and the only ASCII
-    whitespace and control characters are ``\\x00``-``\\x20`` and ``\\x7f``).
+    whitespace and control characters are ``\x00``-``\x20`` and ``\x7f``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(values)
-    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    arr = _arrow_text(values)
     ascii_ = pc.fill_null(pc.string_is_ascii(arr), False).to_numpy(zero_copy_only=False)
     cleaned = pc.utf8_lower(pc.replace_substring_regex(arr, r"[\x00-\x20\x7f]", ""))
     # an empty or blank cell is no email, not an invalid one
     present = pc.fill_null(pc.greater(pc.utf8_length(cleaned), 0), False).to_numpy(zero_copy_only=False).copy()
-    ok = pc.fill_null(pc.match_substring_regex(cleaned, r"^[^@]+@[^@.]+(\.[^@.]+)+$"), False)
-    out = pc.if_else(ok, cleaned, pa.scalar(None, pa.string())).to_numpy(zero_copy_only=False).astype(object)
+    ok = pc.match_substring_regex(cleaned, r"^[^@]+@[^@.]+(\.[^@.]+)+$")
+    out = pc.if_else(pc.fill_null(ok, False), cleaned, pa.scalar(None, pa.string()))
     slow = np.flatnonzero(present & ~ascii_)
     if slow.size:
-        raw = values.to_numpy(dtype=object)
-        for i in slow:
-            out[i] = normalize_email(raw[i])
-            if out[i] is None and not _strip_invisible(unicodedata.normalize("NFKC", str(raw[i]))):
+        raw = arr.take(pa.array(slow)).to_pylist()
+        fixed = [normalize_email(v) for v in raw]
+        for i, v, f in zip(slow, raw, fixed):
+            if f is None and not _strip_invisible(unicodedata.normalize("NFKC", v)):
                 present[i] = False  # only invisible characters: no email, not an invalid one
-    out = np.where(pd.isna(out), None, out) if n else out
-    invalid = int((present & pd.isna(out)).sum()) if n else 0
+        out = _patch(out, slow, fixed)
+    invalid = int((present & ~pc.is_valid(out).to_numpy(zero_copy_only=False)).sum())
     return out, invalid
 
 
@@ -260,11 +282,12 @@ def _nanp_valid(nsn):
 
 
 def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
-                     regions: pd.Series | None = None) -> tuple[np.ndarray, int]:
-    """Normalise a column of phones: (object array of E.164 or None, invalid count).
+                     regions: pd.Series | None = None):
+    """Normalise a column of phones: (pyarrow string array of E.164, null where missing or invalid;
+    invalid count).
 
     ``regions`` gives each row's country (empty cells fall back to ``region``).
-    North American numbers written plainly (digits, spaces, ``-``, ``.``,
+    North American numbers written plainly (digits, whitespace, ``-``, ``.``,
     ``(``, ``)``, ``/``, an optional ``+1`` or ``1``) take a vectorised path
     that applies ``phonenumbers``' own metadata the way ``is_valid_number``
     does; everything else goes through ``phonenumbers.parse`` one by one.
@@ -272,9 +295,8 @@ def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(values)
-    raw = values.to_numpy(dtype=object)
-    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    arr = _arrow_text(values)
+    n = len(arr)
     nanp, _ = _nanp_rules()
     if regions is not None:
         row_region = regions.astype("string").str.strip().str.upper().fillna(str(region).upper())
@@ -284,31 +306,27 @@ def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
     else:
         in_nanp = np.full(n, str(region).upper() in nanp)
         per_row = None
-    text = pc.utf8_trim_whitespace(arr)
-    plain = pc.fill_null(pc.match_substring_regex(text, r"^\+?[0-9 ()./\-]+$"), False).to_numpy(zero_copy_only=False)
-    digits = pc.replace_substring_regex(text, r"[^0-9]", "")
-    plus = pc.fill_null(pc.starts_with(text, "+"), False).to_numpy(zero_copy_only=False)
-    ten = pc.fill_null(pc.match_substring_regex(digits, r"^[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
-    eleven = pc.fill_null(pc.match_substring_regex(digits, r"^1[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
-    fast = plain & ((plus & eleven) | (~plus & in_nanp & (ten | eleven)))
-    out = np.empty(n, dtype=object)
-    out[:] = None
+    stripped = pc.replace_substring_regex(arr, r"[\s()./\-]", "")
+    intl = pc.fill_null(pc.match_substring_regex(stripped, r"^\+1[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
+    local = pc.fill_null(pc.match_substring_regex(stripped, r"^1?[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
+    fast = intl | (local & in_nanp)
     idx = np.flatnonzero(fast)
+    out = pa.nulls(n, pa.string())
     if idx.size:
-        nsn = pc.utf8_slice_codeunits(digits.take(pa.array(idx)), -10)
+        nsn = pc.utf8_slice_codeunits(stripped.take(pa.array(idx)), -10)
         ok = _nanp_valid(nsn)
-        e164 = pc.binary_join_element_wise("+1", nsn, "").to_numpy(zero_copy_only=False)
-        out[idx[ok]] = e164[ok]
-    present = np.zeros(n, dtype=bool)
-    present[idx] = True
-    for i in np.flatnonzero(~fast):
-        value = raw[i]
-        if _missing(value) or (isinstance(value, str) and not value.strip()):
-            continue
-        present[i] = True
-        reg = region if per_row is None else per_row[i]
-        out[i] = normalize_phone(value, region=reg)
-    invalid = int((present & pd.isna(out)).sum()) if n else 0
+        e164 = pc.if_else(pa.array(ok), pc.binary_join_element_wise("+1", nsn, ""), pa.scalar(None, pa.string()))
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        out = pc.replace_with_mask(out, pa.array(mask), e164)
+    present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0), False).to_numpy(
+        zero_copy_only=False)
+    slow = np.flatnonzero(~fast & present)
+    if slow.size:
+        raw = arr.take(pa.array(slow)).to_pylist()
+        fixed = [normalize_phone(v, region=region if per_row is None else per_row[i]) for i, v in zip(slow, raw)]
+        out = _patch(out, slow, fixed)
+    invalid = int((present & ~pc.is_valid(out).to_numpy(zero_copy_only=False)).sum())
     return out, invalid
 
 
@@ -327,8 +345,10 @@ def sha256_hex(text: str | None) -> str | None:
 hash_value = sha256_hex
 
 
-def hash_all(values: np.ndarray) -> np.ndarray:
+def hash_all(values) -> np.ndarray:
     """SHA-256 hex of each normalised value (None stays None)."""
+    if not isinstance(values, (list, np.ndarray)):
+        values = values.to_pylist()
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         out[i] = None if v is None else hashlib.sha256(v.encode("utf-8")).hexdigest()

@@ -29,7 +29,7 @@ from geotarget.store.identity import (
     phone_column,
 )
 
-__all__ = ["PersonalColumns", "PersonalBatch"]
+__all__ = ["PersonalBatch", "PersonalColumns"]
 
 
 @dataclass
@@ -99,9 +99,9 @@ class PersonalBatch:
     codes: np.ndarray | None = None
     raw_consent: np.ndarray | None = None
     unknown: Counter = field(default_factory=Counter)
-    email: np.ndarray | None = None
+    email: object = None  # a pyarrow string array
     invalid_emails: int = 0
-    phone: np.ndarray | None = None
+    phone: object = None
     invalid_phones: int = 0
 
     def fill(self, out: pd.DataFrame, extra: pd.DataFrame, keep: np.ndarray, cols: PersonalColumns) -> None:
@@ -113,14 +113,16 @@ class PersonalBatch:
             out["opted_out"] = (codes == OPT_OUT) | (codes == UNKNOWN)
             out["_consent"] = codes
             out["_consent_raw"] = self.raw_consent[keep]
-        if self.email is not None and cols.email in extra.columns:
-            extra[cols.email] = pd.array(self.email[keep], dtype="string")
-        if self.phone is not None and cols.phone in extra.columns:
-            extra[cols.phone] = pd.array(self.phone[keep], dtype="string")
+        import pyarrow as pa
+
+        for values, column in ((self.email, cols.email), (self.phone, cols.phone)):
+            if values is not None and column in extra.columns:
+                kept = values if len(keep) == len(values) else values.take(pa.array(keep))
+                extra[column] = pd.Series(pd.arrays.ArrowExtensionArray(kept), index=extra.index)
 
     def reject_columns(self, bad: np.ndarray) -> dict:
         """The hashes of rejected rows, so that erasure finds them in the rejects table."""
         return {
-            "email_sha256": hash_all(self.email[bad]) if self.email is not None else None,
-            "phone_sha256": hash_all(self.phone[bad]) if self.phone is not None else None,
+            "email_sha256": hash_all(self.email.take(bad)) if self.email is not None else None,
+            "phone_sha256": hash_all(self.phone.take(bad)) if self.phone is not None else None,
         }

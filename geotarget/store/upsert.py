@@ -113,7 +113,7 @@ def merge(store: Store, con, stage: str, kind: str, key: str, source: str, now) 
     """
     from geotarget.store.consent import log_changes, merged_opted_out_sql
 
-    added, retyped = _column_plan(store, con, stage, kind, key)
+    added, _ = _column_plan(store, con, stage, kind, key)
     _add_columns(con, kind, added)
     types = {k.lower(): v for k, v in store.columns(kind).items()}
     staged = [name for name, _ in staged_types(con, stage)]
