@@ -78,6 +78,7 @@ class Engine:
         phone_region: str | None = None,
         id_from: str | None = None,
         allow_retype: bool = False,
+        swap_check: bool = True,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert customers from a file or DataFrame.
 
@@ -113,6 +114,9 @@ class Engine:
         allow_retype : bool, default False
             Let a value that does not fit a stored column's type turn that
             column into text, instead of rejecting the row.
+        swap_check : bool, default True
+            Refuse a file whose points mostly fall south of 60°S (latitude and
+            longitude swapped); pass False for real Antarctic data.
 
         Returns
         -------
@@ -122,7 +126,7 @@ class Engine:
         return _ingest.ingest_points(
             self.store, source, "customers", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
             opted_out_col=opted_out_col, crs=crs, progress=progress, phone_region=phone_region, id_from=id_from,
-            allow_retype=allow_retype,
+            allow_retype=allow_retype, swap_check=swap_check,
         )
 
     def ingest_stores(
@@ -137,6 +141,7 @@ class Engine:
         progress: Callable[[int, int | None], None] | None = None,
         id_from: str | None = None,
         allow_retype: bool = False,
+        swap_check: bool = True,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert stores (``store_id``, ``name``, location).
 
@@ -146,6 +151,7 @@ class Engine:
         return _ingest.ingest_points(
             self.store, source, "stores", id_col=id_col, lat_col=lat_col, lng_col=lng_col,
             name_col=name_col, crs=crs, progress=progress, id_from=id_from, allow_retype=allow_retype,
+            swap_check=swap_check,
         )
 
     def ingest_regions(
@@ -155,13 +161,17 @@ class Engine:
         layer: str,
         name_col: str | None = None,
         id_col: str | None = None,
+        confirm: bool = False,
     ) -> _ingest.IngestReport:
         """Load polygons (e.g. NYC NTAs) as layer ``layer``, replacing it.
 
         Invalid polygons are repaired with ``shapely.make_valid`` and a
-        :class:`GeotargetWarning`; rows without a polygon land in rejects.
+        :class:`GeotargetWarning`; rows without a polygon, or whose ring has
+        zero area, land in rejects. Replacing a layer with an empty one, or
+        dropping regions that campaigns use, needs ``confirm=True``.
         """
-        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col)
+        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col,
+                                      confirm=confirm)
 
     # -- reading back --------------------------------------------------------
     def stores(self) -> pd.DataFrame:

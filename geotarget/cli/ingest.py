@@ -45,12 +45,14 @@ def ingest_customers(
                                 help="No unique id (events): use the row number or a hash of the row."),
     allow_retype: bool = typer.Option(False, "--allow-retype",
                                       help="Let a value that does not fit a column turn it into text."),
+    no_swap_check: bool = typer.Option(False, "--no-swap-check",
+                                       help="Accept points that mostly fall in Antarctica (south of 60°S)."),
 ) -> None:
     """Validate, H3-index and upsert customers (a partial update); bad rows go to rejects."""
     with engine() as eng:
         report = _with_progress("customers", lambda p: eng.ingest_customers(
             file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p,
-            phone_region=phone_region, id_from=id_from, allow_retype=allow_retype))
+            phone_region=phone_region, id_from=id_from, allow_retype=allow_retype, swap_check=not no_swap_check))
     _print_report(report)
 
 
@@ -66,12 +68,14 @@ def ingest_stores(
                                 help="No unique id: use the row number or a hash of the row."),
     allow_retype: bool = typer.Option(False, "--allow-retype",
                                       help="Let a value that does not fit a column turn it into text."),
+    no_swap_check: bool = typer.Option(False, "--no-swap-check",
+                                       help="Accept points that mostly fall in Antarctica (south of 60°S)."),
 ) -> None:
     """Validate, H3-index and upsert stores."""
     with engine() as eng:
         report = _with_progress("stores", lambda p: eng.ingest_stores(
             file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p,
-            id_from=id_from, allow_retype=allow_retype))
+            id_from=id_from, allow_retype=allow_retype, swap_check=not no_swap_check))
     _print_report(report)
 
 
@@ -81,10 +85,12 @@ def ingest_regions(
     layer: str = typer.Option(..., "--layer", help="Name of the layer, e.g. nyc_nta."),
     name_col: str = typer.Option(None, "--name-col"),
     id_col: str = typer.Option(None, "--id-col"),
+    confirm: bool = typer.Option(False, "--confirm",
+                                 help="Allow emptying the layer, or dropping regions that campaigns use."),
 ) -> None:
     """Load region polygons as a named layer (replacing a layer of that name)."""
     with engine() as eng:
-        report = eng.ingest_regions(file, layer=layer, name_col=name_col, id_col=id_col)
+        report = eng.ingest_regions(file, layer=layer, name_col=name_col, id_col=id_col, confirm=confirm)
     _print_report(report)
 
 

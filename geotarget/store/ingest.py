@@ -41,6 +41,7 @@ from geotarget.store.validation import (  # noqa: F401  (reason texts are part o
     REASON_NOT_POINT,
     REASON_NULL_ISLAND,
     _check_swapped,
+    check_crs,
     _Columns,
     _detect,
     _find,
@@ -113,8 +114,10 @@ def ingest_points(
     phone_region: str | None = None,
     id_from: str | None = None,
     allow_retype: bool = False,
+    swap_check: bool = True,
 ) -> IngestReport:
     """Validate, H3-index and upsert customers or stores (see ``Engine.ingest_customers``)."""
+    check_crs(crs)
     if kind not in ID_NAMES:
         raise InvalidInputError(f"kind must be 'customers' or 'stores', got {kind!r}")
     if id_from not in (None, "row", "hash"):
@@ -129,7 +132,7 @@ def ingest_points(
                    columns=[*probe.columns, GENERATED_ID] if id_from else None)
     personal = PersonalColumns.detect(probe.columns, consent=cols.opted_out, customers=kind == "customers",
                                       taken={cols.id, cols.lat, cols.lng, cols.geometry}, phone_region=phone_region)
-    settings = {"personal": personal, "id_from": id_from, "allow_retype": allow_retype}
+    settings = {"personal": personal, "id_from": id_from, "allow_retype": allow_retype, "swap_check": swap_check}
     source_name = probe.name
     tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
     full_sniff, direct = False, True
@@ -158,7 +161,7 @@ class _NeedsStaging(Exception):
 
 
 def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool,
-          personal: PersonalColumns, id_from: str | None, allow_retype: bool) -> IngestReport:
+          personal: PersonalColumns, id_from: str | None, allow_retype: bool, swap_check: bool) -> IngestReport:
     """Read, validate, index and write one source inside the caller's transaction.
 
     Rows go through a temporary staging table that is deduplicated and merged
@@ -172,7 +175,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     key = "customer_id" if kind == "customers" else "store_id"
     con.execute("DELETE FROM rejects WHERE kind = $k AND source = $s", {"k": kind, "s": src.name})
     reasons_count: Counter[str] = Counter()
-    stats = [0, 0, 0]
+    stats = [0, 0, 0, 0]
     row_offset = 0
     created = False
     now = pd.Timestamp.now(tz="UTC")
@@ -250,7 +253,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     for n, out, rej, batch_stats in prepared_batches():
         stats = [a + b for a, b in zip(stats, batch_stats)]
         if row_offset == 0:
-            _check_swapped(stats, cols, src)
+            _check_swapped(stats, cols, src, swap_check=swap_check)
         if rej is not None:
             con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
@@ -277,7 +280,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         row_offset += n
         if progress is not None:
             progress(row_offset, src.total_rows)
-    _check_swapped(stats, cols, src)
+    _check_swapped(stats, cols, src, swap_check=swap_check)
     report.read = row_offset
     if kind == "customers":
         erased = drop_erased(con, kind if direct and created else stage, key) if created else 0
@@ -355,6 +358,7 @@ def ingest_regions(
     name_col: str | None = None,
     id_col: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    confirm: bool = False,
 ) -> IngestReport:
     """Load polygons as a named layer, replacing that layer (see ``Engine.ingest_regions``)."""
     import geopandas as gpd
@@ -374,6 +378,7 @@ def ingest_regions(
         name = src.name
     if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
         frame = frame.to_crs(4326)
+    check_lnglat_bounds(frame, name)
     columns = [c for c in frame.columns if c != frame.geometry.name]
     name_c = _find(columns, name_col, ("name",), "name", "--name-col")
     if name_c is None:
@@ -386,6 +391,10 @@ def ingest_regions(
     reasons[missing] = "missing geometry"
     polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
     reasons[(reasons == "") & ~polygonal] = "geometry is not a polygon"
+    zero_area = "polygon has zero area (its ring is a line or a point)"
+    with np.errstate(invalid="ignore"):
+        # zero up to rounding: the area is a billionth of the squared perimeter or less
+        reasons[(reasons == "") & (shapely.area(geoms) <= 1e-9 * shapely.length(geoms) ** 2)] = zero_area
     invalid = (reasons == "") & ~shapely.is_valid(geoms)
     if invalid.any():
         repaired = shapely.make_valid(geoms[invalid])
@@ -393,11 +402,15 @@ def ingest_regions(
         repaired = np.array([_polygonal_part(g) for g in repaired], dtype=object)
         geoms = geoms.copy()
         geoms[invalid] = repaired
-        warnings.warn(
-            f"{int(invalid.sum())} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
-            GeotargetWarning,
-            stacklevel=3,
-        )
+        flat = ~np.isin(shapely.get_type_id(repaired), [3, 6]) | (shapely.area(repaired) <= 0)
+        reasons[np.flatnonzero(invalid)[flat]] = zero_area
+        invalid[np.flatnonzero(invalid)[flat]] = False
+        if invalid.any():
+            warnings.warn(
+                f"{int(invalid.sum())} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
+                GeotargetWarning,
+                stacklevel=3,
+            )
     ids = frame[id_c].astype("string") if id_c else pd.Series([str(i + 1) for i in range(len(frame))])
     ids = ids.astype("string").str.strip()
     reasons[(reasons == "") & (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)] = "missing id"
@@ -418,6 +431,7 @@ def ingest_regions(
     bad = np.flatnonzero(reasons != "")
     now = pd.Timestamp.now(tz="UTC")
     with store.transaction() as con:
+        check_layer_replacement(con, layer, set(rows["region_id"]), confirm=confirm)
         con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
         report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
         con.execute("INSERT INTO regions SELECT * FROM rows")
@@ -427,7 +441,7 @@ def ingest_regions(
                 "raw": _raw_json(frame.drop(columns=[frame.geometry.name]).iloc[bad]),
                 "reason": reasons[bad].astype(str), "rejected_at": now,
             })
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
     report.loaded = int(good.size)
     report.updated = min(report.updated, report.loaded)
     report.inserted = report.loaded - report.updated
@@ -437,6 +451,46 @@ def ingest_regions(
     if progress is not None:
         progress(report.read, report.read)
     return report
+
+
+def check_lnglat_bounds(frame, name: str) -> None:
+    """Refuse polygons whose coordinates are not longitude/latitude (a projected file without a CRS)."""
+    import shapely
+
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if geoms.size == 0:
+        return
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
+    if xmin < -180 or xmax > 180 or ymin < -90 or ymax > 90:
+        raise SourceError(
+            f"coordinates in {name} reach x {xmin:,.6g}..{xmax:,.6g}, y {ymin:,.6g}..{ymax:,.6g}, outside longitude "
+            "[-180, 180] and latitude [-90, 90]: the file looks projected but names no CRS; reproject it to "
+            "EPSG:4326 (e.g. ogr2ogr -t_srs EPSG:4326) or load a GeoDataFrame with its CRS set")
+
+
+def check_layer_replacement(con, layer: str, new_ids: set, *, confirm: bool) -> None:
+    """Refuse, unless confirmed, to empty a layer or to drop regions that campaigns use."""
+    import json
+
+    if confirm:
+        return
+    stored = con.execute("SELECT count(*) FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
+    if stored and not new_ids:
+        raise InvalidInputError(
+            f"layer {layer!r} holds {stored:,} region(s) and the new file has none to load; pass --confirm "
+            "(confirm=True) to empty it")
+    used = []
+    for cname, fence in con.execute("SELECT name, geofence FROM campaigns").fetchall():
+        fence = json.loads(fence)
+        if fence.get("kind") == "regions" and fence.get("layer") == layer:
+            gone = sorted(set(fence.get("regions") or ()) - new_ids)
+            if gone:
+                used.append(f"{cname!r} (regions {', '.join(map(repr, gone[:3]))})")
+    if used:
+        raise InvalidInputError(
+            f"replacing layer {layer!r} would drop regions that campaigns use: {'; '.join(used[:5])}; change those "
+            "campaigns first, or pass --confirm (confirm=True)")
 
 
 def _polygonal_part(geom):

@@ -93,6 +93,10 @@ def _is_geoparquet(path: Path) -> bool:
 
 
 def _from_frame(frame: pd.DataFrame, name: str, batch_rows: int) -> Source:
+    twice = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if twice:
+        raise SourceError(f"{name} has more than one column named {', '.join(map(repr, twice))}; "
+                          "rename or drop the duplicates (e.g. frame.loc[:, ~frame.columns.duplicated()])")
     crs = getattr(frame, "crs", None) if hasattr(frame, "geometry") else None
     geom_col = None
     if hasattr(frame, "geometry") and getattr(frame, "_geometry_column_name", None) in frame.columns:
@@ -154,7 +158,11 @@ def _duckdb_source(
             relation = reader.sql(query(full_sniff), params=params)
             for batch in relation.to_arrow_reader(batch_rows):
                 yield batch.to_pandas(types_mapper=_types_mapper)
-        except duckdb.ConversionException as exc:
+        except (duckdb.ConversionException, OSError) as exc:
+            # a value deep in the file that the sampled types do not fit (Arrow's reader reports
+            # DuckDB's conversion error as an OSError): plan the types from the whole file instead
+            if not isinstance(exc, duckdb.ConversionException) and "Conversion Error" not in str(exc):
+                raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
             if not full_sniff:
                 raise NeedsFullSniff() from None
             raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; fix or quote the bad value") from None

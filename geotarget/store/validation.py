@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geotarget.errors import ColumnNotFoundError, SwappedCoordinatesError
+from geotarget.errors import ColumnNotFoundError, InvalidInputError, SwappedCoordinatesError
 from geotarget.store.readers import Source
 
 __all__ = [
@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 LAT_NAMES = ("lat", "latitude", "y")
+
+#: Most points of a file south of this latitude means its columns look swapped.
+ANTARCTIC_LAT = -60.0
 LNG_NAMES = ("lng", "lon", "long", "longitude", "x")
 ID_NAMES = {
     "customers": ("customer_id", "customerid", "cust_id", "id", "customer"),
@@ -196,11 +199,34 @@ def _validate(frame: pd.DataFrame, cols: _Columns, crs, kind: str):
     _mark(reasons, lng_bad, REASON_LNG_RANGE)
     _mark(reasons, (lat == 0) & (lng == 0), REASON_NULL_ISLAND)
     good = reasons == 0
-    return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()))
+    with np.errstate(invalid="ignore"):
+        antarctic = int((good & (lat < ANTARCTIC_LAT) & (np.abs(lng) <= 90)).sum())
+    return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()), antarctic)
 
 
-def _check_swapped(stats: list[int], cols: _Columns, src: Source) -> None:
-    swappable, out_of_range, numeric = stats
+def check_crs(crs) -> None:
+    """Refuse a CRS that pyproj does not know, in one line."""
+    if crs is None:
+        return
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError:
+        raise InvalidInputError(
+            f"unknown CRS {crs!r}; pass one pyproj knows, e.g. EPSG:4326 or EPSG:2263 (--crs, crs=)") from None
+
+
+def _check_swapped(stats: list[int], cols: _Columns, src: Source, *, swap_check: bool = True) -> None:
+    swappable, out_of_range, numeric, antarctic = stats
+    if swap_check and numeric and antarctic * 2 > numeric:
+        flags = (f"--lat-col {cols.lng} --lng-col {cols.lat}" if cols.lat is not None
+                 else "lat_col=/lng_col= naming the columns")
+        raise SwappedCoordinatesError(
+            f"{antarctic:,} of {numeric:,} rows in {src.name} fall south of {-ANTARCTIC_LAT:g}°S, in Antarctica; "
+            f"latitude and longitude look swapped: pass {flags}, or --no-swap-check (swap_check=False) if the "
+            "points really are there")
     if numeric and out_of_range * 2 > numeric and swappable * 10 >= out_of_range * 9:
         if cols.lat is not None:
             hint = f"--lat-col {cols.lng} --lng-col {cols.lat} (lat_col={cols.lng!r}, lng_col={cols.lat!r})"

@@ -1,0 +1,66 @@
+"""Bad input gets a reject or a one-line error naming what to do, never a traceback or a silent load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Polygon, box
+
+import geotarget
+
+
+def test_a_bad_value_deep_in_a_csv_is_one_reject(eng, tmp_path):
+    n = 25_000
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": np.full(n, 40.7).astype(object),
+                          "lng": -74.0})
+    frame.loc[21_000, "lat"] = "40,7"
+    path = tmp_path / "deep.csv"
+    frame.to_csv(path, index=False)
+    rep = eng.ingest_customers(path)
+    assert (rep.loaded, rep.rejected) == (n - 1, 1) and rep.reasons == {"non-numeric coordinates": 1}
+    assert eng.rejects()["row_number"].tolist() == [21_001]
+
+
+def test_swapped_new_york_is_refused_unless_overridden(eng):
+    rng = np.random.default_rng(1)
+    swapped = pd.DataFrame({"customer_id": [f"c{i}" for i in range(200)], "lat": rng.uniform(-74.2, -73.7, 200),
+                            "lng": rng.uniform(40.5, 40.9, 200)})
+    with pytest.raises(geotarget.SwappedCoordinatesError, match="--no-swap-check"):
+        eng.ingest_customers(swapped)
+    assert eng.store.scalar("SELECT count(*) FROM customers") == 0
+    assert eng.ingest_customers(swapped, swap_check=False).loaded == 200
+
+
+def test_unknown_crs_and_duplicate_columns_are_one_line_errors(eng):
+    frame = pd.DataFrame({"customer_id": ["a"], "x": [1.0], "y": [2.0]})
+    with pytest.raises(geotarget.GeotargetError, match="unknown CRS 'EPSG:99999'"):
+        eng.ingest_customers(frame, lat_col="y", lng_col="x", crs="EPSG:99999")
+    twice = pd.DataFrame([["a", 40.7, -74.0, 1]], columns=["customer_id", "lat", "lng", "lat"])
+    with pytest.raises(geotarget.GeotargetError, match="more than one column named 'lat'"):
+        eng.ingest_customers(twice)
+
+
+def test_regions_projected_zero_area_empty_and_in_use(eng, tmp_path):
+    import geopandas as gpd
+
+    path = tmp_path / "projected.geojson"  # UTM 18N metres, written without a crs member
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "a"}, '
+                    '"geometry": {"type": "Polygon", "coordinates": [[[583000, 4506000], [584000, 4506000], '
+                    '[584000, 4507000], [583000, 4506000]]]}}]}', encoding="utf-8")
+    with pytest.raises(geotarget.GeotargetError, match="looks projected"):
+        eng.ingest_regions(path, layer="p")
+    flat = Polygon([(-74.0, 40.7), (-73.9, 40.8), (-73.8, 40.9), (-74.0, 40.7)])
+    good = box(-74.0, 40.7, -73.9, 40.8)
+    rep = eng.ingest_regions(gpd.GeoDataFrame({"name": ["flat", "sq"]}, geometry=[flat, good], crs=4326), layer="l")
+    assert rep.loaded == 1 and rep.reasons == {"polygon has zero area (its ring is a line or a point)": 1}
+    assert eng.regions("l")["name"].tolist() == ["sq"]
+    eng.create_campaign("midtown", region_layer="l", regions=["sq"])
+    empty = gpd.GeoDataFrame({"name": []}, geometry=[], crs=4326)
+    with pytest.raises(geotarget.GeotargetError, match="--confirm"):
+        eng.ingest_regions(empty, layer="l")
+    other = gpd.GeoDataFrame({"name": ["other"]}, geometry=[good], crs=4326)
+    with pytest.raises(geotarget.GeotargetError, match="campaigns use: 'midtown'"):
+        eng.ingest_regions(other, layer="l", id_col=None)
+    assert eng.regions("l")["name"].tolist() == ["sq"]
+    assert eng.ingest_regions(other, layer="l", confirm=True).loaded == 1
