@@ -394,7 +394,8 @@ def ingest_regions(
     zero_area = "polygon has zero area (its ring is a line or a point)"
     with np.errstate(invalid="ignore"):
         # zero up to rounding: the area is a billionth of the squared perimeter or less
-        reasons[(reasons == "") & (shapely.area(geoms) <= 1e-9 * shapely.length(geoms) ** 2)] = zero_area
+        flat = shapely.is_valid(geoms) & (shapely.area(geoms) <= 1e-9 * shapely.length(geoms) ** 2)
+        reasons[(reasons == "") & flat] = zero_area  # invalid ones (a bow tie's area is 0) are repaired first
     invalid = (reasons == "") & ~shapely.is_valid(geoms)
     if invalid.any():
         repaired = shapely.make_valid(geoms[invalid])
