@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"without email and phone": ingest(plain, db), "with email and phone": ingest(with_id, db)}
     erased = erase(db, to_erase, size)
     if args.baseline is not None:
-        runs["with email and phone, before the change"] = ingest(with_id, db.with_name("baseline.duckdb"),
-                                                                 root=args.baseline)
+        base_db = db.with_name("baseline.duckdb")
+        runs["without email and phone, before the change"] = ingest(plain, base_db, root=args.baseline)
+        runs["with email and phone, before the change"] = ingest(with_id, base_db, root=args.baseline)
     lines = [f"# Privacy benchmarks ({size:,} customers)", "",
              "Written by `python -m benchmarks.privacy` (part of `make bench`).", "",
              "| ingest | rows/s | seconds | peak RSS |", "|---|---:|---:|---:|"]
