@@ -64,3 +64,16 @@ def test_regions_projected_zero_area_empty_and_in_use(eng, tmp_path):
         eng.ingest_regions(other, layer="l", id_col=None)
     assert eng.regions("l")["name"].tolist() == ["sq"]
     assert eng.ingest_regions(other, layer="l", confirm=True).loaded == 1
+
+
+def test_swapped_points_that_land_where_the_stores_are_only_when_swapped(eng):
+    """Points in range both ways (lat 10..20, lng 30..40) but the stores are at lat 30..40, lng 10..20."""
+    rng = np.random.default_rng(2)
+    eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [31.0, 39.0], "lng": [11.0, 19.0]}))
+    lat, lng = rng.uniform(30, 40, 300), rng.uniform(10, 20, 300)
+    swapped = pd.DataFrame({"customer_id": [f"c{i}" for i in range(300)], "lat": lng, "lng": lat})
+    with pytest.raises(geotarget.SwappedCoordinatesError, match="where the stored stores and regions are"):
+        eng.ingest_customers(swapped)
+    assert eng.ingest_customers(swapped.rename(columns={"lat": "lng", "lng": "lat"})).loaded == 300
+    assert eng.ingest_customers(swapped.assign(customer_id=lambda f: "x" + f["customer_id"]),
+                                swap_check=False).loaded == 300

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError
+from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError, SwappedCoordinatesError
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.store.consent import CONSENT_LOG_DDL
 from geotarget.store.database import Store
@@ -175,7 +175,8 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     key = "customer_id" if kind == "customers" else "store_id"
     con.execute("DELETE FROM rejects WHERE kind = $k AND source = $s", {"k": kind, "s": src.name})
     reasons_count: Counter[str] = Counter()
-    stats = [0, 0, 0, 0]
+    stats = [0, 0, 0, 0, 0, 0]
+    known_box = _known_box(con) if swap_check and kind == "customers" else None
     row_offset = 0
     created = False
     now = pd.Timestamp.now(tz="UTC")
@@ -189,6 +190,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if id_from is not None:
             frame = frame.assign(**{GENERATED_ID: generated_ids(frame, id_from, offset)})
         ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
+        batch_stats = (*batch_stats, *_in_box(known_box, lat, lng, good))
         people = personal.read(frame)
         bad = np.flatnonzero(~good)
         rej = None
@@ -253,7 +255,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     for n, out, rej, batch_stats in prepared_batches():
         stats = [a + b for a, b in zip(stats, batch_stats)]
         if row_offset == 0:
-            _check_swapped(stats, cols, src, swap_check=swap_check)
+            _check_swapped(stats[:4], cols, src, swap_check=swap_check)
         if rej is not None:
             con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
@@ -280,7 +282,8 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         row_offset += n
         if progress is not None:
             progress(row_offset, src.total_rows)
-    _check_swapped(stats, cols, src, swap_check=swap_check)
+    _check_swapped(stats[:4], cols, src, swap_check=swap_check)
+    _check_swapped_box(stats[4:], cols, src)
     report.read = row_offset
     if kind == "customers":
         erased = drop_erased(con, kind if direct and created else stage, key) if created else 0
@@ -319,6 +322,37 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
         raise RuntimeError(f"ingest accounting broken: {report}")
     return report
+
+
+def _known_box(con):
+    """(min_lat, max_lat, min_lng, max_lng) around the stored stores and regions, 0.5° wider; None if none."""
+    row = con.execute(
+        "SELECT min(a), max(b), min(c), max(d) FROM (SELECT min(lat) a, max(lat) b, min(lng) c, max(lng) d FROM stores "
+        "UNION ALL SELECT min(ymin), max(ymax), min(xmin), max(xmax) FROM regions)").fetchall()[0]
+    return None if row[0] is None else (row[0] - 0.5, row[1] + 0.5, row[2] - 0.5, row[3] + 0.5)
+
+
+def _in_box(box, lat, lng, good) -> tuple[int, int]:
+    """Good rows inside ``box`` as read, and as read with latitude and longitude swapped."""
+    if box is None:
+        return 0, 0
+    lo_lat, hi_lat, lo_lng, hi_lng = box
+    with np.errstate(invalid="ignore"):
+        as_read = good & (lat >= lo_lat) & (lat <= hi_lat) & (lng >= lo_lng) & (lng <= hi_lng)
+        swapped = good & (lng >= lo_lat) & (lng <= hi_lat) & (lat >= lo_lng) & (lat <= hi_lng)
+    return int(as_read.sum()), int(swapped.sum())
+
+
+def _check_swapped_box(stats, cols: _Columns, src: Source) -> None:
+    """Refuse a file whose points fall where the stores and regions are only when read swapped."""
+    as_read, swapped = stats
+    if swapped >= 100 and swapped > 9 * as_read:
+        flags = (f"--lat-col {cols.lng} --lng-col {cols.lat}" if cols.lat is not None
+                 else "lat_col=/lng_col= naming the columns")
+        raise SwappedCoordinatesError(
+            f"{swapped:,} rows of {src.name} fall where the stored stores and regions are only with latitude and "
+            f"longitude swapped ({as_read:,} as read); the columns look swapped: pass {flags}, or --no-swap-check "
+            "(swap_check=False) to load them as they are")
 
 
 def _duplicates_sql(store: Store, stage: str, key: str, personal: PersonalColumns) -> str:
