@@ -138,21 +138,23 @@ def _patch(arr, positions: np.ndarray, new_values: list):
 def normalize_emails(values: pd.Series):
     """Normalise a column of emails: (pyarrow string array, null where missing or invalid; invalid count).
 
-    Pure-ASCII values take a vectorised path with the same answer as
-    :func:`normalize_email` (NFKC leaves ASCII alone, and the only ASCII
-    whitespace and control characters are ``\x00``-``\x20`` and ``\x7f``).
+    ASCII addresses with nothing to remove inside take a vectorised path with
+    the same answer as :func:`normalize_email` (NFKC leaves ASCII alone, and
+    the only ASCII whitespace and control characters are ``\\x00``-``\\x20``
+    and ``\\x7f``); the others go through :func:`normalize_email` one by one.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = _arrow_text(values)
-    ascii_ = pc.fill_null(pc.string_is_ascii(arr), False).to_numpy(zero_copy_only=False)
-    cleaned = pc.utf8_lower(pc.replace_substring_regex(arr, r"[\x00-\x20\x7f]", ""))
-    # an empty or blank cell is no email, not an invalid one
-    present = pc.fill_null(pc.greater(pc.utf8_length(cleaned), 0), False).to_numpy(zero_copy_only=False).copy()
-    ok = pc.match_substring_regex(cleaned, r"^[^@]+@[^@.]+(\.[^@.]+)+$")
-    out = pc.if_else(pc.fill_null(ok, False), cleaned, pa.scalar(None, pa.string()))
-    slow = np.flatnonzero(present & ~ascii_)
+    trimmed = pc.utf8_trim_whitespace(arr)
+    # one pass finds the ASCII addresses that are clean already (no inner whitespace or control
+    # character) and valid; only the others need the character-by-character normaliser
+    clean = pc.match_substring_regex(trimmed, r"^[^@\x00-\x20\x7f]+@[^@.\x00-\x20\x7f]+(\.[^@.\x00-\x20\x7f]+)+$")
+    fast = pc.and_(pc.fill_null(pc.string_is_ascii(trimmed), False), pc.fill_null(clean, False))
+    out = pc.if_else(fast, pc.ascii_lower(trimmed), pa.scalar(None, pa.string()))
+    present = pc.fill_null(pc.greater(pc.utf8_length(trimmed), 0), False).to_numpy(zero_copy_only=False).copy()
+    slow = np.flatnonzero(present & ~fast.to_numpy(zero_copy_only=False))
     if slow.size:
         raw = arr.take(pa.array(slow)).to_pylist()
         fixed = [normalize_email(v) for v in raw]
@@ -306,7 +308,9 @@ def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
     else:
         in_nanp = np.full(n, str(region).upper() in nanp)
         per_row = None
-    stripped = pc.replace_substring_regex(arr, r"[\s()./\-]", "")
+    stripped = pc.utf8_trim_whitespace(arr)
+    for mark in (" ", "-", "(", ")", ".", "/", "\t"):  # literal replaces: far cheaper than one regex
+        stripped = pc.replace_substring(stripped, mark, "")
     intl = pc.fill_null(pc.match_substring_regex(stripped, r"^\+1[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
     local = pc.fill_null(pc.match_substring_regex(stripped, r"^1?[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
     fast = intl | (local & in_nanp)
