@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from geotarget.errors import InvalidInputError
-from geotarget.store.identity import is_sha256, normalize_email, normalize_phone, sha256_hex
+from geotarget.store.identity import is_sha256, normalize_emails, normalize_phones, sha256_hex
 
 __all__ = [
     "ERASED_REASON",
@@ -126,17 +126,18 @@ class ErasureReport:
 
 
 def _hashes(values, normalize, what: str) -> set[str]:
-    out = set()
-    for v in values or ():
-        text = str(v).strip().lower()
-        if is_sha256(text):
-            out.add(text)
-            continue
-        norm = normalize(v)
-        if norm is None:
-            raise InvalidInputError(f"{v!r} is not a valid {what}; fix it, or pass its SHA-256 hex digest")
-        out.add(sha256_hex(norm))
-    return out
+    """SHA-256 of each normalised value (vectorised), or the value itself when it is a digest already."""
+    values = [str(v) for v in (values or ()) if v is not None and str(v).strip()]
+    digests = {v.strip().lower() for v in values if is_sha256(v.strip().lower())}
+    raw = [v for v in values if not is_sha256(v.strip().lower())]
+    if not raw:
+        return digests
+    normalized, _ = normalize(pd.Series(raw, dtype=object))
+    normalized = normalized.to_pylist()
+    bad = [v for v, n in zip(raw, normalized) if n is None]
+    if bad:
+        raise InvalidInputError(f"{bad[0]!r} is not a valid {what}; fix it, or pass its SHA-256 hex digest")
+    return digests | {sha256_hex(n) for n in normalized}
 
 
 def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US") -> ErasureReport:
@@ -147,8 +148,8 @@ def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US"
     unknown, is harmless: the report then counts nothing removed.
     """
     id_set = {str(i).strip() for i in (ids or ()) if str(i).strip()}
-    email_set = _hashes(emails, normalize_email, "email address")
-    phone_set = _hashes(phones, lambda v: normalize_phone(v, region=phone_region), "phone number")
+    email_set = _hashes(emails, normalize_emails, "email address")
+    phone_set = _hashes(phones, lambda v: normalize_phones(v, region=phone_region), "phone number")
     if not (id_set or email_set or phone_set):
         raise InvalidInputError("nothing to erase: pass ids, emails or phones (CLI --id, --email, --phone, --file)")
     report = ErasureReport()
