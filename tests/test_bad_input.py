@@ -77,3 +77,36 @@ def test_swapped_points_that_land_where_the_stores_are_only_when_swapped(eng):
     assert eng.ingest_customers(swapped.rename(columns={"lat": "lng", "lng": "lat"})).loaded == 300
     assert eng.ingest_customers(swapped.assign(customer_id=lambda f: "x" + f["customer_id"]),
                                 swap_check=False).loaded == 300
+
+
+def test_ctrl_c_mid_ingest_leaves_the_database_as_it_was(eng):
+    eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0], "tier": ["gold"]}))
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    big = pd.DataFrame({"customer_id": ["a", "b"], "lat": [40.7, 40.8], "lng": [-74.0, -74.0], "tier": ["x", "y"]})
+    with pytest.raises(KeyboardInterrupt):
+        eng.ingest_customers(big, progress=interrupt)
+    assert eng.store.con.execute("SELECT customer_id, tier FROM customers").fetchall() == [("a", "gold")]
+    assert eng.ingest_customers(big).loaded == 2  # and the database still takes writes
+
+
+def test_cli_ctrl_c_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, geotarget.store.ingest as ingest
+        def stop(*a, **k):
+            raise KeyboardInterrupt
+        ingest._load = stop
+        sys.argv = ["geotarget", "--db", {str(tmp_path / "c.duckdb")!r}, "ingest", "customers", {str(tmp_path / "c.csv")!r}]
+        from geotarget.cli import run
+        run()
+    """)
+    (tmp_path / "c.csv").write_text("customer_id,lat,lng\na,40.7,-74.0\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "interrupted" in done.stderr

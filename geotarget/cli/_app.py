@@ -73,6 +73,8 @@ def run() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
         sys.exit(exc.exit_code)
     except getattr(click, "NoArgsIsHelpError", ()) as exc:
         console.print(exc.ctx.get_help())
