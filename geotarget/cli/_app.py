@@ -71,10 +71,10 @@ def run() -> None:
         code = app(standalone_mode=False)
         # without standalone mode, typer.Exit raised by a command comes back as its code
         if isinstance(code, int) and code:
+            if code == 130:  # typer turns Ctrl-C into exit code 130, silently
+                err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
             sys.exit(code)
     except typer.Exit as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
-            err_console.print("[bold red]interrupted:[/] nothing was written by the interrupted step")
         sys.exit(exc.exit_code)
     except getattr(click, "NoArgsIsHelpError", ()) as exc:
         console.print(exc.ctx.get_help())
