@@ -83,6 +83,16 @@ def register_personal_table(con, table: str, column: str, kind: str = "customer_
     """Name a table column that holds a personal identifier, so :func:`erase` reaches it.
 
     Call it in the transaction that creates the table; registering twice is harmless.
+
+    Examples
+    --------
+    >>> import geotarget
+    >>> eng = geotarget.open(":memory:")
+    >>> with eng.store.transaction() as con:
+    ...     _ = con.execute("CREATE TABLE visits (customer_id VARCHAR, visited_at TIMESTAMPTZ)")
+    ...     register_personal_table(con, "visits", "customer_id")
+    ...     ("visits", "customer_id", "customer_id") in personal_tables(con)
+    True
     """
     if kind not in KINDS:
         raise InvalidInputError(f"personal column kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -146,6 +156,15 @@ def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US"
     ``emails`` and ``phones`` are raw values (normalised here, the same way as
     at ingest) or their SHA-256 hex digests. Erasing someone twice, or someone
     unknown, is harmless: the report then counts nothing removed.
+
+    Examples
+    --------
+    >>> import geotarget, pandas as pd
+    >>> eng = geotarget.open(":memory:")
+    >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0],
+    ...                                        "email": ["Ann@Example.com"]}))
+    >>> erase(eng.store, emails=[" ann@example.COM"]).customers, erase(eng.store, ids=["a"]).customers
+    (1, 0)
     """
     id_set = {str(i).strip() for i in (ids or ()) if str(i).strip()}
     email_set = _hashes(emails, normalize_emails, "email address")

@@ -238,3 +238,32 @@ def _check_swapped(stats: list[int], cols: _Columns, src: Source, *, swap_check:
         )
 
 
+def _known_box(con):
+    """(min_lat, max_lat, min_lng, max_lng) around the stored stores and regions, 0.5° wider; None if none."""
+    row = con.execute(
+        "SELECT min(a), max(b), min(c), max(d) FROM (SELECT min(lat) a, max(lat) b, min(lng) c, max(lng) d FROM stores "
+        "UNION ALL SELECT min(ymin), max(ymax), min(xmin), max(xmax) FROM regions)").fetchall()[0]
+    return None if row[0] is None else (row[0] - 0.5, row[1] + 0.5, row[2] - 0.5, row[3] + 0.5)
+
+
+def _in_box(box, lat, lng, good) -> tuple[int, int]:
+    """Good rows inside ``box`` as read, and as read with latitude and longitude swapped."""
+    if box is None:
+        return 0, 0
+    lo_lat, hi_lat, lo_lng, hi_lng = box
+    with np.errstate(invalid="ignore"):
+        as_read = good & (lat >= lo_lat) & (lat <= hi_lat) & (lng >= lo_lng) & (lng <= hi_lng)
+        swapped = good & (lng >= lo_lat) & (lng <= hi_lat) & (lat >= lo_lng) & (lat <= hi_lng)
+    return int(as_read.sum()), int(swapped.sum())
+
+
+def _check_swapped_box(stats, cols: _Columns, src: Source) -> None:
+    """Refuse a file whose points fall where the stores and regions are only when read swapped."""
+    as_read, swapped = stats
+    if swapped >= 100 and swapped > 9 * as_read:
+        flags = (f"--lat-col {cols.lng} --lng-col {cols.lat}" if cols.lat is not None
+                 else "lat_col=/lng_col= naming the columns")
+        raise SwappedCoordinatesError(
+            f"{swapped:,} rows of {src.name} fall where the stored stores and regions are only with latitude and "
+            f"longitude swapped ({as_read:,} as read); the columns look swapped: pass {flags}, or --no-swap-check "
+            "(swap_check=False) to load them as they are")
