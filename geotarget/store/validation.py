@@ -218,15 +218,20 @@ def check_crs(crs) -> None:
             f"unknown CRS {crs!r}; pass one pyproj knows, e.g. EPSG:4326 or EPSG:2263 (--crs, crs=)") from None
 
 
+def _swap_flags(cols: _Columns) -> str:
+    """The options that read the coordinate columns the other way round."""
+    if cols.lat is None:
+        return "lat_col=/lng_col= naming the columns"
+    return f"--lat-col {cols.lng} --lng-col {cols.lat}"
+
+
 def _check_swapped(stats: list[int], cols: _Columns, src: Source, *, swap_check: bool = True) -> None:
     swappable, out_of_range, numeric, antarctic = stats
     if swap_check and numeric and antarctic * 2 > numeric:
-        flags = (f"--lat-col {cols.lng} --lng-col {cols.lat}" if cols.lat is not None
-                 else "lat_col=/lng_col= naming the columns")
         raise SwappedCoordinatesError(
             f"{antarctic:,} of {numeric:,} rows in {src.name} fall south of {-ANTARCTIC_LAT:g}°S, in Antarctica; "
-            f"latitude and longitude look swapped: pass {flags}, or --no-swap-check (swap_check=False) if the "
-            "points really are there")
+            f"latitude and longitude look swapped: pass {_swap_flags(cols)}, or --no-swap-check (swap_check=False) "
+            "if the points really are there")
     if numeric and out_of_range * 2 > numeric and swappable * 10 >= out_of_range * 9:
         if cols.lat is not None:
             hint = f"--lat-col {cols.lng} --lng-col {cols.lat} (lat_col={cols.lng!r}, lng_col={cols.lat!r})"
@@ -261,9 +266,7 @@ def _check_swapped_box(stats, cols: _Columns, src: Source) -> None:
     """Refuse a file whose points fall where the stores and regions are only when read swapped."""
     as_read, swapped = stats
     if swapped >= 100 and swapped > 9 * as_read:
-        flags = (f"--lat-col {cols.lng} --lng-col {cols.lat}" if cols.lat is not None
-                 else "lat_col=/lng_col= naming the columns")
         raise SwappedCoordinatesError(
             f"{swapped:,} rows of {src.name} fall where the stored stores and regions are only with latitude and "
-            f"longitude swapped ({as_read:,} as read); the columns look swapped: pass {flags}, or --no-swap-check "
-            "(swap_check=False) to load them as they are")
+            f"longitude swapped ({as_read:,} as read); the columns look swapped: pass {_swap_flags(cols)}, or "
+            "--no-swap-check (swap_check=False) to load them as they are")
