@@ -110,3 +110,18 @@ def test_cli_ctrl_c_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 130 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "interrupted" in done.stderr
+
+
+def test_a_huge_single_line_file_is_refused_without_reading_it_whole(eng, tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "one_line.csv"
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(40):
+            fh.write("x," * 250_000)  # 20 MB, no newline
+    tracemalloc.start()
+    with pytest.raises(geotarget.GeotargetError, match="longer than 1,048,576 characters"):
+        eng.ingest_customers(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 2**20  # well under the file's 20 MB

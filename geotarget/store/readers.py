@@ -23,6 +23,9 @@ __all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source"]
 
 BATCH_ROWS = 262_144
 
+#: Longest header line read from a CSV; reading stops there, so one huge line never fills memory.
+_MAX_HEADER_CHARS = 1 << 20
+
 _TABULAR = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"}
 _PARQUET = {".parquet", ".pq"}
 _VECTOR = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip", ".kml", ".gml"}
@@ -185,9 +188,13 @@ def _delimiter(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
+            header = fh.readline(_MAX_HEADER_CHARS + 1)  # bounded: a file may be one huge line
     except OSError as exc:
         raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}") from None
+    if len(header) > _MAX_HEADER_CHARS and not header.endswith("\n"):
+        raise SourceError(
+            f"the first line of {path.name!r} is longer than {_MAX_HEADER_CHARS:,} characters; a CSV needs a header "
+            "line of column names followed by one row per line (is it one huge line, or not a CSV?)")
     if not header.strip():
         raise SourceError(f"{path.name!r} is empty or has no header line; a CSV needs column names first")
     counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
