@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime
 
@@ -78,8 +77,19 @@ class Engine:
         opted_out_col: str | None = None,
         crs=None,
         progress: Callable[[int, int | None], None] | None = None,
+        phone_region: str | None = None,
+        id_from: str | None = None,
+        allow_retype: bool = False,
+        swap_check: bool = True,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert customers from a file or DataFrame.
+
+        An upsert is partial: stored customers change only in the columns the
+        file carries (an empty cell sets NULL; an absent column keeps its
+        value). Consent follows :mod:`geotarget.store.consent` (opt-outs are
+        sticky; unrecognised values count as opted out). Emails and phones are
+        normalised and hashed (:mod:`geotarget.store.identity`); erased people
+        are not loaded.
 
         Parameters
         ----------
@@ -97,6 +107,18 @@ class Engine:
             their own CRS.
         progress : callable, optional
             Called as ``progress(rows_read, total_rows_or_None)`` per batch.
+        phone_region : str, optional
+            ISO 3166 country of phone numbers written without a country code
+            (default ``"US"``); a ``country`` column overrides it per row.
+        id_from : {"row", "hash"}, optional
+            For files without a unique id (events): use the row number, or a
+            hash of the row's content, as the id.
+        allow_retype : bool, default False
+            Let a value that does not fit a stored column's type turn that
+            column into text, instead of rejecting the row.
+        swap_check : bool, default True
+            Refuse a file whose points mostly fall south of 60°S (latitude and
+            longitude swapped); pass False for real Antarctic data.
 
         Returns
         -------
@@ -105,7 +127,8 @@ class Engine:
         """
         return as_background_writer(  # lookups served meanwhile by other threads go first
             _ingest.ingest_points, self.store, source, "customers", id_col=id_col, lat_col=lat_col,
-            lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress,
+            lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=progress, phone_region=phone_region,
+            id_from=id_from, allow_retype=allow_retype, swap_check=swap_check,
             on_interrupt=self.store.interrupt, lock=self.store.write_lock,
         )
 
@@ -119,6 +142,9 @@ class Engine:
         lng_col: str | None = None,
         crs=None,
         progress: Callable[[int, int | None], None] | None = None,
+        id_from: str | None = None,
+        allow_retype: bool = False,
+        swap_check: bool = True,
     ) -> _ingest.IngestReport:
         """Validate, H3-index and upsert stores (``store_id``, ``name``, location).
 
@@ -127,7 +153,8 @@ class Engine:
         """
         return as_background_writer(
             _ingest.ingest_points, self.store, source, "stores", id_col=id_col, lat_col=lat_col,
-            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress, on_interrupt=self.store.interrupt,
+            lng_col=lng_col, name_col=name_col, crs=crs, progress=progress, id_from=id_from, allow_retype=allow_retype,
+            swap_check=swap_check, on_interrupt=self.store.interrupt,
             lock=self.store.write_lock,
         )
 
@@ -138,13 +165,17 @@ class Engine:
         layer: str,
         name_col: str | None = None,
         id_col: str | None = None,
+        confirm: bool = False,
     ) -> _ingest.IngestReport:
         """Load polygons (e.g. NYC NTAs) as layer ``layer``, replacing it.
 
         Invalid polygons are repaired with ``shapely.make_valid`` and a
-        :class:`GeotargetWarning`; rows without a polygon land in rejects.
+        :class:`GeotargetWarning`; rows without a polygon, or whose ring has
+        zero area, land in rejects. Replacing a layer with an empty one, or
+        dropping regions that campaigns use, needs ``confirm=True``.
         """
-        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col)
+        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col,
+                                      confirm=confirm)
 
     # -- reading back --------------------------------------------------------
     def stores(self) -> pd.DataFrame:
@@ -299,38 +330,81 @@ class Engine:
             min_size=self.policy().min_audience if min_size is None else min_size,
         ))
 
-    def ingest_suppressions(self, values, *, kind: str = "id") -> int:
-        """Add ids or emails to the suppression list; they leave every audience at once.
+    def ingest_suppressions(self, values, *, kind: str = "id", phone_region: str = "US") -> int:
+        """Add ids, emails or phones to the suppression list; they leave every audience at once.
 
         Parameters
         ----------
-        values : iterable of str, or a path to a one-column CSV/text file
-        kind : {"id", "email", "email_sha256"}
-            Customer ids; raw emails (normalized and hashed before storing, so
-            the list never holds a raw address); or SHA-256 hex digests of
-            normalized emails.
+        values : iterable of str, or a path to a CSV/text file (first column; optional header)
+        kind : {"id", "email", "phone", "email_sha256", "phone_sha256"}
+            Customer ids; raw emails or phones (normalised and hashed before
+            storing, so the list never holds a raw identifier); or SHA-256 hex
+            digests of normalised emails or E.164 phones.
 
         Returns
         -------
         int
             How many new entries the list gained.
         """
-        from geotarget.audience.privacy import suppression_frame
+        from geotarget.store.suppression import add_suppressions
 
-        if isinstance(values, (str, os.PathLike)):
-            with _open_text(values) as fh:
-                lines = [line.strip().split(",")[0] for line in fh if line.strip()]
-            header = lines[0].lower() if lines else ""
-            if header in ("id", "customer_id", "email", "value", "email_sha256", "sha256"):
-                lines = lines[1:]
-            values = lines
-        frame = suppression_frame(values, kind).drop_duplicates()
-        frame["added_at"] = pd.Timestamp.now(tz="UTC")
-        with self.store.transaction() as con:
-            before = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
-            con.execute("INSERT INTO suppressions SELECT * FROM frame ON CONFLICT DO NOTHING")
-            after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
-        return int(after - before)
+        return add_suppressions(self.store, values, kind=kind, phone_region=phone_region)
+
+    # -- privacy: erasure, consent log, rejects ----------------------------------
+    def erase(self, *, ids=None, emails=None, phones=None, phone_region: str = "US"):
+        """Forget people: remove them from every table holding personal ids and from every cache.
+
+        Only a salted-hash tombstone stays, so a later ingest of the same id,
+        email or phone keeps them out ("erased, not loaded"). One transaction;
+        idempotent. See :mod:`geotarget.store.erasure`.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [40.7, 40.8], "lng": [-74.0, -74.0]}))
+        >>> eng.erase(ids=["a"]).customers, eng.ingest_customers(pd.DataFrame(
+        ...     {"customer_id": ["a"], "lat": [40.7], "lng": [-74.0]})).reasons
+        (1, {'erased, not loaded': 1})
+        """
+        from geotarget.store.erasure import erase
+
+        report = erase(self.store, ids=ids, emails=emails, phones=phones, phone_region=phone_region)
+        self._index_cache.clear()
+        self.lookup.cache.clear()
+        self._stores_cache = None
+        return report
+
+    def consent_log(self, customer_id: str | None = None) -> pd.DataFrame:
+        """Every change of consent (customer, old and new value, raw value, source, time), oldest first.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0], "opted_out": ["no"]}))
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0], "opted_out": ["yes"]}))
+        >>> eng.consent_log("a")[["old_value", "new_value", "raw_value"]].values.tolist()
+        [[False, True, 'yes']]
+        """
+        from geotarget.store.consent import consent_log
+
+        return consent_log(self.store, customer_id)
+
+    def purge_rejects(self, *, older_than: str | None = None) -> int:
+        """Delete rejected rows (all, or those older than e.g. ``"30d"``, ``"12h"``); returns how many.
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a", "b"], "lat": [None, 40.7], "lng": [-74.0, -74.0]}))
+        >>> eng.purge_rejects(older_than="30d"), eng.purge_rejects()
+        (0, 1)
+        """
+        from geotarget.store.erasure import purge_rejects
+
+        return purge_rejects(self.store, older_than=older_than)
 
     # -- campaigns -------------------------------------------------------------
     def create_campaign(self, name: str, *, stores=None, radius=None, radius_m: float | None = None,
@@ -1014,9 +1088,3 @@ class Engine:
         geotarget.errors.PrivacyError: region layer 'clinics' is marked sensitive and can never be targeted ...
         """
         self.pings.mark_sensitive(layer)
-
-
-def _open_text(path):
-    import builtins
-
-    return builtins.open(path, encoding="utf-8")

@@ -28,6 +28,8 @@ _CENTRES = [  # (lat, lng, weight, spread in degrees)
 ]
 
 
+_NYC_AREAS = (212, 332, 347, 646, 718, 917, 929)
+
 def _clustered(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     weights = np.array([c[2] for c in _CENTRES])
     rural = 1.0 - weights.sum()
@@ -73,7 +75,9 @@ def sample_customers(n: int = 200_000, *, seed: int = 42) -> pd.DataFrame:
         "age": rng.integers(18, 90, n),
         "spend_12m": spend,
         "email": [f" Customer.{i}@Example.COM " if i % 17 == 0 else f"customer.{i}@example.com" for i in range(1, n + 1)],
-        "phone": [f"({a}) {b // 10000:03d}-{b % 10000:04d}" for a, b in zip(area, line)],
+        # New York area codes and exchanges 200-999, so that phonenumbers calls most of them valid
+        "phone": [f"({_NYC_AREAS[a % len(_NYC_AREAS)]}) {200 + (b // 10000) % 800:03d}-{b % 10000:04d}"
+                  for a, b in zip(area, line)],
         "opted_out": rng.random(n) < 0.03,
         "signup_date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 2000, n), unit="D"),
     })

@@ -12,9 +12,24 @@ def test_sf_crime_incidents_csv(eng):
     rep = eng.ingest_customers(path, id_col="IncidntNum")
     assert rep.read == len(raw) == rep.loaded + rep.rejected
     assert rep.loaded == raw["IncidntNum"].nunique()  # several offences per incident: last one kept
-    assert set(rep.reasons) <= {"duplicate id: superseded by a later row of the same file"}
+    from geotarget.store.validation import REASON_DUPLICATE
+
+    assert set(rep.reasons) <= {REASON_DUPLICATE} and "--id-from row" in REASON_DUPLICATE
     got = eng.store.frame("SELECT lat, lng FROM customers")
     assert got["lat"].between(37.6, 37.9).all() and got["lng"].between(-122.6, -122.3).all()
+
+
+@pytest.mark.parametrize("id_from", ["row", "hash"])
+def test_sf_crime_incidents_without_a_unique_id(eng, id_from):
+    path = real_file("sf/sf_crime_incidents_2012h2.csv")
+    raw = pd.read_csv(path)
+    rep = eng.ingest_stores(path, id_from=id_from)
+    assert rep.read == len(raw) == rep.loaded + rep.rejected
+    exact_copies = int(raw.duplicated().sum())
+    assert rep.loaded == len(raw) - (0 if id_from == "row" else exact_copies)
+    if id_from == "row":
+        ids = eng.store.frame("SELECT store_id FROM stores")["store_id"].astype(int)
+        assert sorted(ids) == list(range(1, len(raw) + 1))
 
 
 def test_london_cycle_docks_geojson(eng):

@@ -13,10 +13,35 @@ from pathlib import Path
 
 import pandas as pd
 
-from geotarget.audience.privacy import check_min_size, hash_value, normalize_email, normalize_phone
+from geotarget.audience.privacy import check_min_size
 from geotarget.errors import InvalidInputError
+from geotarget.store.identity import (
+    email_column,
+    google_email,
+    normalize_email,
+    normalize_phone,
+    phone_column,
+    sha256_hex,
+)
 
-__all__ = ["FORMATS", "format_for_path", "write_audience", "write_customer_match"]
+__all__ = ["CUSTOMER_MATCH_RULES", "FORMATS", "format_for_path", "write_audience", "write_customer_match"]
+
+#: How each platform wants identifiers before SHA-256 (on top of geotarget's own normalisation:
+#: NFKC, whitespace and control characters removed, case-folded; phones in E.164).
+CUSTOMER_MATCH_RULES = {
+    "google": {
+        "email_column": "Email",
+        "phone_column": "Phone",
+        "email": "lower-case, no whitespace; for gmail.com and googlemail.com, dots before the @ removed",
+        "phone": "E.164 with the leading + (+12125550142)",
+    },
+    "meta": {
+        "email_column": "email",
+        "phone_column": "phone",
+        "email": "lower-case, no whitespace",
+        "phone": "digits only with the country code, no + and no leading zeros (12125550142)",
+    },
+}
 
 #: File formats by extension.
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".geojson": "geojson", ".json": "geojson",
@@ -116,18 +141,16 @@ def _write_csv(frame: pd.DataFrame, out: Path, con) -> None:
 
 def write_customer_match(audience, path, *, platform: str = "google", allow_small: bool = False,
                          include_control: bool = False) -> Path:
-    """Hashed emails and phones for ad-platform customer matching.
+    """Hashed emails and phones for ad-platform customer matching (see :data:`CUSTOMER_MATCH_RULES`).
 
-    Emails are trimmed and lower-cased, phones put in E.164, then each is
-    hashed with SHA-256 (hex). Google's upload takes the columns ``Email`` and
-    ``Phone`` (E.164 with ``+``); Meta's takes ``email`` and ``phone`` (digits
-    with country code, no ``+``). The control group of a holdout is left out
-    unless ``include_control``: it must not be targeted.
+    The stored emails and phones were normalised at ingest by
+    :mod:`geotarget.store.identity`; each platform's own rule is applied on top
+    of that, then the value is hashed with SHA-256 (lower-case hex). The
+    control group of a holdout is left out unless ``include_control``: it must
+    not be targeted.
     """
-    from geotarget.audience.privacy import email_column, phone_column
-
     platform = platform.lower()
-    if platform not in ("google", "meta"):
+    if platform not in CUSTOMER_MATCH_RULES:
         raise InvalidInputError(f"platform must be 'google' or 'meta', got {platform!r}")
     columns = audience._engine.store.columns("customers")
     email, phone = email_column(columns), phone_column(columns)
@@ -139,16 +162,19 @@ def write_customer_match(audience, path, *, platform: str = "google", allow_smal
         frame = frame[frame["group"] != "control"]
     check_min_size(len(frame), audience.min_size, allow_small=allow_small)
     _exporting(audience)
+    rules = CUSTOMER_MATCH_RULES[platform]
     out_cols: dict[str, list] = {}
     if email is not None:
-        out_cols["Email" if platform == "google" else "email"] = [hash_value(normalize_email(v)) for v in frame[email]]
+        emails = [normalize_email(v) for v in frame[email]]
+        if platform == "google":
+            emails = [google_email(v) for v in emails]
+        out_cols[rules["email_column"]] = [sha256_hex(v) for v in emails]
     if phone is not None:
-        normalized = [normalize_phone(v) for v in frame[phone]]
+        phones = [normalize_phone(v) for v in frame[phone]]
         if platform == "meta":
-            normalized = [None if v is None else v.lstrip("+") for v in normalized]
-        out_cols["Phone" if platform == "google" else "phone"] = [hash_value(v) for v in normalized]
-    result = pd.DataFrame(out_cols)
-    result = result.dropna(how="all")
+            phones = [None if v is None else v.lstrip("+") for v in phones]
+        out_cols[rules["phone_column"]] = [sha256_hex(v) for v in phones]
+    result = pd.DataFrame(out_cols).dropna(how="all")
     out = _prepare(path)
     result.to_csv(out, index=False)
     return out

@@ -210,6 +210,11 @@ class IndexCache:
         self._lock = threading.Lock()
         self._index: CustomerIndex | None = None
 
+    def clear(self) -> None:
+        """Drop the snapshot held in memory (erasure calls it; the next query rebuilds)."""
+        with self._lock:
+            self._index = None
+
     def get(self) -> CustomerIndex:
         current = self._store.data_version
         index = self._index

@@ -435,6 +435,12 @@ class LookupCache:
         self._snapshot: LookupSnapshot | None = None
         self.last_segments = None  # the customer checks of an earlier snapshot, reused while customers are unchanged
 
+    def clear(self) -> None:
+        """Drop the snapshots held in memory, customer checks included (erasure calls it)."""
+        with self._lock:
+            self._snapshot = None
+            self.last_segments = None
+
     def get(self) -> LookupSnapshot:
         """The snapshot of the current data version (built on first use after a write)."""
         snap = self._snapshot

@@ -23,13 +23,14 @@ _COMMAND_MODULES = {
     "lift": ("measure",), "plan-holdout": ("measure",),
     "visits": ("pings",), "footfall": ("pings",), "pings": ("pings",),
     "policy": ("policy",),
+    "erase": ("privacy",), "consent": ("privacy",),
     "serve": ("serve",),
     "spark": ("spark",),
     "trade-area": ("trade",), "huff": ("trade",), "sites": ("trade",),
 }
 #: Every command module, in the order --help lists their commands.
-_ALL_MODULES = ("audience", "campaign", "ingest", "listings", "maps", "measure", "pings", "policy", "serve", "spark",
-                "trade")
+_ALL_MODULES = ("audience", "campaign", "ingest", "listings", "maps", "measure", "pings", "policy", "privacy",
+                "serve", "spark", "trade")
 _GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--wait")
 
 

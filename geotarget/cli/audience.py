@@ -173,10 +173,13 @@ def report_and_write(aud, output: str | None, chosen: str | None, *, platform: s
 
 @app.command("suppress")
 def suppress(
-    file: str = typer.Argument(..., help="One value per line (a header line is skipped)."),
-    kind: str = typer.Option("id", "--kind", help="id, email (hashed before storing) or email_sha256."),
+    file: str = typer.Argument(..., help="CSV or text: the first column is used; a header line is skipped."),
+    kind: str = typer.Option("id", "--kind",
+                             help="id, email or phone (hashed before storing), email_sha256 or phone_sha256."),
+    phone_region: str = typer.Option("US", "--phone-region", metavar="CC",
+                                     help="Country of phone numbers without a country code."),
 ) -> None:
-    """Add customer ids or emails to the suppression list (excluded from every audience)."""
+    """Add customer ids, emails or phones to the suppression list (excluded from every audience)."""
     with engine() as eng:
-        added = eng.ingest_suppressions(file, kind=kind)
+        added = eng.ingest_suppressions(file, kind=kind, phone_region=phone_region)
     console.print(f"suppression list: {added:,} new entr{'y' if added == 1 else 'ies'}")

@@ -40,11 +40,20 @@ def ingest_customers(
     lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
     opted_out_col: str = typer.Option(None, "--opted-out-col", metavar="COLUMN", help="Boolean opt-out column."),
     crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
+    phone_region: str = typer.Option(None, "--phone-region", metavar="CC",
+                                     help="Country of phones without a country code [default: US]."),
+    id_from: str = typer.Option(None, "--id-from", metavar="row|hash",
+                                help="No unique id (events): use the row number or a hash of the row."),
+    allow_retype: bool = typer.Option(False, "--allow-retype",
+                                      help="Let a value that does not fit a column turn it into text."),
+    no_swap_check: bool = typer.Option(False, "--no-swap-check",
+                                       help="Accept points that mostly fall in Antarctica (south of 60°S)."),
 ) -> None:
-    """Validate, H3-index and upsert customers; bad rows go to rejects."""
+    """Validate, H3-index and upsert customers (a partial update); bad rows go to rejects."""
     with engine() as eng:
         report = _with_progress("customers", lambda p: eng.ingest_customers(
-            file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p))
+            file, id_col=id_col, lat_col=lat_col, lng_col=lng_col, opted_out_col=opted_out_col, crs=crs, progress=p,
+            phone_region=phone_region, id_from=id_from, allow_retype=allow_retype, swap_check=not no_swap_check))
     _print_report(report)
 
 
@@ -56,11 +65,18 @@ def ingest_stores(
     lat_col: str = typer.Option(None, "--lat-col", metavar="COLUMN", help="Latitude column [default: detected]."),
     lng_col: str = typer.Option(None, "--lng-col", metavar="COLUMN", help="Longitude column [default: detected]."),
     crs: str = typer.Option(None, "--crs", help="CRS of plain x/y columns, e.g. EPSG:2263."),
+    id_from: str = typer.Option(None, "--id-from", metavar="row|hash",
+                                help="No unique id: use the row number or a hash of the row."),
+    allow_retype: bool = typer.Option(False, "--allow-retype",
+                                      help="Let a value that does not fit a column turn it into text."),
+    no_swap_check: bool = typer.Option(False, "--no-swap-check",
+                                       help="Accept points that mostly fall in Antarctica (south of 60°S)."),
 ) -> None:
     """Validate, H3-index and upsert stores."""
     with engine() as eng:
         report = _with_progress("stores", lambda p: eng.ingest_stores(
-            file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p))
+            file, id_col=id_col, name_col=name_col, lat_col=lat_col, lng_col=lng_col, crs=crs, progress=p,
+            id_from=id_from, allow_retype=allow_retype, swap_check=not no_swap_check))
     _print_report(report)
 
 
@@ -71,10 +87,12 @@ def ingest_regions(
     name_col: str = typer.Option(None, "--name-col", metavar="COLUMN", help="Region name column [default: detected]."),
     id_col: str = typer.Option(None, "--id-col", metavar="COLUMN",
                                help="Region id column [default: detected, or the row number]."),
+    confirm: bool = typer.Option(False, "--confirm",
+                                 help="Allow emptying the layer, or dropping regions that campaigns use."),
 ) -> None:
     """Load region polygons as a named layer (replacing a layer of that name)."""
     with engine() as eng:
-        report = eng.ingest_regions(file, layer=layer, name_col=name_col, id_col=id_col)
+        report = eng.ingest_regions(file, layer=layer, name_col=name_col, id_col=id_col, confirm=confirm)
     _print_report(report)
 
 
@@ -107,8 +125,15 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
 def rejects(
     source: str = typer.Option(None, "--source", help="Only rejects of this source file."),
     output: str = typer.Option(None, "-o", "--output", help="Write CSV/Parquet here instead of printing."),
+    purge: bool = typer.Option(False, "--purge", help="Delete rejected rows instead of listing them."),
+    older_than: str = typer.Option(None, "--older-than", metavar="AGE", help="With --purge: only those older, e.g. 30d."),
 ) -> None:
-    """List rejected rows with their reasons."""
+    """List rejected rows with their reasons (emails and phones masked), or delete them with --purge."""
+    if purge:
+        with engine() as eng:
+            gone = eng.purge_rejects(older_than=older_than)
+        console.print(f"deleted {gone:,} rejected row(s)")
+        return
     with engine(read_only=True) as eng:
         frame = eng.rejects(source=source)
     if output:

@@ -20,6 +20,8 @@ removes a person from them with :func:`forget_customers`
 
 from __future__ import annotations
 
+from geotarget.store.erasure import register_personal_table
+
 __all__ = ["PERSONAL_TABLES", "forget_customers"]
 
 #: Tables of this package that hold a customer id, and the id column.
@@ -61,10 +63,12 @@ def ensure_tables(store) -> None:
     have = {r[0] for r in store.con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_name IN "
         "('outcomes', 'campaign_assignments', 'campaign_launches')").fetchall()}
-    if len(have) < 3:
-        with store.transaction() as con:
+    with store.transaction(customers_unchanged=True) as con:
+        if len(have) < 3:
             for ddl in _DDL:
                 con.execute(ddl)
+        for table, column in PERSONAL_TABLES.items():  # erasure reaches them (geotarget.store.erasure)
+            register_personal_table(con, table, column, "customer_id")
     store._measure_ready = True
 
 

@@ -179,7 +179,7 @@ def _auth_dependency(keys: KeyRing | None):
 
 def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_engine: bool) -> FastAPI:
     """Assemble the app around one engine (see :func:`geotarget.service.create_app`)."""
-    from . import _routes_audiences, _routes_campaigns, _routes_lookup, _routes_measure, _routes_trade
+    from . import _routes_audiences, _routes_campaigns, _routes_lookup, _routes_measure, _routes_privacy, _routes_trade
 
     downloads = DownloadStore(settings.download_dir, ttl_s=settings.download_ttl_s, max_files=settings.max_downloads)
 
@@ -213,8 +213,9 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
 
     app.include_router(_routes_lookup.health)
     auth = [Depends(_auth_dependency(keys))]
-    # _routes_trade and _routes_measure (the lift readout) are for keys with the analyst scope
-    for module in (_routes_lookup, _routes_campaigns, _routes_audiences, _routes_trade, _routes_measure):
+    # _routes_trade and _routes_measure (the lift readout) are for keys with the analyst scope; erasure needs admin
+    for module in (_routes_lookup, _routes_campaigns, _routes_audiences, _routes_trade, _routes_measure,
+                   _routes_privacy):
         app.include_router(module.router, prefix="/v1", dependencies=auth, responses=ERROR_RESPONSES)
     return app
 

@@ -17,7 +17,13 @@ Tables (schema version :data:`SCHEMA_VERSION`):
     ``kind``, ``source``, ``row_number``, ``raw`` (JSON), ``reason``,
     ``rejected_at``.
 ``suppressions``
-    ``kind`` ('id' or 'email_sha256'), ``value``, ``added_at``.
+    ``kind`` ('id', 'email_sha256' or 'phone_sha256'), ``value``, ``added_at``.
+``consent_log``, ``erasures``, ``personal_columns`` (since schema version 3)
+    consent changes (:mod:`geotarget.store.consent`); salted erasure
+    tombstones and the registry of tables holding personal ids
+    (:mod:`geotarget.store.erasure`). ``customers`` gains ``email_sha256`` and
+    ``phone_sha256`` when a file carries emails or phones; ``rejects`` gains
+    ``customer_id``, ``email_sha256`` and ``phone_sha256``.
 ``campaigns`` (since schema version 2)
     promotions, written by :mod:`geotarget.campaigns.campaign`: ``id``, ``name``,
     ``geofence``, ``where_filters`` and ``metadata`` (JSON text),
@@ -56,11 +62,14 @@ import duckdb
 
 from geotarget.errors import DatabaseLockedError, GeotargetError, SchemaVersionError, SourceError
 from geotarget.geo.cells import FINE_RES
+from geotarget.store.consent import CONSENT_LOG_DDL
+from geotarget.store.erasure import ensure_privacy_schema
+from geotarget.store.identity import backfill_hashes
 
 __all__ = ["DEFAULT_DB", "SCHEMA_VERSION", "Store", "default_db_path"]
 
 #: Version of the table layout written by this geotarget.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: File name of the default database, in the working directory.
 DEFAULT_DB = "geotarget.duckdb"
@@ -352,6 +361,9 @@ class Store:
             try:
                 for ddl in _SCHEMA:
                     con.execute(ddl)
+                con.execute(CONSENT_LOG_DDL)
+                ensure_privacy_schema(con)
+                backfill_hashes(con)
                 for key, value in (
                     ("schema_version", SCHEMA_VERSION),
                     ("h3_res", FINE_RES),

@@ -1,4 +1,4 @@
-"""Ingest customers, stores and region polygons into the store.
+"""Ingest customers and stores into the store (region polygons: :mod:`geotarget.store.regions`).
 
 Every row read either loads or lands in the ``rejects`` table with its reason,
 so ``read == loaded + rejected`` always holds (:class:`IngestReport`). An
@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError
+from geotarget.errors import GeotargetWarning, InvalidInputError
 from geotarget.geo.cells import latlng_to_cells
+from geotarget.store.consent import CONSENT_LOG_DDL
 from geotarget.store.database import Store
+from geotarget.store.erasure import ERASED_REASON, drop_erased
+from geotarget.store.people import PersonalColumns
 from geotarget.store.readers import NeedsFullSniff, Source, open_source
-from geotarget.store.upsert import direct_ready, merge
+from geotarget.store.regions import ingest_regions
+from geotarget.store.report import IngestReport
+from geotarget.store.upsert import direct_ready, merge, reject_misfits
 from geotarget.store.validation import (  # noqa: F401  (reason texts are part of the public behaviour)
     _CODE,
     _REASONS,
@@ -38,46 +41,22 @@ from geotarget.store.validation import (  # noqa: F401  (reason texts are part o
     REASON_NOT_POINT,
     REASON_NULL_ISLAND,
     _check_swapped,
+    _check_swapped_box,
     _Columns,
     _detect,
     _find,
+    _in_box,
+    _known_box,
     _quote,
     _raw_json,
-    _to_bool,
     _validate,
+    check_crs,
 )
 
+#: Name of the id column made by ``id_from="row"|"hash"`` while a file is read.
+GENERATED_ID = "_generated_id"
+
 __all__ = ["GeotargetWarning", "IngestReport", "ingest_points", "ingest_regions"]
-
-@dataclass
-class IngestReport:
-    """What one ingest did. ``read == loaded + rejected`` always holds."""
-
-    kind: str
-    source: str
-    read: int = 0
-    loaded: int = 0
-    rejected: int = 0
-    inserted: int = 0
-    updated: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def rows_per_second(self) -> float:
-        """Throughput of the whole ingest."""
-        return self.read / self.seconds if self.seconds > 0 else float("nan")
-
-    def __str__(self) -> str:
-        lines = [
-            f"{self.kind} from {self.source}: read {self.read:,}, loaded {self.loaded:,} "
-            f"({self.inserted:,} new, {self.updated:,} updated), rejected {self.rejected:,} "
-            f"in {self.seconds:.2f} s"
-        ]
-        for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  rejected {count:,}: {reason}")
-        return "\n".join(lines)
-
 
 def ingest_points(
     store: Store,
@@ -92,24 +71,37 @@ def ingest_points(
     crs=None,
     progress: Callable[[int, int | None], None] | None = None,
     batch_rows: int | None = None,
+    phone_region: str | None = None,
+    id_from: str | None = None,
+    allow_retype: bool = False,
+    swap_check: bool = True,
 ) -> IngestReport:
     """Validate, H3-index and upsert customers or stores (see ``Engine.ingest_customers``)."""
+    check_crs(crs)
     if kind not in ID_NAMES:
         raise InvalidInputError(f"kind must be 'customers' or 'stores', got {kind!r}")
+    if id_from not in (None, "row", "hash"):
+        raise InvalidInputError(f"id_from must be 'row' or 'hash' (CLI --id-from row|hash), got {id_from!r}")
+    if id_from is not None and id_col is not None:
+        raise InvalidInputError("pass either an id column (--id-col) or --id-from row|hash, not both")
     started = time.perf_counter()
     opts = {} if batch_rows is None else {"batch_rows": batch_rows}
     probe = open_source(source, **opts)
-    cols = _detect(probe, kind, id_col=id_col, lat_col=lat_col, lng_col=lng_col,
-                   opted_out_col=opted_out_col, name_col=name_col)
+    cols = _detect(probe, kind, id_col=GENERATED_ID if id_from else id_col, lat_col=lat_col, lng_col=lng_col,
+                   opted_out_col=opted_out_col, name_col=name_col,
+                   columns=[*probe.columns, GENERATED_ID] if id_from else None)
+    personal = PersonalColumns.detect(probe.columns, consent=cols.opted_out, customers=kind == "customers",
+                                      taken={cols.id, cols.lat, cols.lng, cols.geometry}, phone_region=phone_region)
+    settings = {"personal": personal, "id_from": id_from, "allow_retype": allow_retype, "swap_check": swap_check}
     source_name = probe.name
     tabular = probe.geometry_column is None and not isinstance(source, pd.DataFrame)
     full_sniff, direct = False, True
     while True:
-        src = open_source(source, force_text=(cols.id,), full_sniff=full_sniff, **opts) if tabular else probe
+        src = open_source(source, force_text=personal.text_columns(cols.id), full_sniff=full_sniff, **opts) if tabular else probe
         try:
             with store.transaction() as con:
                 report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
-                               direct=direct)
+                               direct=direct, **settings)
             break
         except NeedsFullSniff:
             if full_sniff:  # pragma: no cover - the reader raises it once at most
@@ -128,7 +120,8 @@ class _NeedsStaging(Exception):
     """A direct load into the empty table found duplicate ids; load again through a staging table."""
 
 
-def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool) -> IngestReport:
+def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progress, *, direct: bool,
+          personal: PersonalColumns, id_from: str | None, allow_retype: bool, swap_check: bool) -> IngestReport:
     """Read, validate, index and write one source inside the caller's transaction.
 
     Rows go through a temporary staging table that is deduplicated and merged
@@ -142,16 +135,23 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     key = "customer_id" if kind == "customers" else "store_id"
     con.execute("DELETE FROM rejects WHERE kind = $k AND source = $s", {"k": kind, "s": src.name})
     reasons_count: Counter[str] = Counter()
-    stats = [0, 0, 0]
+    stats = [0, 0, 0, 0, 0, 0]
+    known_box = _known_box(con) if swap_check and kind == "customers" else None
     row_offset = 0
     created = False
     now = pd.Timestamp.now(tz="UTC")
     drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
+    consent_unknown: Counter[str] = Counter()
+    invalid = [0, 0]
 
     def prepare(frame: pd.DataFrame, offset: int):
         """Validate and H3-index one batch (runs ahead of the inserts in a worker thread)."""
         n = len(frame)
+        if id_from is not None:
+            frame = frame.assign(**{GENERATED_ID: generated_ids(frame, id_from, offset)})
         ids, lat, lng, reasons, good, batch_stats = _validate(frame, cols, crs, kind)
+        batch_stats = (*batch_stats, *_in_box(known_box, lat, lng, good))
+        people = personal.read(frame)
         bad = np.flatnonzero(~good)
         rej = None
         if bad.size:
@@ -159,9 +159,12 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 "kind": kind,
                 "source": src.name,
                 "row_number": bad + offset + 1,
-                "raw": _raw_json(frame.iloc[bad].drop(columns=[cols.geometry], errors="ignore")),
+                "raw": _raw_json(personal.mask(frame.iloc[bad].drop(columns=[cols.geometry, GENERATED_ID],
+                                                                    errors="ignore"))),
                 "reason": [_REASONS[c] for c in reasons[bad]],
                 "rejected_at": now,
+                "customer_id": ids.iloc[bad].to_numpy(dtype=object) if kind == "customers" else None,
+                **people.reject_columns(bad),
             })
         keep = np.flatnonzero(good)
         out = pd.DataFrame({
@@ -170,19 +173,25 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             "lng": lng[keep],
             "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
         })
-        if kind == "customers":
-            out["opted_out"] = _to_bool(frame[cols.opted_out].iloc[keep]) if cols.opted_out else False
-        else:
+        if kind == "stores":
             out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
         extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        people.fill(out, extra, keep, personal)
         extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
         extra.columns = [str(c) for c in extra.columns]
         for c in extra.columns:
             out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
         out["_row"] = keep + offset + 1
-        return n, out, rej, batch_stats
+        return n, out, rej, batch_stats, people
 
     def prepared_batches():
+        for n, out, rej, batch_stats, people in _prepared_batches():
+            consent_unknown.update(people.unknown)
+            invalid[0] += people.invalid_emails
+            invalid[1] += people.invalid_phones
+            yield n, out, rej, batch_stats
+
+    def _prepared_batches():
         """Read and prepare batch n+1 in a worker thread while batch n is inserted."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -206,28 +215,42 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     for n, out, rej, batch_stats in prepared_batches():
         stats = [a + b for a, b in zip(stats, batch_stats)]
         if row_offset == 0:
-            _check_swapped(stats, cols, src)
+            _check_swapped(stats[:4], cols, src, swap_check=swap_check)
         if rej is not None:
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
         if not created:  # the first batch's columns and types shape the staging table
-            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM out LIMIT 0")
+            hashes = personal.hash_select(out.columns)
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT *{hashes} FROM out LIMIT 0")
             created = True
             direct = direct and direct_ready(store, con, stage, kind, key)
             if direct:
                 con.execute(f"DROP TABLE {stage}")
         if not direct:
-            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM out")
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT *{hashes} FROM out")
         else:
+            private = ", ".join(c for c in ("_row", "_consent", "_consent_raw") if c in out.columns)
             con.execute(
-                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE (_row), $now AS updated_at, $s AS source FROM out",
+                f"INSERT INTO {kind} BY NAME SELECT * EXCLUDE ({private}){hashes}, $now AS updated_at, $s AS source "
+                "FROM out",
                 {"now": now, "s": src.name},
             )
+            if "_consent" in out.columns:
+                con.execute(CONSENT_LOG_DDL)
+                con.execute("INSERT INTO consent_log SELECT customer_id, NULL, true, _consent_raw, $s, $now "
+                            "FROM out WHERE opted_out", {"now": now, "s": src.name})
         row_offset += n
         if progress is not None:
             progress(row_offset, src.total_rows)
-    _check_swapped(stats, cols, src)
+    _check_swapped(stats[:4], cols, src, swap_check=swap_check)
+    _check_swapped_box(stats[4:], cols, src)
     report.read = row_offset
+    if kind == "customers":
+        erased = drop_erased(con, kind if direct and created else stage, key) if created else 0
+        if erased:
+            reasons_count[ERASED_REASON] += erased
+            drop_erased(con, "rejects", "customer_id", where="kind = 'customers' AND source = $src",
+                        params={"src": src.name})
     if direct and created:
         inserted, unique = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {kind}").fetchall()[0]
         if inserted != unique:
@@ -236,14 +259,8 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
-        dups = con.execute(
-            f"""INSERT INTO rejects
-                SELECT $k, $s, _row, to_json(t), $r, $now FROM (
-                    SELECT * EXCLUDE (cell), row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank
-                    FROM {stage}) t
-                WHERE _rank > 1""",
-            {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now},
-        ).fetchall()[0][0]
+        dups = con.execute(_duplicates_sql(store, stage, key, personal),
+                           {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now}).fetchall()[0][0]
         if dups:
             reasons_count[REASON_DUPLICATE] += int(dups)
             con.execute(
@@ -251,116 +268,46 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 f"(PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1)"
             )
     if created:
+        reasons_count.update(reject_misfits(store, con, stage, kind, key, src.name, now, allow_retype=allow_retype))
         report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
     report.loaded = report.inserted + report.updated
     report.reasons = dict(reasons_count)
+    report.invalid_emails, report.invalid_phones = invalid
+    report.consent_unrecognised = dict(consent_unknown)
+    if kind == "customers" and cols.opted_out is None and report.inserted:
+        report.notes.append(f"no consent column: {report.inserted:,} new customer(s) count as consenting; "
+                            "stored customers keep their consent")
     if report.read != report.loaded + report.rejected:  # pragma: no cover - a bug, never user input
         raise RuntimeError(f"ingest accounting broken: {report}")
     return report
 
 
-def ingest_regions(
-    store: Store,
-    source,
-    *,
-    layer: str,
-    name_col: str | None = None,
-    id_col: str | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
-) -> IngestReport:
-    """Load polygons as a named layer, replacing that layer (see ``Engine.ingest_regions``)."""
-    import geopandas as gpd
-    import shapely
-
-    started = time.perf_counter()
-    if not isinstance(layer, str) or not layer.strip():
-        raise InvalidInputError("a region layer needs a name: pass --layer NAME (layer=)")
-    if isinstance(source, gpd.GeoDataFrame):
-        frame, name = source, "<GeoDataFrame>"
-    else:
-        src = open_source(source)
-        if src.geometry_column is None:
-            raise SourceError(f"{src.name} has no geometry column; regions need polygons (GeoJSON, GeoPackage, ...)")
-        frame = pd.concat(list(src.batches)) if src.total_rows else gpd.GeoDataFrame(geometry=[])
-        frame = gpd.GeoDataFrame(frame, geometry=src.geometry_column, crs=src.crs)
-        name = src.name
-    if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
-        frame = frame.to_crs(4326)
-    columns = [c for c in frame.columns if c != frame.geometry.name]
-    name_c = _find(columns, name_col, ("name",), "name", "--name-col")
-    if name_c is None:
-        name_c = next((c for c in columns if "name" in str(c).lower()), None)
-    id_c = _find(columns, id_col, ("region_id", "id"), "id", "--id-col")
-    report = IngestReport(kind="regions", source=name, read=len(frame))
-    geoms = np.asarray(frame.geometry.array, dtype=object)
-    reasons = np.full(len(frame), "", dtype=object)
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    reasons[missing] = "missing geometry"
-    polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
-    reasons[(reasons == "") & ~polygonal] = "geometry is not a polygon"
-    invalid = (reasons == "") & ~shapely.is_valid(geoms)
-    if invalid.any():
-        repaired = shapely.make_valid(geoms[invalid])
-        # make_valid may return collections; keep their polygonal parts
-        repaired = np.array([_polygonal_part(g) for g in repaired], dtype=object)
-        geoms = geoms.copy()
-        geoms[invalid] = repaired
-        warnings.warn(
-            f"{int(invalid.sum())} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
-            GeotargetWarning,
-            stacklevel=3,
-        )
-    ids = frame[id_c].astype("string") if id_c else pd.Series([str(i + 1) for i in range(len(frame))])
-    ids = ids.astype("string").str.strip()
-    reasons[(reasons == "") & (ids.isna() | (ids == "")).fillna(True).to_numpy(dtype=bool)] = "missing id"
-    dup = ids.duplicated(keep="last").to_numpy(dtype=bool)
-    reasons[(reasons == "") & dup] = "duplicate id: superseded by a later row of the same file"
-    good = np.flatnonzero(reasons == "")
-    bounds = shapely.bounds(geoms[good]) if good.size else np.zeros((0, 4))
-    props = frame.drop(columns=[frame.geometry.name]).iloc[good]
-    rows = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
-        "layer": layer,
-        "region_id": ids.to_numpy(dtype=object)[good],
-        "name": frame[name_c].astype("string").to_numpy(dtype=object)[good] if name_c else None,
-        "geometry": shapely.to_wkb(geoms[good]) if good.size else np.array([], dtype=object),
-        "xmin": bounds[:, 0], "ymin": bounds[:, 1], "xmax": bounds[:, 2], "ymax": bounds[:, 3],
-        "properties": _raw_json(props) if good.size else [],
-        "source": name,
-    })
-    bad = np.flatnonzero(reasons != "")
-    now = pd.Timestamp.now(tz="UTC")
-    with store.transaction() as con:
-        con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
-        report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
-        con.execute("INSERT INTO regions SELECT * FROM rows")
-        if bad.size:
-            rej = pd.DataFrame({  # noqa: F841 (DuckDB reads it by name)
-                "kind": "regions", "source": name, "row_number": bad + 1,
-                "raw": _raw_json(frame.drop(columns=[frame.geometry.name]).iloc[bad]),
-                "reason": reasons[bad].astype(str), "rejected_at": now,
-            })
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
-    report.loaded = int(good.size)
-    report.updated = min(report.updated, report.loaded)
-    report.inserted = report.loaded - report.updated
-    report.rejected = int(bad.size)
-    report.reasons = dict(Counter(reasons[bad].tolist()))
-    report.seconds = time.perf_counter() - started
-    if progress is not None:
-        progress(report.read, report.read)
-    return report
+def _duplicates_sql(store: Store, stage: str, key: str, personal: PersonalColumns) -> str:
+    """SQL writing the superseded duplicates of the staged rows to rejects, emails and phones masked."""
+    hidden = {"cell", "_row", "_consent", "_consent_raw", "email_sha256", "phone_sha256"}
+    masked = {c for c in (personal.email, personal.phone) if c is not None}
+    fields = []
+    for name in store.columns(stage):
+        if name in hidden:
+            continue
+        q = _quote(name)
+        fields.append(f"{q} := CASE WHEN {q} IS NULL THEN NULL ELSE '***' END" if name in masked else f"{q} := {q}")
+    people = [c for c in ("email_sha256", "phone_sha256") if c in store.columns(stage)]
+    if key == "customer_id":
+        people.append("customer_id")
+    return f"""INSERT INTO rejects BY NAME
+        SELECT $k AS kind, $s AS source, _row AS row_number, to_json(struct_pack({', '.join(fields)})) AS raw,
+               $r AS reason, $now AS rejected_at{''.join(', ' + c for c in people)}
+        FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) AS _rank FROM {stage})
+        WHERE _rank > 1"""
 
 
-def _polygonal_part(geom):
-    import shapely
-    from shapely.geometry import MultiPolygon
-
-    if shapely.get_type_id(geom) in (3, 6):
-        return geom
-    parts = [g for g in getattr(geom, "geoms", []) if shapely.get_type_id(g) in (3, 6)]
-    polys = []
-    for g in parts:
-        polys.extend(getattr(g, "geoms", [g]))
-    return MultiPolygon(polys) if polys else geom
+def generated_ids(frame: pd.DataFrame, id_from: str, offset: int) -> np.ndarray:
+    """Ids for rows without one: the row number in the file (``row``) or a hash of the row's content (``hash``)."""
+    if id_from == "row":
+        return np.arange(offset + 1, offset + len(frame) + 1).astype(str)
+    hashed = pd.util.hash_pandas_object(frame.drop(columns=[GENERATED_ID], errors="ignore").astype("string"),
+                                        index=False)
+    return np.char.mod("%016x", hashed.to_numpy(dtype=np.uint64))

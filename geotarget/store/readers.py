@@ -23,6 +23,9 @@ __all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source"]
 
 BATCH_ROWS = 262_144
 
+#: Longest header line read from a CSV; reading stops there, so one huge line never fills memory.
+_MAX_HEADER_CHARS = 1 << 20
+
 _TABULAR = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"}
 _PARQUET = {".parquet", ".pq"}
 _VECTOR = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip", ".kml", ".gml"}
@@ -93,6 +96,10 @@ def _is_geoparquet(path: Path) -> bool:
 
 
 def _from_frame(frame: pd.DataFrame, name: str, batch_rows: int) -> Source:
+    twice = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if twice:
+        raise SourceError(f"{name} has more than one column named {', '.join(map(repr, twice))}; "
+                          "rename or drop the duplicates (e.g. frame.loc[:, ~frame.columns.duplicated()])")
     crs = getattr(frame, "crs", None) if hasattr(frame, "geometry") else None
     geom_col = None
     if hasattr(frame, "geometry") and getattr(frame, "_geometry_column_name", None) in frame.columns:
@@ -154,7 +161,11 @@ def _duckdb_source(
             relation = reader.sql(query(full_sniff), params=params)
             for batch in relation.to_arrow_reader(batch_rows):
                 yield batch.to_pandas(types_mapper=_types_mapper)
-        except duckdb.ConversionException as exc:
+        except (duckdb.ConversionException, OSError) as exc:
+            # a value deep in the file that the sampled types do not fit (Arrow's reader reports
+            # DuckDB's conversion error as an OSError): plan the types from the whole file instead
+            if not isinstance(exc, duckdb.ConversionException) and "Conversion Error" not in str(exc):
+                raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
             if not full_sniff:
                 raise NeedsFullSniff() from None
             raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; fix or quote the bad value") from None
@@ -177,9 +188,13 @@ def _delimiter(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
+            header = fh.readline(_MAX_HEADER_CHARS + 1)  # bounded: a file may be one huge line
     except OSError as exc:
         raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}") from None
+    if len(header) > _MAX_HEADER_CHARS and not header.endswith("\n"):
+        raise SourceError(
+            f"the first line of {path.name!r} is longer than {_MAX_HEADER_CHARS:,} characters; a CSV needs a header "
+            "line of column names followed by one row per line (is it one huge line, or not a CSV?)")
     if not header.strip():
         raise SourceError(f"{path.name!r} is empty or has no header line; a CSV needs column names first")
     counts = {d: header.count(d) for d in (",", "\t", ";", "|")}

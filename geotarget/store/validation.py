@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geotarget.errors import ColumnNotFoundError, SwappedCoordinatesError
+from geotarget.errors import ColumnNotFoundError, InvalidInputError, SwappedCoordinatesError
 from geotarget.store.readers import Source
 
 __all__ = [
@@ -32,13 +32,17 @@ __all__ = [
 ]
 
 LAT_NAMES = ("lat", "latitude", "y")
+
+#: Most points of a file south of this latitude means its columns look swapped.
+ANTARCTIC_LAT = -60.0
 LNG_NAMES = ("lng", "lon", "long", "longitude", "x")
 ID_NAMES = {
     "customers": ("customer_id", "customerid", "cust_id", "id", "customer"),
     "stores": ("store_id", "storeid", "id", "store"),
 }
 OPTED_OUT_NAMES = ("opted_out", "opt_out", "optout", "unsubscribed")
-_RESERVED = {"customer_id", "store_id", "lat", "lng", "cell", "opted_out", "updated_at", "source", "_row", "name"}
+_RESERVED = {"customer_id", "store_id", "lat", "lng", "cell", "opted_out", "updated_at", "source", "_row", "name",
+             "email_sha256", "phone_sha256", "_consent", "_consent_raw"}
 
 REASON_MISSING_ID = "missing id"
 REASON_MISSING_COORDS = "missing coordinates"
@@ -48,7 +52,8 @@ REASON_LAT_RANGE = "latitude out of range [-90, 90]"
 REASON_LNG_RANGE = "longitude out of range [-180, 180]"
 REASON_NULL_ISLAND = "coordinates are exactly (0, 0)"
 REASON_NOT_POINT = "geometry is not a point"
-REASON_DUPLICATE = "duplicate id: superseded by a later row of the same file"
+REASON_DUPLICATE = ("duplicate id: superseded by a later row of the same file (rows without a unique id, such "
+                    "as events, load with --id-from row or --id-from hash)")
 
 # rows carry a small integer code while validating; 0 means "no problem yet"
 _REASONS = ["", REASON_MISSING_ID, REASON_MISSING_COORDS, REASON_NON_NUMERIC, REASON_NON_FINITE,
@@ -82,13 +87,6 @@ def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
     return None
 
 
-def _to_bool(values: pd.Series) -> np.ndarray:
-    if values.dtype == bool:
-        return values.to_numpy()
-    text = values.astype("string").str.strip().str.lower()
-    return text.isin(["true", "t", "yes", "y", "1", "1.0"]).fillna(False).to_numpy(dtype=bool)
-
-
 def _raw_json(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
@@ -106,8 +104,9 @@ class _Columns:
     name: str | None
 
 
-def _detect(src: Source, kind: str, *, id_col, lat_col, lng_col, opted_out_col, name_col) -> _Columns:
-    columns = src.columns
+def _detect(src: Source, kind: str, *, id_col, lat_col, lng_col, opted_out_col, name_col,
+            columns: list[str] | None = None) -> _Columns:
+    columns = src.columns if columns is None else columns
     ident = _find(columns, id_col, ID_NAMES[kind], "id", "--id-col")
     if ident is None:
         raise ColumnNotFoundError(
@@ -200,11 +199,39 @@ def _validate(frame: pd.DataFrame, cols: _Columns, crs, kind: str):
     _mark(reasons, lng_bad, REASON_LNG_RANGE)
     _mark(reasons, (lat == 0) & (lng == 0), REASON_NULL_ISLAND)
     good = reasons == 0
-    return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()))
+    with np.errstate(invalid="ignore"):
+        antarctic = int((good & (lat < ANTARCTIC_LAT) & (np.abs(lng) <= 90)).sum())
+    return ids, lat, lng, reasons, good, (swappable, out_of_range, int((unchecked & finite).sum()), antarctic)
 
 
-def _check_swapped(stats: list[int], cols: _Columns, src: Source) -> None:
-    swappable, out_of_range, numeric = stats
+def check_crs(crs) -> None:
+    """Refuse a CRS that pyproj does not know, in one line."""
+    if crs is None:
+        return
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError:
+        raise InvalidInputError(
+            f"unknown CRS {crs!r}; pass one pyproj knows, e.g. EPSG:4326 or EPSG:2263 (--crs, crs=)") from None
+
+
+def _swap_flags(cols: _Columns) -> str:
+    """The options that read the coordinate columns the other way round."""
+    if cols.lat is None:
+        return "lat_col=/lng_col= naming the columns"
+    return f"--lat-col {cols.lng} --lng-col {cols.lat}"
+
+
+def _check_swapped(stats: list[int], cols: _Columns, src: Source, *, swap_check: bool = True) -> None:
+    swappable, out_of_range, numeric, antarctic = stats
+    if swap_check and numeric and antarctic * 2 > numeric:
+        raise SwappedCoordinatesError(
+            f"{antarctic:,} of {numeric:,} rows in {src.name} fall south of {-ANTARCTIC_LAT:g}°S, in Antarctica; "
+            f"latitude and longitude look swapped: pass {_swap_flags(cols)}, or --no-swap-check (swap_check=False) "
+            "if the points really are there")
     if numeric and out_of_range * 2 > numeric and swappable * 10 >= out_of_range * 9:
         if cols.lat is not None:
             hint = f"--lat-col {cols.lng} --lng-col {cols.lat} (lat_col={cols.lng!r}, lng_col={cols.lat!r})"
@@ -216,3 +243,30 @@ def _check_swapped(stats: list[int], cols: _Columns, src: Source) -> None:
         )
 
 
+def _known_box(con):
+    """(min_lat, max_lat, min_lng, max_lng) around the stored stores and regions, 0.5° wider; None if none."""
+    row = con.execute(
+        "SELECT min(a), max(b), min(c), max(d) FROM (SELECT min(lat) a, max(lat) b, min(lng) c, max(lng) d FROM stores "
+        "UNION ALL SELECT min(ymin), max(ymax), min(xmin), max(xmax) FROM regions)").fetchall()[0]
+    return None if row[0] is None else (row[0] - 0.5, row[1] + 0.5, row[2] - 0.5, row[3] + 0.5)
+
+
+def _in_box(box, lat, lng, good) -> tuple[int, int]:
+    """Good rows inside ``box`` as read, and as read with latitude and longitude swapped."""
+    if box is None:
+        return 0, 0
+    lo_lat, hi_lat, lo_lng, hi_lng = box
+    with np.errstate(invalid="ignore"):
+        as_read = good & (lat >= lo_lat) & (lat <= hi_lat) & (lng >= lo_lng) & (lng <= hi_lng)
+        swapped = good & (lng >= lo_lat) & (lng <= hi_lat) & (lat >= lo_lng) & (lat <= hi_lng)
+    return int(as_read.sum()), int(swapped.sum())
+
+
+def _check_swapped_box(stats, cols: _Columns, src: Source) -> None:
+    """Refuse a file whose points fall where the stores and regions are only when read swapped."""
+    as_read, swapped = stats
+    if swapped >= 100 and swapped > 9 * as_read:
+        raise SwappedCoordinatesError(
+            f"{swapped:,} rows of {src.name} fall where the stored stores and regions are only with latitude and "
+            f"longitude swapped ({as_read:,} as read); the columns look swapped: pass {_swap_flags(cols)}, or "
+            "--no-swap-check (swap_check=False) to load them as they are")
