@@ -193,12 +193,34 @@ def test_http_erasure(loaded):
 
     from geotarget.service import create_app
 
-    key = "erase-key-0123456789abcdef"
-    with TestClient(create_app(loaded, keys=[key])) as client:
+    key, analyst = "erase-key-0123456789abcdef", "analyst-key-0123456789abcdef"
+    with TestClient(create_app(loaded, keys=[f"{key}=admin", f"{analyst}=analyst+audiences+pii"])) as client:
         assert client.post("/v1/erasures", json={"ids": ["c5"]}).status_code == 401
+        assert client.post("/v1/erasures", json={"ids": ["c5"]}, headers={"X-API-Key": analyst}).status_code == 403
         got = client.post("/v1/erasures", json={"ids": ["c5"], "emails": ["person.6@example.com"]},
                           headers={"X-API-Key": key})
         assert got.status_code == 200 and got.json()["customers"] == 2
         bad = client.post("/v1/erasures", json={"emails": ["nope"]}, headers={"X-API-Key": key})
         assert bad.status_code == 422 and "nope" in bad.text
     assert not {"c5", "c6"} & _ids(loaded)
+
+
+def test_erasure_reaches_outcomes_and_frozen_assignments():
+    """Tables added by the measurement package are registered, so erasure removes the person there too."""
+    from geotarget.sample import sample_customers
+
+    eng = geotarget.open(":memory:")
+    customers = sample_customers(400, seed=1)
+    eng.ingest_customers(customers)
+    eng.create_campaign("spring", cells=["832a10fffffffff"], holdout=0.25, start="2026-05-01T00:00Z")
+    eng.launch_campaign("spring")
+    who = str(eng.campaign_assignment("spring")["customer_id"].iloc[0])
+    eng.ingest_outcomes(pd.DataFrame({"customer_id": [who, who, "nobody"], "value": [5.0, 7.0, 1.0],
+                                      "timestamp": ["2026-05-02T10:00:00Z"] * 2 + ["not a time"]}))
+    count = lambda sql: eng.store.con.execute(sql, [who]).fetchall()[0][0]  # noqa: E731
+    assert count("SELECT count(*) FROM outcomes WHERE customer_id = ?") == 2
+    eng.erase(ids=[who])
+    assert count("SELECT count(*) FROM outcomes WHERE customer_id = ?") == 0
+    assert count("SELECT count(*) FROM campaign_assignments WHERE customer_id = ?") == 0
+    assert count("SELECT count(*) FROM customers WHERE customer_id = ?") == 0
+    assert who not in set(eng.campaign_assignment("spring")["customer_id"])

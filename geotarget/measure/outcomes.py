@@ -183,7 +183,7 @@ def _load(con, src, cols: _Columns, progress) -> IngestReport:
             rej = pd.DataFrame({
                 "kind": "outcomes", "source": src.name, "row_number": bad + offset + 1,
                 "raw": _raw_json(frame.iloc[bad]), "reason": [_REASONS[c] for c in codes[bad]], "rejected_at": now})
-            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons.update(_REASONS[c] for c in codes[bad])
         good = np.flatnonzero(codes == 0)
         rows = out.iloc[good].assign(_row=good + offset + 1)
@@ -216,7 +216,8 @@ def _load(con, src, cols: _Columns, progress) -> IngestReport:
 def _reject_staged(con, stage: str, source: str, now, reasons: Counter, reason: str, condition: str) -> None:
     """Move staged rows matching ``condition`` to rejects with ``reason``."""
     n = int(con.execute(
-        f"INSERT INTO rejects SELECT 'outcomes', $s, _row, to_json(t), $r, $now FROM {stage} t WHERE {condition}",
+        f"INSERT INTO rejects (kind, source, row_number, raw, reason, rejected_at, customer_id) "
+        f"SELECT 'outcomes', $s, _row, to_json(t), $r, $now, customer_id FROM {stage} t WHERE {condition}",
         {"s": source, "r": reason, "now": now}).fetchall()[0][0])
     if n:
         con.execute(f"DELETE FROM {stage} WHERE {condition}")

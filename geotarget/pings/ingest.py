@@ -132,7 +132,7 @@ def ingest_pings(store, root: Path, source, *, device_col: str | None = None, ti
     now = pd.Timestamp.now(tz="UTC")
     pending: list[pa.Table] = []
     pending_rows = 0
-    stats = [0, 0, 0]
+    stats = [0, 0, 0, 0]
     rejects: list[pd.DataFrame] = []
 
     def flush():
@@ -197,7 +197,7 @@ def ingest_pings(store, root: Path, source, *, device_col: str | None = None, ti
         with store.transaction() as con:
             con.execute("DELETE FROM rejects WHERE kind = 'pings' AND source = $s", {"s": src.name})
             for rej in rejects:
-                con.execute("INSERT INTO rejects SELECT * FROM rej")
+                con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             publish(staging, Path(root))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

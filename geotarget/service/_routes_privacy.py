@@ -1,7 +1,7 @@
 """Erasure over HTTP: ``POST /v1/erasures`` forgets people (the right to be forgotten).
 
-This is an administrative action. Until API keys carry scopes it is open to
-every configured key; it is meant for keys with the ``admin`` scope only.
+This is an administrative action: only keys with the ``admin`` scope may call
+it (403 for any other key).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import _deps
+from ._scopes import require_scope
 
-router = APIRouter(tags=["privacy"])
+router = APIRouter(tags=["privacy"], dependencies=[require_scope("admin")])
 
 _Value = Field(default_factory=list, max_length=10_000)
 
@@ -34,7 +35,6 @@ class ErasureResult(BaseModel):
     tombstones: int = Field(description="New salted-hash tombstones that keep these people out of later ingests.")
 
 
-# requires the `admin` API key scope once keys carry scopes
 @router.post("/erasures", response_model=ErasureResult, summary="Erase people (admin)")
 def erase(body: ErasureRequest, eng=Depends(_deps.engine)) -> ErasureResult:
     """Remove people from every table and cache, keeping only salted-hash tombstones. Idempotent."""
