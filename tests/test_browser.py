@@ -188,7 +188,7 @@ def test_share_index_and_world_wide_maps_in_chromium(browser, tmp_path):
     eng.ingest_customers(pd.DataFrame({"customer_id": [f"w{i}" for i in range(n)], "lat": lat, "lng": lng,
                                        "vip": np.r_[rng.random(n - 18) < 0.3, np.ones(18, dtype=bool)]}))
     segment = eng.store.frame("SELECT customer_id FROM customers WHERE vip")
-    hm = eng.heatmap(7, "index", audience=segment, k_min=2)
+    hm = eng.heatmap(7, "index", audience=segment, k_min=2, allow_no_floor=True)
     assert (hm.cells["customers"] >= 2).sum() > 3 and hm.cells["h3"].map(lambda c: h3.cell_to_latlng(c)[0]).min() < 0
     page = Page(browser, save_html(hm.to_map(tiles=None), tmp_path / "index.html"))
     page.check(tmp_path / "index.png")

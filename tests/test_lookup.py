@@ -57,7 +57,7 @@ def test_stores_near_equals_geodesic_oracle(centre, radius_m, seed):
     slng, slat, _ = WGS84.fwd(np.full(n, lng), np.full(n, lat), rng.uniform(0, 360, n), dist)
     stores = pd.DataFrame({"store_id": [f"S{i:03d}" for i in range(n)], "lat": slat, "lng": slng})
     with geotarget.open(":memory:") as eng:
-        eng.ingest_stores(stores)
+        eng.ingest_stores(stores, swap_check=False)  # stores near the poles are real here
         got = eng.stores_near(lat, lng, radius_m=radius_m)
     truth = _geodesic(lat, lng, slat, slng)
     expected = sorted((d, f"S{i:03d}") for i, d in enumerate(truth) if d <= radius_m)

@@ -14,9 +14,10 @@ published partition:
 
 - for each published resolution, its standard H3 cell
   (``h3.latlng_to_cell(lat, lng, res)``) *and* the res-``r`` parent of its
-  stored res-15 cell. Both assignments are used because H3 cells do not nest:
-  the two can differ near a hexagon's edge, and the atoms must be fine enough
-  whichever of the two a heatmap groups by;
+  stored res-15 cell. Heatmaps count by the standard cell; the hierarchy key
+  is there because an attacker differences along the hierarchy (a parent
+  minus its children), and H3 cells do not nest: near a hexagon's edge the
+  two differ, and the atoms must be fine enough for both;
 - for each region layer, the region it is counted in (as
   :func:`geotarget.maps.heatmap.aggregate_regions` assigns it), or none.
 
