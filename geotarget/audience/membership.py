@@ -319,15 +319,16 @@ def _region_of(index, positions, geoms) -> np.ndarray:
     which = np.full(positions.size, -1, dtype=np.int64)
     if positions.size == 0 or not geoms:
         return which
-    if len(geoms) == 1:
-        which[shapely.intersects_xy(geoms[0], index.lng[positions], index.lat[positions])] = 0
-        return which
-    pts = shapely.points(index.lng[positions], index.lat[positions])
-    point_i, geom_i = shapely.STRtree(geoms).query(pts, predicate="intersects")
-    order = np.lexsort((geom_i, point_i))  # per point, the first region asked for first
-    point_i, geom_i = point_i[order], geom_i[order]
-    first = np.unique(point_i, return_index=True)[1]
-    which[point_i[first]] = geom_i[first]
+    x, y = index.lng[positions], index.lat[positions]
+    for k, geom in enumerate(geoms):  # in the order asked for: a point keeps the first region holding it
+        todo = np.flatnonzero(which < 0)
+        if todo.size == 0:
+            break
+        minx, miny, maxx, maxy = shapely.bounds(geom)
+        near = todo[(x[todo] >= minx) & (x[todo] <= maxx) & (y[todo] >= miny) & (y[todo] <= maxy)]
+        if near.size:
+            shapely.prepare(geom)  # one prepared polygon against many points: the fast path of GEOS
+            which[near[shapely.intersects_xy(geom, x[near], y[near])]] = k
     return which
 
 
