@@ -234,4 +234,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """Entry point of the ``geotarget`` command."""
-    sys.exit(main())
+    code = main()
+    if code == _INTERRUPTED:
+        # Ctrl-C may land while worker threads (H3 indexing, DuckDB) are inside native code; letting the
+        # interpreter finalise then can abort the process. The write was rolled back and the message is
+        # out, so leave at once with the shell's code for an interrupt.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
