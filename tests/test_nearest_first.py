@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 import geotarget
-from geotarget.audience.membership import _merge_ranges, _nearest, within_counts
+from geotarget.audience.nearest import _merge_ranges, _nearest, within_counts
 
 GEOD = Geod(ellps="WGS84")
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geotarget.audience import budget as _budget
 from geotarget.audience.filters import compile_filters, parse_filters
 from geotarget.audience.index import CustomerIndex
 from geotarget.audience.membership import (  # noqa: F401  (re-exported for campaigns and the service)
@@ -32,7 +33,6 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _disk_ranges,
     _filter_positions,
     _in_polygons,
-    _nearest,
     _parse_region_ref,
     _parse_zone,
     _point_centers,
@@ -44,9 +44,8 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _ring_positions,
     _store_centers,
     parse_zone_text,
-    within_counts,
 )
-from geotarget.audience import budget as _budget
+from geotarget.audience.nearest import _nearest, within_counts
 from geotarget.audience.privacy import holdout_groups
 from geotarget.errors import InvalidInputError
 from geotarget.geo.cells import cell_column_res, cells_to_str, latlng_to_cells

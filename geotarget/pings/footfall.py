@@ -28,7 +28,7 @@ KEY_SCHEMA = pa.schema([("day", pa.string()), ("cell", pa.int64()), ("device_id"
 
 
 def check_res(res) -> int:
-    """A footfall resolution in :data:`geotarget._metric.RES_RANGE`."""
+    """A footfall resolution in :data:`geotarget.maps.metric.RES_RANGE`."""
     lo, hi = RES_RANGE[0], RES_RANGE[-1]
     if not isinstance(res, (int, np.integer)) or isinstance(res, bool) or not lo <= int(res) <= hi:
         raise InvalidInputError(f"footfall res must be a whole number in [{lo}, {hi}], got {res!r}")

@@ -1,7 +1,7 @@
 """Ping ingest: validate, H3-index and append device pings to the partitioned dataset.
 
 The readers and row checks are the ones customers go through
-(:mod:`geotarget._readers`, :mod:`geotarget._validation`), plus the checks a
+(:mod:`geotarget.store.readers`, :mod:`geotarget.store.validation`), plus the checks a
 ping needs: a timezone-aware timestamp, a horizontal accuracy no worse than
 the threshold, consent, and a device not opted out. Every row read either
 lands in the dataset or in the ``rejects`` table (kind ``'pings'``) with its

@@ -3,7 +3,7 @@
 A :class:`Places` is plain data (ids, centres and radii, or polygons as WKB,
 or H3 cells) so it can be shipped to Spark workers as it is. Its coverings
 come from the same cover-and-refine machinery as customer audiences
-(:mod:`geotarget._membership`): the fine-cell ranges of a geodesic disk or a
+(:mod:`geotarget.audience.membership`): the fine-cell ranges of a geodesic disk or a
 polygon, and from them the coarse H3 parents whose partitions must be read.
 """
 

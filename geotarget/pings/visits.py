@@ -5,7 +5,7 @@ engine and Spark (:mod:`geotarget.spark`) run the very same code:
 
 1. :func:`match_pings`: which pings are at which place. Candidates come from
    the fine-cell covering of each place, then the exact test of customer
-   audiences (:func:`geotarget._membership._radius_members`: WGS84 geodesic
+   audiences (:func:`geotarget.audience.membership._radius_members`: WGS84 geodesic
    within the radius; polygons with the boundary inside). Distances of the
    matched pings are the WGS84 geodesic (pyproj). Pings inside a sensitive
    polygon, outside the time window, hours or weekdays, or of an opted-out

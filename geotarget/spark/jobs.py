@@ -7,9 +7,9 @@ what needs one device's pings together (``groupBy(...).applyInPandas``) or a
 distinct count. The kernels are the ones the embedded engine runs, so the
 ids are the same and the distances agree to floating-point noise:
 
-- radius audiences: :func:`geotarget._membership._nearest` (each customer's
+- radius audiences: :func:`geotarget.audience.nearest._nearest` (each customer's
   nearest centre, WGS84 geodesic within the radius);
-- region audiences: :func:`geotarget._membership._region_positions`;
+- region audiences: :func:`geotarget.audience.membership._region_positions`;
 - visits and visitors: :mod:`geotarget.pings.visits`;
 - footfall: :func:`geotarget.pings.footfall.footfall_keys`.
 
@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..audience.index import CustomerIndex
-from ..audience.membership import _nearest, _region_positions
+from ..audience.membership import _region_positions
+from ..audience.nearest import _nearest
 from ..maps.metric import check_k_min
 from ..pings.footfall import Footfall, apply_floor, check_res, footfall_keys
 from ..pings.places import Places
