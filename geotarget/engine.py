@@ -371,6 +371,9 @@ class Engine:
 
         report = erase(self.store, ids=ids, emails=emails, phones=phones, phone_region=phone_region)
         self._index_cache.clear()
+        from geotarget.maps.atoms import forget_atom_keys
+
+        forget_atom_keys(self)  # the heatmap suppression's keys hold coordinates
         self.lookup.cache.clear()
         self._stores_cache = None
         return report

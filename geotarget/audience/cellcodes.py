@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geotarget.audience.index import CustomerIndex
+from geotarget.errors import InvalidInputError
 from geotarget.geo.cells import candidate_ranges, cells_to_str, in_cells, latlng_to_cells
 
-__all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "positions_in_cells"]
+__all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "cell_codes_from_cells", "known_cell_codes",
+           "positions_in_cells"]
 
 #: Resolutions whose codes are kept per snapshot (4 bytes per customer each).
 KEEP_RESOLUTIONS = 4
@@ -66,7 +68,10 @@ class CellCodes:
 
 
 def _compute(index: CustomerIndex, res: int) -> CellCodes:
-    cells = latlng_to_cells(index.lat, index.lng, res)
+    return _from_cells(res, latlng_to_cells(index.lat, index.lng, res))
+
+
+def _from_cells(res: int, cells: np.ndarray) -> CellCodes:
     n = cells.size
     if n == 0:
         return CellCodes(res, np.zeros(0, dtype="uint64"), np.zeros(0, dtype="int32"))
@@ -87,6 +92,7 @@ def cell_codes(index: CustomerIndex, res: int) -> CellCodes:
     --------
     >>> import h3, numpy as np, pyarrow as pa
     >>> from geotarget.audience.index import CustomerIndex
+from geotarget.errors import InvalidInputError
     >>> lat, lng = np.array([40.758, 40.7581, 40.70]), np.array([-73.9855, -73.9856, -73.90])
     >>> idx = CustomerIndex(1, 15, latlng_to_cells(lat, lng, 15), lat, lng, pa.array(["a", "b", "c"]))
     >>> cc = cell_codes(idx, 8)
@@ -102,7 +108,10 @@ def cell_codes(index: CustomerIndex, res: int) -> CellCodes:
         if kept is not None and res in kept:
             kept.move_to_end(res)
             return kept[res]
-    codes = _compute(index, res)  # outside the lock: other resolutions and snapshots need not wait
+    return _keep(index, res, _compute(index, res))  # computed outside the lock: others need not wait
+
+
+def _keep(index: CustomerIndex, res: int, codes: CellCodes) -> CellCodes:
     with _LOCK:
         kept = _KEPT.setdefault(index, OrderedDict())
         kept[res] = codes
@@ -123,3 +132,24 @@ def positions_in_cells(index: CustomerIndex, cells) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     candidates = np.sort(index.positions_in_ranges(candidate_ranges(cells, index.res)))
     return candidates[in_cells(index.lat[candidates], index.lng[candidates], cells)]
+
+
+def known_cell_codes(index: CustomerIndex, res: int) -> CellCodes | None:
+    """The :class:`CellCodes` of ``index`` at ``res`` when already kept; None (nothing computed) otherwise."""
+    with _LOCK:
+        kept = _KEPT.get(index)
+        return None if kept is None else kept.get(int(res))
+
+
+def cell_codes_from_cells(index: CustomerIndex, res: int, cells: np.ndarray) -> CellCodes:
+    """Keep ``cells`` (the standard res-``res`` cell of every customer of ``index``, computed by the caller).
+
+    For a caller that already holds them (the heatmap suppression carries
+    them from the previous snapshot), so that :func:`cell_codes` does not
+    index every customer again.
+    """
+    cells = np.asarray(cells, dtype="uint64")
+    if cells.size != len(index):
+        raise InvalidInputError(f"one cell per customer of the snapshot expected ({len(index)}), got {cells.size}; "
+                                "pass the cells in the snapshot's order")
+    return _keep(index, int(res), _from_cells(int(res), cells))

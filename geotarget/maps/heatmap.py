@@ -282,7 +282,7 @@ def _share(eng, metric: Metric, audience, k_min: int, *, res: int | None = None,
 def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
                       k_min: int = DEFAULT_K_MIN) -> HeatmapResult:
     """Aggregate eligible customers per region of ``layer`` (a floor already validated)."""
-    import shapely
+    from geotarget.geo.regions import assign_regions
 
     if metric.kind in SHARE_KINDS:
         return _share(eng, metric, audience, k_min, layer=layer)
@@ -290,19 +290,15 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
     regions = eng.regions(layer)
     col = _value_column(eng, metric)
     polys = np.asarray(regions.geometry, dtype=object)
-    minx, miny, maxx, maxy = shapely.total_bounds(polys)
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience) as source:
         pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
-    inside_bbox = pts["lat"].between(miny, maxy) & pts["lng"].between(minx, maxx)
-    tree = shapely.STRtree(polys)
-    idx = np.flatnonzero(inside_bbox.to_numpy())
-    pi, ri = tree.query(shapely.points(pts["lng"].to_numpy()[idx], pts["lat"].to_numpy()[idx]),
-                        predicate="intersects")
-    first_pi, first = np.unique(pi, return_index=True)  # a point on a shared border counts once
-    assigned = pd.DataFrame({"r": ri[first]})
+    # a point on a shared border, or in two overlapping regions, counts once (see geotarget.geo.regions)
+    which = assign_regions(polys, pts["lat"].to_numpy(dtype="float64"), pts["lng"].to_numpy(dtype="float64"))
+    placed = np.flatnonzero(which >= 0)
+    assigned = pd.DataFrame({"r": which[placed]})
     if col:
-        assigned["v"] = pts["v"].to_numpy()[idx[first_pi]]
+        assigned["v"] = pts["v"].to_numpy()[placed]
     grouped = assigned.groupby("r")
     df = pd.DataFrame({"customers": grouped.size()})
     if col:
@@ -321,7 +317,7 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         population = pop[rows] if metric.layer == layer else apportion(src, pop, polys[rows])
     return HeatmapResult(_finish(shown, metric, population), metric, k_min, layer=layer,
                          suppressed_regions=n_regions, suppressed_customers=n_customers, total_customers=len(pts),
-                         unassigned_customers=len(pts) - len(first_pi), geometry=polys[rows], hidden=hidden)
+                         unassigned_customers=len(pts) - len(placed), geometry=polys[rows], hidden=hidden)
 
 
 def heatmap(eng, res: int = 8, metric: str | Metric = "count", *, audience=None, region_layer: str | None = None,

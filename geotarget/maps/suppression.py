@@ -37,7 +37,10 @@ total minus the published sum does not count a small group either.
 
 Cost: the atoms are computed once per data version and policy (cached with
 the customer index snapshot); a heatmap afterwards aggregates only the kept
-customers, on the same fast path as an unsuppressed one.
+customers, on the same fast path as an unsuppressed one. After a write, each
+customer's keys are carried from the previous snapshot when its point is
+unchanged, and computed only for new or moved customers and changed layers
+(:mod:`geotarget.maps.atoms`).
 """
 
 from __future__ import annotations
@@ -47,10 +50,9 @@ import weakref
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
 from geotarget.errors import PrivacyError
-from geotarget.geo.cells import latlng_to_cells
+from geotarget.maps.atoms import atom_codes
 from geotarget.maps.heatmap import _check_res, _value_column, aggregate_cells, aggregate_regions, parse_metric
 from geotarget.maps.result import HeatmapResult
 
@@ -60,62 +62,27 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _combine(codes: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Refine a partition (dense codes) by one more key: dense codes of the pairs."""
-    key_codes, uniques = pd.factorize(key, sort=False)
-    joint = codes.astype(np.int64) * np.int64(max(len(uniques), 1) + 1) + (key_codes.astype(np.int64) + 1)
-    return pd.factorize(joint, sort=False)[0].astype(np.int64)
-
-
-def _region_keys(eng, layer: str, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
-    """The index of the region each point counts in (-1 for none), as aggregate_regions assigns it."""
-    import shapely
-
-    regions = eng.regions(layer)
-    polys = np.asarray(regions.geometry, dtype=object)
-    out = np.full(lat.size, -1, dtype=np.int64)
-    if not polys.size or not lat.size:
-        return out
-    minx, miny, maxx, maxy = shapely.total_bounds(polys)
-    idx = np.flatnonzero((lat >= miny) & (lat <= maxy) & (lng >= minx) & (lng <= maxx))
-    tree = shapely.STRtree(polys)
-    pi, ri = tree.query(shapely.points(lng[idx], lat[idx]), predicate="intersects")
-    first_pi, first = np.unique(pi, return_index=True)
-    out[idx[first_pi]] = ri[first]
-    return out
-
-
 def atoms(eng, index, heatmap_res) -> np.ndarray:
-    """Dense atom codes, one per customer of ``index`` (see the module docstring)."""
-    codes = np.zeros(len(index), dtype=np.int64)
-    if not len(index):
-        return codes
-    for res in heatmap_res:
-        codes = _combine(codes, latlng_to_cells(index.lat, index.lng, res))
-        codes = _combine(codes, index.cells >> np.uint64(3 * (index.res - res)))
-    for layer in eng.layers():
-        codes = _combine(codes, _region_keys(eng, layer, index.lat, index.lng))
-    return codes
+    """Dense atom codes, one per customer of ``index`` (see the module docstring and :mod:`geotarget.maps.atoms`)."""
+    return atom_codes(eng, index, tuple(heatmap_res))
 
 
 def _values(eng, index, column: str) -> np.ndarray:
-    """Whether each customer of the index has a non-null ``column`` (one join inside DuckDB)."""
-    import uuid
+    """Whether each customer of the index has a non-null ``column``.
 
+    Reads the ids of the customers whose value is null (usually few) and
+    finds them in the snapshot, instead of joining every customer.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from geotarget.store.validation import _quote
 
-    con = eng.store.con
-    name = f"_gt_positions_{uuid.uuid4().hex}"
-    con.register(name, pa.table({"customer_id": index.ids, "pos": pa.array(np.arange(len(index)), pa.int64())}))
-    try:
-        frame = eng.store.frame(
-            f"SELECT p.pos FROM {name} p JOIN customers c USING (customer_id) WHERE c.{_quote(column)} IS NOT NULL")
-    finally:
-        con.unregister(name)
-    has = np.zeros(len(index), dtype=bool)
-    has[frame["pos"].to_numpy(dtype=np.int64)] = True
+    nulls = eng.store.con.sql(f"SELECT customer_id FROM customers WHERE {_quote(column)} IS NULL").to_arrow_table()
+    has = np.ones(len(index), dtype=bool)
+    if nulls.num_rows and len(index):
+        ids = nulls.column("customer_id").combine_chunks().cast(pa.string())
+        has[pc.is_in(index.ids, value_set=ids).to_numpy(zero_copy_only=False)] = False
     return has
 
 
@@ -137,7 +104,13 @@ def _split(eng, policy, value_column: str | None):
         found = per_index.get(key)
     if found is not None:
         return index, found[0], found[1]
-    codes = atoms(eng, index, policy.heatmap_res)
+    atoms_key = ("atoms", tuple(policy.heatmap_res))
+    with _LOCK:
+        codes = per_index.get(atoms_key)
+    if codes is None:
+        codes = atoms(eng, index, policy.heatmap_res)
+        with _LOCK:
+            per_index[atoms_key] = codes
     keep = np.bincount(codes)[codes] >= policy.k_min if codes.size else np.zeros(0, dtype=bool)
     if value_column is not None and codes.size:
         has = _values(eng, index, value_column)

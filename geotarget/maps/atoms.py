@@ -1,0 +1,189 @@
+"""The atoms of the point set that heatmap suppression works on, carried from one snapshot to the next.
+
+:mod:`geotarget.maps.suppression` gives each customer one key per published
+partition and calls a set of customers sharing every key an *atom*. The keys
+of a customer, for the policy's resolutions ``R`` and the database's region
+layers:
+
+- for each ``r`` in ``R``, the standard cell ``h3.latlng_to_cell(lat, lng, r)``;
+- for each ``r`` in ``R``, the res-``r`` ancestor of the stored res-15 cell.
+  Ancestors nest, so sharing the ancestor at the finest ``r`` means sharing
+  it at every coarser one: one key (the finest ancestor) gives the same atoms
+  as all of them;
+- for each region layer, the region the customer counts in
+  (:func:`geotarget.geo.regions.assign_regions`, as region heatmaps assign it),
+  or none.
+
+**Why they are cheap after a write.** Every key is a function of the
+customer's coordinates (and of the layer's polygons) alone. The keys of the
+last snapshot are kept per engine (:class:`AtomKeys`); a new snapshot
+(after an ingest, an upsert, a consent or suppression change) takes each
+customer's keys from the old one when the same point (same fine cell,
+latitude and longitude, compared exactly) is there, and computes them only
+for the customers that are new or moved. A layer whose polygons changed
+(its fingerprint: region ids and WKB) is assigned again for everyone; a
+resolution not known before is computed for everyone. The result is always
+the atoms of the current snapshot, never of an older one: reuse is decided
+per point by exact equality of the inputs.
+
+The standard cells computed here are handed to
+:mod:`geotarget.audience.cellcodes`, so the heatmap that asked for the atoms
+does not index the customers again.
+
+The keys are combined into one integer per customer (dense codes packed into
+int64, factorised whenever the next key would overflow), and the atom of a
+customer is the dense code of that integer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from geotarget.audience.cellcodes import cell_codes, cell_codes_from_cells, known_cell_codes
+from geotarget.geo.cells import latlng_to_cells
+from geotarget.geo.regions import assign_regions
+
+__all__ = ["AtomKeys", "atom_codes", "atom_keys", "forget_atom_keys"]
+
+_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per engine's index cache: the newest AtomKeys
+_LOCK = threading.Lock()
+_INT64_ROOM = 1 << 62
+
+
+@dataclass(eq=False)
+class AtomKeys:
+    """Every customer's keys in one snapshot of the customer index (rows in the snapshot's order)."""
+
+    version: int
+    cells: np.ndarray
+    lat: np.ndarray
+    lng: np.ndarray
+    std: dict = field(default_factory=dict)  # res -> standard cell of each customer (uint64)
+    regions: dict = field(default_factory=dict)  # layer -> (fingerprint, region number of each customer or -1)
+    reused: int = 0  # customers whose keys came from the previous snapshot (for tests and benchmarks)
+
+
+def _layer(eng, layer: str) -> tuple[str, np.ndarray]:
+    """(fingerprint, polygons) of a layer in the order region heatmaps use (by region_id)."""
+    import shapely
+
+    regions = eng.regions(layer)
+    polys = np.asarray(regions.geometry, dtype=object)
+    digest = hashlib.sha256()
+    for rid, wkb in zip(regions["region_id"], shapely.to_wkb(polys)):
+        digest.update(str(rid).encode() + b"\0" + wkb + b"\1")
+    return digest.hexdigest(), polys
+
+
+def _sources(prev: AtomKeys | None, index) -> np.ndarray:
+    """For each customer of ``index``, the row of ``prev`` holding the same point, or -1."""
+    n = len(index)
+    if prev is None or prev.cells.size == 0 or n == 0:
+        return np.full(n, -1, dtype=np.int64)
+    if (prev.cells.size == n and np.array_equal(prev.cells, index.cells) and np.array_equal(prev.lat, index.lat)
+            and np.array_equal(prev.lng, index.lng)):
+        return np.arange(n, dtype=np.int64)
+    first = np.searchsorted(prev.cells, index.cells, side="left")
+    # customers sharing a fine cell: the k-th of a run in the new snapshot is compared with the k-th in the old
+    new_run = np.flatnonzero(np.concatenate(([True], index.cells[1:] != index.cells[:-1])))
+    rank = np.arange(n) - np.repeat(new_run, np.diff(np.append(new_run, n)))
+    j = np.minimum(first + rank, prev.cells.size - 1)
+    same = (prev.cells[j] == index.cells) & (prev.lat[j] == index.lat) & (prev.lng[j] == index.lng)
+    return np.where(same, j, -1)
+
+
+def _carried(old: np.ndarray | None, src: np.ndarray, todo: np.ndarray, compute) -> np.ndarray:
+    """Values taken from ``old`` where a source row exists, ``compute(todo)`` for the rest."""
+    if old is None:
+        return compute(np.arange(src.size))
+    out = np.empty(src.size, dtype=old.dtype)
+    has = src >= 0
+    out[has] = old[src[has]]
+    if todo.size:
+        out[todo] = compute(todo)
+    return out
+
+
+def atom_keys(eng, index, heatmap_res) -> AtomKeys:
+    """The keys of every customer of ``index`` for the policy's ``heatmap_res`` and the current layers.
+
+    Carried from the engine's previous snapshot where the points are the same
+    (see the module docstring); the standard cells are handed to the
+    snapshot's cell codes.
+    """
+    cache_key = eng._index_cache
+    with _LOCK:
+        prev = _STATE.get(cache_key)
+    src = _sources(prev, index)
+    todo = np.flatnonzero(src < 0)
+    keys = AtomKeys(index.version, index.cells, index.lat, index.lng, reused=int(src.size - todo.size))
+    for res in heatmap_res:
+        known = known_cell_codes(index, res)
+        if known is not None:
+            keys.std[res] = known.cells[known.codes]
+            continue
+        old = prev.std.get(res) if prev is not None else None
+        if old is None:  # a resolution not known before: every customer, shared with the heatmaps
+            codes = cell_codes(index, res)
+            keys.std[res] = codes.cells[codes.codes]
+            continue
+        keys.std[res] = _carried(old, src, todo, lambda rows, r=res: latlng_to_cells(index.lat[rows],
+                                                                                      index.lng[rows], r))
+        cell_codes_from_cells(index, res, keys.std[res])
+    for layer in eng.layers():
+        fingerprint, polys = _layer(eng, layer)
+        hit = prev.regions.get(layer) if prev is not None else None
+        old = hit[1] if hit is not None and hit[0] == fingerprint else None
+        keys.regions[layer] = (fingerprint, _carried(
+            old, src, todo, lambda rows, p=polys: assign_regions(p, index.lat[rows], index.lng[rows])))
+    with _LOCK:
+        current = _STATE.get(cache_key)
+        if current is None or current.version <= keys.version:
+            _STATE[cache_key] = keys
+    return keys
+
+
+def forget_atom_keys(eng) -> None:
+    """Drop the keys kept for ``eng`` (erasure calls it: they hold customers' coordinates)."""
+    with _LOCK:
+        _STATE.pop(eng._index_cache, None)
+
+
+def _pack(joint: np.ndarray, room: int, codes: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """Refine the partition ``joint`` (values below ``room``) by dense ``codes`` (values below ``size``)."""
+    if room * size >= _INT64_ROOM:
+        joint, uniques = pd.factorize(joint, sort=False)
+        joint, room = joint.astype(np.int64), max(len(uniques), 1)
+    return joint * np.int64(size) + codes.astype(np.int64), room * size
+
+
+def atom_codes(eng, index, heatmap_res) -> np.ndarray:
+    """Dense atom codes, one per customer of ``index`` (customers share a code when they share every key)."""
+    n = len(index)
+    if n == 0 or not len(heatmap_res):
+        return np.zeros(n, dtype=np.int64)
+    keys = atom_keys(eng, index, heatmap_res)
+    finest = max(heatmap_res)
+    ancestor = index.cells >> np.uint64(3 * (index.res - finest))  # sorted, as the cells are
+    joint = np.concatenate(([0], np.cumsum(ancestor[1:] != ancestor[:-1]))).astype(np.int64)
+    room = int(joint[-1]) + 1
+    for res in heatmap_res:
+        known = known_cell_codes(index, res)
+        size, codes = (known.cells.size, known.codes) if known is not None else _dense(keys.std[res])
+        joint, room = _pack(joint, room, codes, size)
+    for layer in sorted(keys.regions):
+        which = keys.regions[layer][1]
+        joint, room = _pack(joint, room, which + 1, int(which.max()) + 2)
+    return pd.factorize(joint, sort=False)[0].astype(np.int64)
+
+
+def _dense(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """(number of distinct values, dense code of each value)."""
+    codes, uniques = pd.factorize(values, sort=False)
+    return len(uniques), codes
