@@ -49,7 +49,7 @@ from geotarget.audience.cellcodes import cell_codes, cell_codes_from_cells, know
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.geo.regions import assign_regions
 
-__all__ = ["AtomKeys", "atom_codes", "atom_keys", "forget_atom_keys"]
+__all__ = ["AtomKeys", "atom_codes", "atom_keys", "atom_keys_reused", "forget_atom_keys"]
 
 _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per engine's index cache: the newest AtomKeys
 _LOCK = threading.Lock()
@@ -95,7 +95,20 @@ def _sources(prev: AtomKeys | None, index) -> np.ndarray:
     rank = np.arange(n) - np.repeat(new_run, np.diff(np.append(new_run, n)))
     j = np.minimum(first + rank, prev.cells.size - 1)
     same = (prev.cells[j] == index.cells) & (prev.lat[j] == index.lat) & (prev.lng[j] == index.lng)
-    return np.where(same, j, -1)
+    src = np.where(same, j, -1)
+    missed = np.flatnonzero(~same)
+    if missed.size:  # customers sharing a fine cell may come in another order: match those by their point
+        cells = index.cells[missed]
+        lo, hi = np.searchsorted(prev.cells, cells, "left"), np.searchsorted(prev.cells, cells, "right")
+        tied = hi - lo > 1
+        if tied.any():
+            rows = np.unique(np.concatenate([np.arange(a, b) for a, b in zip(lo[tied], hi[tied])]))
+            old = pd.DataFrame({"c": prev.cells[rows], "y": prev.lat[rows], "x": prev.lng[rows], "row": rows})
+            new = pd.DataFrame({"c": cells[tied], "y": index.lat[missed[tied]], "x": index.lng[missed[tied]],
+                                "at": missed[tied]})
+            found = new.merge(old.drop_duplicates(["c", "y", "x"]), on=["c", "y", "x"], how="inner")
+            src[found["at"].to_numpy(dtype=np.int64)] = found["row"].to_numpy(dtype=np.int64)
+    return src
 
 
 def _carried(old: np.ndarray | None, src: np.ndarray, todo: np.ndarray, compute) -> np.ndarray:
@@ -147,6 +160,13 @@ def atom_keys(eng, index, heatmap_res) -> AtomKeys:
         if current is None or current.version <= keys.version:
             _STATE[cache_key] = keys
     return keys
+
+
+def atom_keys_reused(eng) -> int:
+    """How many customers of the newest keys kept for ``eng`` had them carried from the snapshot before."""
+    with _LOCK:
+        keys = _STATE.get(eng._index_cache)
+    return 0 if keys is None else keys.reused
 
 
 def forget_atom_keys(eng) -> None:

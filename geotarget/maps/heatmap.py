@@ -206,6 +206,39 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
     return {"cell": codes.cells[shown], "h3": codes.names[shown], "customers": counts[shown].astype("int64")}
 
 
+def _values_from_index(eng, res: int, metric: Metric, audience, values: np.ndarray) -> dict | None:
+    """Customers and the metric per cell from the snapshot: ``values`` holds the column for each of its customers.
+
+    ``values`` is aligned with the snapshot of ``audience`` (NaN for null);
+    the cells are the snapshot's kept cell codes, so nothing is indexed again.
+    The same columns as :func:`_counts_from_points`.
+    """
+    from geotarget.audience.audience import Audience
+    from geotarget.audience.cellcodes import cell_codes
+
+    index = eng._index_cache.get()
+    if not (isinstance(audience, Audience) and audience._index is index) or values.size != len(index):
+        return None
+    codes = cell_codes(index, res)
+    code = codes.codes[audience.positions]
+    v = values[audience.positions]
+    has = ~np.isnan(v)
+    size = codes.cells.size
+    customers = np.bincount(code, minlength=size)
+    n_values = np.bincount(code[has], minlength=size)
+    if metric.kind == "median":
+        med = pd.Series(v[has]).groupby(code[has]).median()
+        value = np.full(size, np.nan)
+        value[med.index.to_numpy()] = med.to_numpy(dtype="float64")
+    else:
+        total = np.bincount(code[has], weights=v[has], minlength=size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(n_values > 0, total if metric.kind == "sum" else total / n_values, np.nan)
+    shown = np.flatnonzero(customers)
+    return {"cell": codes.cells[shown], "h3": codes.names[shown], "customers": customers[shown].astype("int64"),
+            "n_values": n_values[shown].astype("int64"), "value": value[shown]}
+
+
 _AGG = {"sum": "sum", "mean": "mean", "median": "median"}
 
 
@@ -225,18 +258,23 @@ def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience
 
 
 def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_audience: bool = False,
-                    k_min: int = DEFAULT_K_MIN) -> HeatmapResult:
+                    k_min: int = DEFAULT_K_MIN, index_values: np.ndarray | None = None) -> HeatmapResult:
     """Aggregate eligible customers per standard H3 cell at ``res`` (``k_min`` already checked).
 
     A customer counts in ``h3.latlng_to_cell(lat, lng, res)``. With
     ``exclude_audience`` the customers outside ``audience`` are aggregated.
-    Columns stay numpy arrays until the one frame of the result is made.
+    ``index_values``, the metric's column for every customer of the current
+    snapshot (NaN for null), lets an Audience of that snapshot be aggregated
+    there instead of in DuckDB. Columns stay numpy arrays until the one
+    frame of the result is made.
     """
     res = _check_res(res)
     if metric.kind in SHARE_KINDS:
         return _share(eng, metric, audience, k_min, res=res)
     col = _value_column(eng, metric)
     cols = _counts_from_index(eng, res, audience, exclude_audience) if col is None else None
+    if cols is None and col is not None and index_values is not None and not exclude_audience:
+        cols = _values_from_index(eng, res, metric, audience, index_values)
     if cols is None:
         cols = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
     customers = cols["customers"]

@@ -67,23 +67,34 @@ def atoms(eng, index, heatmap_res) -> np.ndarray:
     return atom_codes(eng, index, tuple(heatmap_res))
 
 
-def _values(eng, index, column: str) -> np.ndarray:
-    """Whether each customer of the index has a non-null ``column``.
+def column_values(eng, index, column: str) -> np.ndarray:
+    """``column`` (as float64, NaN for null) for every customer of ``index``, in its order; cached per snapshot.
 
-    Reads the ids of the customers whose value is null (usually few) and
-    finds them in the snapshot, instead of joining every customer.
+    One read of (id, value) for the customers with a value, placed in the
+    snapshot by id; customers the snapshot does not hold are ignored.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from geotarget.store.validation import _quote
 
-    nulls = eng.store.con.sql(f"SELECT customer_id FROM customers WHERE {_quote(column)} IS NULL").to_arrow_table()
-    has = np.ones(len(index), dtype=bool)
-    if nulls.num_rows and len(index):
-        ids = nulls.column("customer_id").combine_chunks().cast(pa.string())
-        has[pc.is_in(index.ids, value_set=ids).to_numpy(zero_copy_only=False)] = False
-    return has
+    key = ("values", column)
+    with _LOCK:
+        found = _CACHE.setdefault(index, {}).get(key)
+    if found is not None:
+        return found
+    col = _quote(column)
+    table = eng.store.con.sql(
+        f"SELECT customer_id, CAST({col} AS DOUBLE) AS v FROM customers WHERE {col} IS NOT NULL").to_arrow_table()
+    values = np.full(len(index), np.nan)
+    if table.num_rows and len(index):
+        at = pc.index_in(table.column("customer_id").combine_chunks().cast(pa.string()), value_set=index.ids)
+        placed = at.is_valid().to_numpy(zero_copy_only=False)
+        rows = at.to_numpy(zero_copy_only=False)[placed].astype(np.int64)
+        values[rows] = table.column("v").to_numpy()[placed]
+    with _LOCK:
+        _CACHE.setdefault(index, {})[key] = values
+    return values
 
 
 def publishable_positions(eng, policy, *, value_column: str | None = None) -> tuple[object, np.ndarray, int]:
@@ -113,7 +124,7 @@ def _split(eng, policy, value_column: str | None):
             per_index[atoms_key] = codes
     keep = np.bincount(codes)[codes] >= policy.k_min if codes.size else np.zeros(0, dtype=bool)
     if value_column is not None and codes.size:
-        has = _values(eng, index, value_column)
+        has = ~np.isnan(column_values(eng, index, value_column))
         keep &= np.bincount(codes, weights=has.astype(np.float64))[codes] >= policy.k_min
     positions = np.flatnonzero(keep).astype(np.int64)
     dropped = np.flatnonzero(~keep).astype(np.int64)
@@ -157,6 +168,9 @@ def published_heatmap(eng, policy, res: int | None = 8, metric="count", *, regio
     kept = Audience(eng, index, positions, kind="published", description="customers a heatmap may count")
     if region_layer is not None:
         result = aggregate_regions(eng, region_layer, metric, audience=kept, k_min=k)
+    elif value_column is not None:  # the values are in hand (the atoms needed them): aggregate on the snapshot
+        result = aggregate_cells(eng, res, metric, audience=kept, k_min=k,
+                                 index_values=column_values(eng, index, value_column))
     elif left_out < positions.size:  # name the smaller group to the aggregation: those left out
         hidden = Audience(eng, index, dropped, kind="suppressed", description="customers no heatmap counts")
         result = aggregate_cells(eng, res, metric, audience=hidden, exclude_audience=True, k_min=k)
