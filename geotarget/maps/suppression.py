@@ -70,11 +70,12 @@ def atoms(eng, index, heatmap_res) -> np.ndarray:
 def column_values(eng, index, column: str) -> np.ndarray:
     """``column`` (as float64, NaN for null) for every customer of ``index``, in its order; cached per snapshot.
 
-    One read of (id, value) for the customers with a value, placed in the
-    snapshot by id; customers the snapshot does not hold are ignored.
+    One join inside DuckDB of the snapshot's ids (with their positions) and
+    the customers that have a value.
     """
+    import uuid
+
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from geotarget.store.validation import _quote
 
@@ -83,15 +84,18 @@ def column_values(eng, index, column: str) -> np.ndarray:
         found = _CACHE.setdefault(index, {}).get(key)
     if found is not None:
         return found
-    col = _quote(column)
-    table = eng.store.con.sql(
-        f"SELECT customer_id, CAST({col} AS DOUBLE) AS v FROM customers WHERE {col} IS NOT NULL").to_arrow_table()
     values = np.full(len(index), np.nan)
-    if table.num_rows and len(index):
-        at = pc.index_in(table.column("customer_id").combine_chunks().cast(pa.string()), value_set=index.ids)
-        placed = at.is_valid().to_numpy(zero_copy_only=False)
-        rows = at.to_numpy(zero_copy_only=False)[placed].astype(np.int64)
-        values[rows] = table.column("v").to_numpy()[placed]
+    if len(index):
+        con = eng.store.con
+        name = f"_gt_positions_{uuid.uuid4().hex}"
+        col = _quote(column)
+        con.register(name, pa.table({"customer_id": index.ids, "pos": pa.array(np.arange(len(index)), pa.int64())}))
+        try:
+            table = con.sql(f"SELECT p.pos, CAST(c.{col} AS DOUBLE) AS v FROM {name} p JOIN customers c "
+                            f"USING (customer_id) WHERE c.{col} IS NOT NULL").to_arrow_table()
+        finally:
+            con.unregister(name)
+        values[table.column("pos").to_numpy()] = table.column("v").to_numpy()
     with _LOCK:
         _CACHE.setdefault(index, {})[key] = values
     return values
