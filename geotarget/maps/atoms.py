@@ -89,10 +89,14 @@ def _sources(prev: AtomKeys | None, index) -> np.ndarray:
     if (prev.cells.size == n and np.array_equal(prev.cells, index.cells) and np.array_equal(prev.lat, index.lat)
             and np.array_equal(prev.lng, index.lng)):
         return np.arange(n, dtype=np.int64)
-    first = np.searchsorted(prev.cells, index.cells, side="left")
+    runs = np.flatnonzero(np.concatenate(([True], index.cells[1:] != index.cells[:-1])))
+    run_start = np.repeat(runs, np.diff(np.append(runs, n)))
+    if prev.cells.size == n and np.array_equal(prev.cells, index.cells):  # nobody moved: ties may be reordered
+        first = run_start
+    else:
+        first = np.searchsorted(prev.cells, index.cells, side="left")
     # customers sharing a fine cell: the k-th of a run in the new snapshot is compared with the k-th in the old
-    new_run = np.flatnonzero(np.concatenate(([True], index.cells[1:] != index.cells[:-1])))
-    rank = np.arange(n) - np.repeat(new_run, np.diff(np.append(new_run, n)))
+    rank = np.arange(n) - run_start
     j = np.minimum(first + rank, prev.cells.size - 1)
     same = (prev.cells[j] == index.cells) & (prev.lat[j] == index.lat) & (prev.lng[j] == index.lng)
     src = np.where(same, j, -1)
