@@ -170,3 +170,17 @@ def test_assign_regions_over_real_shaped_polygons():
     got = assign_regions(hoods, lat, lng)
     assert (got >= 0).mean() > 0.5
     assert np.array_equal(got, _strtree_first(hoods, lat, lng))
+
+
+def test_erasure_drops_the_kept_keys(town):
+    """The keys hold customers' coordinates: after an erasure nothing is carried from before it."""
+    eng, _ = town
+    atoms(eng, eng._index_cache.get(), eng.policy().heatmap_res)
+    eng.ingest_suppressions(["c7"])
+    atoms(eng, eng._index_cache.get(), eng.policy().heatmap_res)
+    assert atom_keys_reused(eng) > 0
+    eng.erase(ids=["c8"])
+    index = eng._index_cache.get()
+    codes = atoms(eng, index, eng.policy().heatmap_res)
+    assert atom_keys_reused(eng) == 0 and "c8" not in set(index.ids.to_pylist())
+    assert _same_partition(codes, _oracle(eng, index, eng.policy().heatmap_res))

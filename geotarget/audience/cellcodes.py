@@ -92,7 +92,6 @@ def cell_codes(index: CustomerIndex, res: int) -> CellCodes:
     --------
     >>> import h3, numpy as np, pyarrow as pa
     >>> from geotarget.audience.index import CustomerIndex
-from geotarget.errors import InvalidInputError
     >>> lat, lng = np.array([40.758, 40.7581, 40.70]), np.array([-73.9855, -73.9856, -73.90])
     >>> idx = CustomerIndex(1, 15, latlng_to_cells(lat, lng, 15), lat, lng, pa.array(["a", "b", "c"]))
     >>> cc = cell_codes(idx, 8)
