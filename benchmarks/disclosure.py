@@ -149,13 +149,18 @@ def report(rows: list[dict], after: list[dict], customers: int, policy) -> str:
     for r in after:
         lines.append(f"| {r['write']} | {r['res']} | {r['metric']} | {r['plain_s'] * 1e3:.0f} ms | "
                      f"{r['published_s'] * 1e3:.0f} ms | {r['ratio']:.2f}x | {r['reused']:,.0f} of {customers:,} |")
-    lines += ["", "Warm: the atoms of this data version are cached with the customer index, so a published "
-              "heatmap aggregates only the kept customers on the same path as a plain one. First after a write: "
-              "both pay for reading the customer index again; the plain heatmap indexes every customer into "
-              "cells at its resolution; the published one carries each customer's atom keys (standard cells at "
-              "every policy resolution, region per layer) from the previous snapshot when its point is "
-              "unchanged, computes them for moved and new customers (and, for a replaced layer, the region of "
-              "everyone), and hands the standard cells to the heatmap.", ""]
+    lines += ["", "Warm: the atoms and kept customers of this data version are cached with the customer index. A "
+              "published count is everyone's count per cell less the left-out customers' (both from the kept cell "
+              "codes); a published value metric aggregates on the snapshot, its column joined to it once per data "
+              "version, while a plain one reads and indexes every customer's coordinates and value in DuckDB each "
+              "time.", "",
+              "First after a write: the plain count reads the customer index again and indexes every customer "
+              "into cells at its resolution; the plain value metric reads and indexes coordinates and values from "
+              "DuckDB as always. The published one reads the customer index again, carries each customer's atom "
+              "keys (standard cells at every policy resolution, region per layer) from the previous snapshot when "
+              "its point is unchanged, computes them for moved and new customers (and, for a replaced layer, the "
+              "region of everyone, one prepared polygon against the points near it), hands the standard cells to "
+              "the heatmap, and for a value metric joins the column to the snapshot.", ""]
     return "\n".join(lines)
 
 

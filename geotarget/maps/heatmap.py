@@ -196,12 +196,11 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
         if not (isinstance(audience, Audience) and audience._index is index):
             return None
         positions = audience.positions
-        if exclude:
-            mask = np.ones(len(index), dtype=bool)
-            mask[positions] = False
-            positions = np.flatnonzero(mask)
     codes = cell_codes(index, res)
-    counts = codes.counts(positions)
+    if exclude and positions is not None:  # everyone's counts less the audience's: only the audience is read
+        counts = codes.counts() - codes.counts(positions)
+    else:
+        counts = codes.counts(positions)
     shown = np.flatnonzero(counts) if positions is not None else slice(None)  # every cell holds someone
     return {"cell": codes.cells[shown], "h3": codes.names[shown], "customers": counts[shown].astype("int64")}
 
