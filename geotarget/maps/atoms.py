@@ -65,20 +65,25 @@ class AtomKeys:
     lat: np.ndarray
     lng: np.ndarray
     std: dict = field(default_factory=dict)  # res -> standard cell of each customer (uint64)
-    regions: dict = field(default_factory=dict)  # layer -> (fingerprint, region number of each customer or -1)
+    regions: dict = field(default_factory=dict)  # layer -> (fingerprint, region of each customer or -1, polygons)
     reused: int = 0  # customers whose keys came from the previous snapshot (for tests and benchmarks)
 
 
-def _layer(eng, layer: str) -> tuple[str, np.ndarray]:
-    """(fingerprint, polygons) of a layer in the order region heatmaps use (by region_id)."""
+def _layer(eng, layer: str) -> tuple[str, list]:
+    """(fingerprint, WKB of each polygon) of a layer, in the order region heatmaps use (by region_id)."""
+    rows = eng.store.con.execute(
+        "SELECT region_id, geometry FROM regions WHERE layer = $l ORDER BY region_id", {"l": layer}).fetchall()
+    digest = hashlib.sha256()
+    for rid, wkb in rows:
+        digest.update(str(rid).encode() + b"\0" + bytes(wkb) + b"\1")
+    return digest.hexdigest(), [bytes(wkb) for _, wkb in rows]
+
+
+def _polygons(wkbs: list) -> np.ndarray:
+    """The polygons of a layer, as :meth:`Engine.regions` parses them."""
     import shapely
 
-    regions = eng.regions(layer)
-    polys = np.asarray(regions.geometry, dtype=object)
-    digest = hashlib.sha256()
-    for rid, wkb in zip(regions["region_id"], shapely.to_wkb(polys)):
-        digest.update(str(rid).encode() + b"\0" + wkb + b"\1")
-    return digest.hexdigest(), polys
+    return shapely.from_wkb(np.asarray(wkbs, dtype=object))
 
 
 def _sources(prev: AtomKeys | None, index) -> np.ndarray:
@@ -154,11 +159,14 @@ def atom_keys(eng, index, heatmap_res) -> AtomKeys:
                                                                                       index.lng[rows], r))
         cell_codes_from_cells(index, res, keys.std[res])
     for layer in eng.layers():
-        fingerprint, polys = _layer(eng, layer)
+        fingerprint, wkbs = _layer(eng, layer)
         hit = prev.regions.get(layer) if prev is not None else None
-        old = hit[1] if hit is not None and hit[0] == fingerprint else None
-        keys.regions[layer] = (fingerprint, _carried(
-            old, src, todo, lambda rows, p=polys: assign_regions(p, index.lat[rows], index.lng[rows])))
+        if hit is not None and hit[0] == fingerprint:
+            old, polys = hit[1], hit[2]
+        else:
+            old, polys = None, _polygons(wkbs)
+        which = _carried(old, src, todo, lambda rows, p=polys: assign_regions(p, index.lat[rows], index.lng[rows]))
+        keys.regions[layer] = (fingerprint, which, polys)
     with _LOCK:
         current = _STATE.get(cache_key)
         if current is None or current.version <= keys.version:
