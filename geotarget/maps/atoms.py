@@ -202,9 +202,13 @@ def atom_codes(eng, index, heatmap_res) -> np.ndarray:
         return np.zeros(n, dtype=np.int64)
     keys = atom_keys(eng, index, heatmap_res)
     finest = max(heatmap_res)
-    ancestor = index.cells >> np.uint64(3 * (index.res - finest))  # sorted, as the cells are
-    joint = np.concatenate(([0], np.cumsum(ancestor[1:] != ancestor[:-1]))).astype(np.int64)
-    room = int(joint[-1]) + 1
+    ancestor = index.cells >> np.uint64(3 * (index.res - finest))
+    if np.all(ancestor[1:] >= ancestor[:-1]):  # sorted, as the snapshot's cells are: runs are the codes
+        joint = np.concatenate(([0], np.cumsum(ancestor[1:] != ancestor[:-1]))).astype(np.int64)
+        room = int(joint[-1]) + 1
+    else:
+        room, joint = _dense(ancestor)
+        joint = joint.astype(np.int64)
     for res in heatmap_res:
         known = known_cell_codes(index, res)
         size, codes = (known.cells.size, known.codes) if known is not None else _dense(keys.std[res])
