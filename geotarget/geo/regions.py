@@ -9,7 +9,7 @@ heatmap and the consistent suppression of :mod:`geotarget.maps.suppression`
 assign points with :func:`assign_regions`, so the two always agree.
 
 How it stays fast: the points are bucketed once into a 256 x 256 grid over
-their bounds (a radix sort of 16-bit keys); each polygon looks only at the
+the layer's bounds (a radix sort of 16-bit keys); each polygon looks only at the
 points of the grid cells its bounds span, and inside its bounds, and tests
 those against the prepared polygon (GEOS's fast path for one polygon against
 many points). Only the few points that two or more polygons hold are asked
@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["assign_regions"]
 
-_GRID = 256  # the points are bucketed into _GRID x _GRID cells of their bounds (16-bit keys)
+_GRID = 256  # the points are bucketed into _GRID x _GRID cells of the layer's bounds (16-bit keys)
 
 
 def assign_regions(geoms, lat, lng) -> np.ndarray:
@@ -62,7 +62,7 @@ def assign_regions(geoms, lat, lng) -> np.ndarray:
     inside = np.flatnonzero((lat >= miny) & (lat <= maxy) & (lng >= minx) & (lng <= maxx))
     if inside.size == 0:
         return which
-    # a grid of G x G buckets over the points' bounds: a radix sort of 16-bit keys, far cheaper than sorting floats
+    # a grid of G x G buckets over the layer's bounds: a radix sort of 16-bit keys, far cheaper than sorting floats
     sx, sy = (_GRID - 1) / max(maxx - minx, 1e-12), (_GRID - 1) / max(maxy - miny, 1e-12)
     col = ((lng[inside] - minx) * sx).astype(np.int64)
     row = ((lat[inside] - miny) * sy).astype(np.int64)
