@@ -53,3 +53,17 @@ def tiny_customers() -> pd.DataFrame:
         "tier": ["gold", "silver", "gold", "bronze"],
         "spend": [120.5, 33.0, 990.0, 5.0],
     })
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local[2] SparkSession for every Spark test (a JVM start costs seconds); stopped at the end."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'geotarget[spark]'")
+    import geotarget.spark as gs
+
+    if gs.java_version() is None:
+        pytest.skip("no Java runtime: scripts/ensure-java.sh could not install openjdk-17-jre-headless")
+    session = gs.session("local[2]", tmp_dir=str(tmp_path_factory.mktemp("spark")),
+                         conf={"spark.sql.shuffle.partitions": "2"})
+    yield session
+    gs.stop(session)

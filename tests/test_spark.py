@@ -1,7 +1,8 @@
 """geotarget.spark: the same jobs on a local[2] SparkSession give the embedded engine's answers.
 
-One session serves the whole module (a JVM start costs seconds); its files go
-under a tmp dir and its JVM is stopped at the end. The tests skip, saying
+One session (the ``spark`` fixture of ``conftest.py``) serves every Spark test
+module (a JVM start costs seconds); its files go under a tmp dir and its JVM
+is stopped at the end. The tests skip, saying
 why, only when pyspark or a Java runtime is missing (``make test`` installs
 both: the ``spark`` extra and ``scripts/ensure-java.sh``).
 """
@@ -30,19 +31,6 @@ def test_missing_pyspark_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspark", None)
     with pytest.raises(MissingDependencyError, match=r"geotarget\[spark\]"):
         pyspark_module()
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'geotarget[spark]'")
-    import geotarget.spark as gs
-
-    if gs.java_version() is None:
-        pytest.skip("no Java runtime: scripts/ensure-java.sh could not install openjdk-17-jre-headless")
-    session = gs.session("local[2]", tmp_dir=str(tmp_path_factory.mktemp("spark")),
-                         conf={"spark.sql.shuffle.partitions": "2"})
-    yield session
-    gs.stop(session)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +165,20 @@ def test_cli_spark_visits(spark, world, tmp_path):
     expected = gs.to_pandas(gs.visitors(spark, eng.pings.root, places, VisitRule(min_days=2)))
     got = pd.read_csv(out)
     assert len(got) > 5 and sorted(got["device_id"]) == sorted(expected["device_id"])
+
+
+def test_cli_spark_visits_excludes_the_visitors_of_other_stores(spark, world, tmp_path):
+    from typer.testing import CliRunner
+
+    from geotarget.cli import app
+
+    eng, tmp = world
+    out = tmp_path / "conquest.csv"
+    res = CliRunner().invoke(app, ["--db", str(tmp / "w.duckdb"), "spark", "visits", "--store", "S1", "--radius",
+                                   "1km", "--exclude-store", "S2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    expected = eng.visitors(stores=["S1"], radius="1km", exclude={"stores": ["S2"], "radius": "1km"})
+    everyone = eng.visitors(stores=["S1"], radius="1km")
+    got = pd.read_csv(out)
+    assert 0 < len(expected) < len(everyone)
+    assert sorted(got["device_id"]) == sorted(expected["device_id"])

@@ -70,10 +70,22 @@ def audience(
     radius: str = typer.Option(None, "--radius", help="Radius with a unit, e.g. 2mi."),
     regions: str = typer.Option(None, "--regions", help="Polygon file (GeoJSON, ...) instead of stores."),
     id_col: str = typer.Option(None, "--id-col", help="Region id column of --regions."),
+    where: list[str] = typer.Option(None, "--where", help="Segment filter, e.g. tier=gold, age>=30 (repeat; AND-ed)."),
+    exclude_within: list[str] = typer.Option(None, "--exclude-within", help="Drop customers near LAT,LNG,RADIUS."),
+    exclude_region: list[str] = typer.Option(None, "--exclude-region",
+                                             help="Drop customers in LAYER:NAME (a region layer of --db)."),
+    holdout: float = typer.Option(None, "--holdout", metavar="FRACTION", help="Control-group fraction, e.g. 0.1."),
+    campaign: str = typer.Option(None, "--campaign", metavar="NAME", help="Campaign name salting the holdout split."),
+    opted_out_col: str = typer.Option(None, "--opted-out-col",
+                                      help="Consent column of --customers [default: opted_out, opt_out, optout or "
+                                           "unsubscribed when present]; unrecognised values mean opted out."),
     output: str = typer.Option(..., "-o", "--output", help="OUT.csv (collected) or a folder (Parquet)."),
     master: str = _MASTER,
 ) -> None:
-    """Customers within a radius of stores, or inside polygons, computed on Spark."""
+    """Customers within a radius of stores, or inside polygons, computed on Spark.
+
+    The suppression list of --db (when that database exists) always applies.
+    """
     from .. import spark as gs
     from ..errors import InvalidInputError
     from ..pings.places import Places, read_points, read_regions
@@ -88,12 +100,37 @@ def audience(
                         radius_m=metres)
     else:
         places = read_regions(regions, id_col=id_col)
-    with _session(master) as spark:
-        df = gs.radius_audience(spark, customers, places) if stores else gs.region_audience(spark, customers, places)
-        if stores:
-            df = df.withColumnRenamed("center_id", "store_id")
-        n = _write(df, output)
+    options = {"where": list(where) if where else None,
+               "exclude_within": list(exclude_within) if exclude_within else None,
+               "holdout": holdout, "campaign": campaign, "consent_col": opted_out_col}
+    with _database(required=bool(exclude_region)) as eng:
+        if eng is not None:
+            options.update(suppressions=gs.suppression_frame_of(eng),
+                           exclude_regions=gs.region_wkbs(exclude_region or [], eng))
+        with _session(master) as spark:
+            job = gs.radius_audience if stores else gs.region_audience
+            df = job(spark, customers, places, **options)
+            if stores:
+                df = df.withColumnRenamed("center_id", "store_id")
+            n = _write(df, output)
     console.print(f"{n:,} customers -> {output}")
+
+
+@contextlib.contextmanager
+def _database(*, required: bool):
+    """The --db database when it exists (or when ``required``); else None.
+
+    Opened as `geotarget audience` opens it, so a process that already holds it open can run this too.
+    """
+    from ..store.database import default_db_path
+    from ._app import state
+
+    path = state.db or default_db_path()
+    if not required and not Path(path).exists():
+        yield None
+        return
+    with engine() as eng:
+        yield eng
 
 
 @spark_app.command("visits")
@@ -106,6 +143,8 @@ def visits(
     layer: str = typer.Option(None, "--layer"),
     region: list[str] = typer.Option([], "--region"),
     campaign: str = typer.Option(None, "--campaign"),
+    exclude_store: list[str] = typer.Option([], "--exclude-store", help="Drop visitors of these stores "
+                                            "(same radius and rule; 'all' for every store)."),
     start: str = typer.Option(None, "--start"),
     end: str = typer.Option(None, "--end"),
     min_dwell: float = typer.Option(0.0, "--min-dwell", help="Minutes."),
@@ -126,13 +165,17 @@ def visits(
         places = eng.pings.places(**place_options(store, all_stores, places_file, radius, layer, region, campaign))
         rule = VisitRule.make(optouts=optout_hashes(eng.store),
                               **rule_options(start, end, min_dwell, min_days, max_gap, hours, days, tz))
+        exclude = None
+        if exclude_store:
+            exclude = eng.pings.places(stores="all" if exclude_store == ["all"] else list(exclude_store),
+                                       radius=radius)
         root = pings or str(eng.pings.root)
     if not Path(root).is_dir():
         from ..errors import SourceError
 
         raise SourceError(f"no pings at {root!r}; ingest some with `geotarget ingest pings FILE` or pass --pings")
     with _session(master) as spark:
-        df = gs.visitors(spark, root, places, rule)
+        df = gs.visitors(spark, root, places, rule, exclude=exclude)
         n = _write(df, output)
         metrics = gs.scan_metrics(df) if output.lower().endswith(".csv") else None
     read = f" (read {metrics['files']:,} ping files)" if metrics else ""

@@ -22,20 +22,26 @@ A sketch (needs pyspark and Java)::
 
 from .datasets import export_customers, prune, read, scan_metrics
 from .jobs import footfall, matches, radius_audience, region_audience, to_pandas, visitors, visits
+from .narrow import Narrowing, narrowing, region_wkbs, suppress, suppression_frame_of
 from .session import java_version, session, stop
 
 __all__ = [
+    "Narrowing",
     "export_customers",
     "footfall",
     "java_version",
     "matches",
+    "narrowing",
     "prune",
     "radius_audience",
     "read",
     "region_audience",
+    "region_wkbs",
     "scan_metrics",
     "session",
     "stop",
+    "suppress",
+    "suppression_frame_of",
     "to_pandas",
     "visitors",
     "visits",

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import InvalidInputError, SourceError
 from ..pings.dataset import PARTITION_COLUMN, write_partitioned
 from ..pings.places import Places
+from ..store.identity import email_column, phone_column
 
 __all__ = ["export_customers", "prune", "read", "scan_metrics"]
 
@@ -27,11 +30,17 @@ __all__ = ["export_customers", "prune", "read", "scan_metrics"]
 CELL_FILTER_MAX = 256
 
 
+#: Customer columns that stay in the database: its own bookkeeping (consent is applied at export).
+_NOT_EXPORTED = ("lat", "lng", "cell", "opted_out", "updated_at", "source")
+
+
 def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False) -> int:
     """Write the eligible customers of a database (not opted out, not suppressed) as partitioned Parquet.
 
-    Columns ``customer_id``, ``lat``, ``lng``, ``cell`` (int64), partitioned by
-    ``h3_parent``. Returns the number of customers written.
+    Columns ``customer_id``, ``lat``, ``lng``, ``cell`` (int64), then the
+    customers' own columns (for ``where=`` filters) and the stored email and
+    phone hashes (for suppressions added later), but never a raw email or
+    phone; partitioned by ``h3_parent``. Returns the number of customers written.
 
     Examples
     --------
@@ -51,8 +60,31 @@ def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False
     index = engine._index_cache.get()
     table = pa.table({"customer_id": index.ids, "lat": index.lat, "lng": index.lng,
                       "cell": index.cells.astype("int64")})
+    table = _with_attributes(engine, table)
     write_partitioned(table, root, day_column=None)
     return table.num_rows
+
+
+def _with_attributes(engine, table: pa.Table) -> pa.Table:
+    """The customers' own columns joined to the index's rows, in the same order."""
+    columns = list(engine.store.columns("customers"))
+    raw = {email_column(columns), phone_column(columns)} - {None}
+    wanted = [c for c in columns if c not in _NOT_EXPORTED and c != "customer_id" and c not in raw]
+    if not wanted or table.num_rows == 0:
+        return table
+    con = engine.store.con
+    name = f"_export_{uuid.uuid4().hex[:10]}"
+    con.register(name, pa.table({"customer_id": table.column("customer_id"),
+                                 "_k": pa.array(np.arange(table.num_rows))}))
+    try:
+        select = ", ".join('c."' + c.replace('"', '""') + '"' for c in wanted)
+        attrs = con.sql(f"SELECT {select} FROM {name} k JOIN customers c USING (customer_id) ORDER BY k._k"
+                        ).to_arrow_table()
+    finally:
+        con.unregister(name)
+    for column in attrs.column_names:
+        table = table.append_column(column, attrs.column(column))
+    return table
 
 
 def read(spark, path: str | os.PathLike):

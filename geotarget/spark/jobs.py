@@ -27,10 +27,12 @@ from ..audience.index import CustomerIndex
 from ..audience.membership import _region_positions
 from ..audience.nearest import _nearest
 from ..maps.metric import check_k_min
+from ..pings.dataset import PARTITION_COLUMN
 from ..pings.footfall import Footfall, apply_floor, check_res, footfall_keys
 from ..pings.places import Places
 from ..pings.visits import VisitRule, match_pings, visitors_from_matches, visits_from_matches
 from .datasets import prune
+from .narrow import SUPPRESSION_COLUMNS, Narrowing, narrowing, suppress
 from .session import quiet_pyspark
 
 __all__ = ["footfall", "radius_audience", "region_audience", "to_pandas", "visitors", "visits"]
@@ -45,29 +47,44 @@ VISITOR_SCHEMA = ("device_id string, visits long, days long, dwell_minutes doubl
 KEY_SCHEMA = "day string, cell long, device_id string"
 
 
-def _customer_index(table: pa.Table) -> CustomerIndex:
+def _customer_index(table: pa.Table) -> tuple[CustomerIndex, pa.Table]:
+    """The batch as a customer index sorted by cell, and the batch in the same order."""
     cells = table.column("cell").to_numpy().astype("uint64")
     order = np.argsort(cells, kind="stable")
+    table = table.take(pa.array(order))
     return CustomerIndex(version=0, res=15, cells=cells[order],
-                         lat=table.column("lat").to_numpy()[order].astype("float64"),
-                         lng=table.column("lng").to_numpy()[order].astype("float64"),
-                         ids=table.column("customer_id").take(pa.array(order)).combine_chunks().cast(pa.string()))
+                         lat=table.column("lat").to_numpy().astype("float64"),
+                         lng=table.column("lng").to_numpy().astype("float64"),
+                         ids=table.column("customer_id").combine_chunks().cast(pa.string())), table
 
 
-def radius_batch(table: pa.Table, places: Places) -> pa.Table:
+def _narrowed(out: dict, rows: pa.Table, narrow: Narrowing | None) -> pa.Table:
+    """The audience columns of a batch's members, narrowed (and split) as the embedded engine does."""
+    result = pa.table(out)
+    if narrow is None:
+        return result
+    keep = narrow.keep(rows)
+    if not keep.all():
+        result = result.filter(pa.array(keep))
+    groups = narrow.groups(result.column("customer_id"))
+    return result if groups is None else result.append_column("group", groups)
+
+
+def radius_batch(table: pa.Table, places: Places, narrow: Narrowing | None = None) -> pa.Table:
     """Customers of one batch within the radius of a place, each with its nearest place and distance."""
-    index = _customer_index(table)
+    index, table = _customer_index(table)
     members, which, dist, _ = _nearest(index, np.asarray(places.lat), np.asarray(places.lng), places.radius_m)
-    return pa.table({"customer_id": index.take_ids(members), "lat": index.lat[members], "lng": index.lng[members],
-                     "distance_m": dist, "center_id": pa.array(np.asarray(places.ids, dtype=object)[which],
-                                                               type=pa.string())})
+    out = {"customer_id": index.take_ids(members), "lat": index.lat[members], "lng": index.lng[members],
+           "distance_m": dist, "center_id": pa.array(np.asarray(places.ids, dtype=object)[which], type=pa.string())}
+    return _narrowed(out, table.take(pa.array(members)), narrow)
 
 
-def region_batch(table: pa.Table, places: Places) -> pa.Table:
+def region_batch(table: pa.Table, places: Places, narrow: Narrowing | None = None) -> pa.Table:
     """Customers of one batch inside any of the polygons (boundary inside)."""
-    index = _customer_index(table)
+    index, table = _customer_index(table)
     pos = _region_positions(index, places.geometries())
-    return pa.table({"customer_id": index.take_ids(pos), "lat": index.lat[pos], "lng": index.lng[pos]})
+    out = {"customer_id": index.take_ids(pos), "lat": index.lat[pos], "lng": index.lng[pos]}
+    return _narrowed(out, table.take(pa.array(pos)), narrow)
 
 
 def _per_batch(kernel, *args):
@@ -78,28 +95,41 @@ def _per_batch(kernel, *args):
     return run
 
 
-def radius_audience(spark, customers, places: Places):
-    """Customers within ``places.radius_m`` of any place (columns of :data:`RADIUS_SCHEMA`).
+def radius_audience(spark, customers, places: Places, *, where=None, exclude_within=None, exclude_regions=None,
+                    suppressions=None, holdout: float | None = None, campaign: str | None = None,
+                    consent_col: str | None = None, engine=None):
+    """Customers within ``places.radius_m`` of any place (columns of :data:`RADIUS_SCHEMA`, + ``group``).
 
     ``customers`` is a DataFrame read with :func:`geotarget.spark.datasets.read`
-    (or a path to such a folder).
+    (or a path to such a folder). The keyword options narrow the audience as
+    :meth:`geotarget.Engine.audience` narrows its own (:mod:`geotarget.spark.narrow`):
+    ``where`` segment filters, ``exclude_within`` zones (``"lat,lng,radius"``),
+    ``exclude_regions`` (``"LAYER:NAME"`` of ``engine``'s database, or polygons),
+    ``suppressions`` (an Engine, whose suppression list applies, or a frame of
+    ``kind, value``), the consent column (detected by name, or ``consent_col``),
+    and a ``holdout`` fraction salted by ``campaign`` (adds a ``group`` column).
 
     Examples
     --------
     >>> places = eng.pings.places(stores="all", radius="2mi")  # doctest: +SKIP
     >>> to_pandas(radius_audience(spark, "customers/", places)).columns.tolist()  # doctest: +SKIP
     ['customer_id', 'lat', 'lng', 'distance_m', 'center_id']
+    >>> radius_audience(spark, "customers/", places, where=["tier=gold"], holdout=0.1,  # doctest: +SKIP
+    ...                 campaign="spring", suppressions=eng)
     """
     if places.kind != "radius":
         raise ValueError("radius_audience needs radius places")
-    df = _frame(spark, customers).select("customer_id", "lat", "lng", "cell", "h3_parent")
-    with quiet_pyspark():
-        return prune(df, places).select("customer_id", "lat", "lng", "cell").mapInArrow(
-            _per_batch(radius_batch, places), RADIUS_SCHEMA)
+    return _audience(spark, customers, places, radius_batch, RADIUS_SCHEMA, where=where,
+                     exclude_within=exclude_within, exclude_regions=exclude_regions, suppressions=suppressions,
+                     holdout=holdout, campaign=campaign, consent_col=consent_col, engine=engine)
 
 
-def region_audience(spark, customers, places: Places):
-    """Customers inside any of the region places (columns of :data:`REGION_SCHEMA`).
+def region_audience(spark, customers, places: Places, *, where=None, exclude_within=None, exclude_regions=None,
+                    suppressions=None, holdout: float | None = None, campaign: str | None = None,
+                    consent_col: str | None = None, engine=None):
+    """Customers inside any of the region places (columns of :data:`REGION_SCHEMA`, + ``group``).
+
+    The keyword options are those of :func:`radius_audience`.
 
     Examples
     --------
@@ -107,10 +137,23 @@ def region_audience(spark, customers, places: Places):
     >>> to_pandas(region_audience(spark, "customers/", places)).columns.tolist()  # doctest: +SKIP
     ['customer_id', 'lat', 'lng']
     """
-    df = _frame(spark, customers).select("customer_id", "lat", "lng", "cell", "h3_parent")
+    return _audience(spark, customers, places, region_batch, REGION_SCHEMA, where=where,
+                     exclude_within=exclude_within, exclude_regions=exclude_regions, suppressions=suppressions,
+                     holdout=holdout, campaign=campaign, consent_col=consent_col, engine=engine)
+
+
+def _audience(spark, customers, places, kernel, schema, *, suppressions, engine, **options):
+    df = _frame(spark, customers)
+    narrow = narrowing(df, engine=engine, **options)
+    base = ["customer_id", "lat", "lng", "cell"]
+    keys = [c for c in df.columns if c.lower() in SUPPRESSION_COLUMNS.values()] if suppressions is not None else []
     with quiet_pyspark():
-        return prune(df, places).select("customer_id", "lat", "lng", "cell").mapInArrow(
-            _per_batch(region_batch, places), REGION_SCHEMA)
+        df = prune(df.select(*dict.fromkeys([*base, *narrow.columns, *keys, PARTITION_COLUMN])), places)
+        if suppressions is not None:
+            df = suppress(df, suppressions)
+        if narrow.holdout:
+            schema += ", group string"
+        return df.select(*base, *narrow.columns).mapInArrow(_per_batch(kernel, places, narrow), schema)
 
 
 def _frame(spark, source):
