@@ -147,7 +147,15 @@ def _consent_column(types: dict, consent_col: str | None) -> str | None:
 
 
 def region_wkbs(exclude_regions, engine=None) -> tuple[bytes, ...]:
-    """Exclusion regions as WKB: ``"LAYER:NAME"`` (or ``(layer, name)``) of ``engine``'s layers, or polygons."""
+    """Exclusion regions as WKB: ``"LAYER:NAME"`` (or ``(layer, name)``) of ``engine``'s layers, or polygons.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> [shapely.from_wkb(w).area for w in region_wkbs([shapely.box(0, 0, 1, 2)])]
+    [2.0]
+    >>> region_wkbs(["nyc_nta:Midtown-Times Square"], eng)  # doctest: +SKIP
+    """
     out = []
     for item in exclude_regions or []:
         if hasattr(item, "geom_type"):
@@ -219,6 +227,11 @@ def suppress(df, suppressions):
     Each kind is a broadcast left anti-join on its column; a hash kind whose
     column the dataset lacks cannot match anyone (as an empty stored hash
     matches nobody in the embedded engine).
+
+    Examples
+    --------
+    >>> df = suppress(read(spark, "customers/"), eng)  # doctest: +SKIP
+    >>> suppress(df, pd.DataFrame({"kind": ["id"], "value": ["c9"]})).count()  # doctest: +SKIP
     """
     from pyspark.sql import functions as F
 
