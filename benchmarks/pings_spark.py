@@ -16,6 +16,15 @@ per-partition costs (the kernels' rows per second on one core, bytes per
 ping on disk, keys a partition sends to the shuffle) are measured on the
 largest partition and drive the projection to 10 billion pings a day in
 ``docs/spark.md``. Writes ``benchmarks/RESULTS_pings_spark.md``.
+
+Memory stays bounded at any N: pings are generated and ingested in chunks
+of 2 million, footfall keys are counted by DuckDB (which spills) and by
+Spark's shuffle (which spills), and Spark's shuffle partitions grow with N.
+Disk: about :data:`DISK_BYTES_PER_PING` bytes per ping (source chunks, the
+partitioned dataset, DuckDB's and Spark's spill files), checked before the
+run starts. Time on this 2-core machine, measured at 10 million pings and
+scaled linearly: about 13 minutes at 1e7, 1.5 to 2 hours at 1e8 (Spark's
+footfall is most of it). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -39,6 +48,24 @@ HERE = Path(__file__).resolve().parent
 METROS = [(40.7580, -73.9855, 0.45), (34.0522, -118.2437, 0.25), (41.8781, -87.6298, 0.18), (29.7604, -95.3698, 0.12)]
 TIMES_SQUARE = (40.7580, -73.9855)
 CHUNK = 2_000_000
+#: Disk a run needs per ping: source chunks (~30 B), the dataset (~45 B), DuckDB and Spark spill (~35 B each), margin.
+DISK_BYTES_PER_PING = 200
+#: Pings per Spark shuffle partition in footfall (about 90 MB of keys each).
+PINGS_PER_SHUFFLE_PARTITION = 2_500_000
+_T0 = time.perf_counter()
+
+
+def _log(message: str) -> None:
+    print(f"[pings_spark {time.perf_counter() - _T0:7.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def check_disk(n: int, work: Path) -> None:
+    """Refuse to start when the working folder's disk cannot hold the run."""
+    need = n * DISK_BYTES_PER_PING
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(f"pings_spark: {n:,} pings need about {need / 1e9:.0f} GB free under {work}, "
+                         f"found {free / 1e9:.0f} GB; pass --work on a bigger disk or fewer --pings")
 
 
 class PeakMemory:
@@ -157,34 +184,38 @@ def _partition_costs(work: Path) -> dict:
     foot_s = time.perf_counter() - t
     places = eng.pings.places(stores=["TSQ"], radius="2mi")
     t = time.perf_counter()
-    match_pings(table, places, VisitRule())
+    matched = match_pings(table, places, VisitRule())
     match_s = time.perf_counter() - t
     total_rows = sum(pq.read_metadata(f).num_rows for f in files)
     eng.close()
     return {"files": len(files), "rows": rows, "bytes": max(sizes), "bytes_per_ping": sum(sizes) / max(total_rows, 1),
             "footfall_rows_per_s": rows / foot_s, "match_rows_per_s": rows / match_s,
-            "keys_per_row": keys.num_rows / max(rows, 1), "key_bytes": keys.nbytes / max(keys.num_rows, 1)}
+            "keys_per_row": keys.num_rows / max(rows, 1), "key_bytes": keys.nbytes / max(keys.num_rows, 1),
+            "match_bytes": matched.nbytes / matched.num_rows if matched.num_rows else 40.0}
 
 
-def _spark(work: Path) -> dict:
+def _spark(work: Path, n: int) -> dict:
     import geotarget
     import geotarget.spark as gs
     from geotarget.pings import VisitRule
 
     out = {}
+    shuffle = max(4, int(np.ceil(n / PINGS_PER_SHUFFLE_PARTITION)))
+    out["shuffle_partitions"] = shuffle
     with PeakMemory() as mem:
         eng = geotarget.open(work / "bench.duckdb", read_only=True)
         places = eng.pings.places(stores=["TSQ"], radius="2mi")
+        nearby = eng.pings.places(stores=["TSQ"], radius="100m")
         root = str(eng.pings.root)
         eng.close()
         t = time.perf_counter()
         spark = gs.session("local[2]", tmp_dir=str(work / "spark"), conf={"spark.driver.memory": "3g",
-                                                                       "spark.sql.shuffle.partitions": "4"})
+                                                                       "spark.sql.shuffle.partitions": str(shuffle)})
         out["start_s"] = time.perf_counter() - t
         try:
             t = time.perf_counter()
-            gs.to_pandas(gs.visitors(spark, root, places, VisitRule()))
-            out["visitors_first_s"] = time.perf_counter() - t  # starts the Python workers
+            gs.to_pandas(gs.visitors(spark, root, nearby, VisitRule()))
+            out["visitors_first_s"] = time.perf_counter() - t  # starts the Python workers (a 100 m query)
             t = time.perf_counter()
             df = gs.visitors(spark, root, places, VisitRule())
             vis = gs.to_pandas(df)
@@ -201,30 +232,44 @@ def _spark(work: Path) -> dict:
     return out
 
 
-def _child(kind: str, work: Path) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.pings_spark", "--child", kind, "--work", str(work)]
+def _child(kind: str, work: Path, n: int) -> dict:
+    _log(f"{kind} ...")
+    cmd = [sys.executable, "-m", "benchmarks.pings_spark", "--child", kind, "--work", str(work), "--pings", str(n)]
     env = {**os.environ, "RAYON_NUM_THREADS": "1"} if kind == "costs" else None
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    _log(f"{kind} done: {json.dumps(result)}")
+    return result
 
 
 def project(per: dict, spark_rate: float, matched_share: float, *, pings: float = 1e10, nodes: int = 50,
-            cores: int = 16) -> dict:
-    """A day of ``pings`` on ``nodes`` x ``cores`` from the measured per-partition costs."""
-    data_bytes = pings * per["bytes_per_ping"]
-    target = 128 * 2**20
-    return {
-        "pings": pings, "nodes": nodes, "cores": cores,
-        "input_gb": data_bytes / 1e9,
-        "files": int(np.ceil(data_bytes / target)),
-        "footfall_shuffle_gb": pings * per["keys_per_row"] * per["key_bytes"] / 1e9,
-        "visitors_shuffle_mb_per_store": pings * matched_share * 40 / 1e6,
-        "footfall_core_h": pings / per["footfall_rows_per_s"] / 3600,
-        "footfall_node_min": pings / per["footfall_rows_per_s"] / (nodes * cores) / 60,
-        "spark_node_min": pings / spark_rate / (nodes * cores) / 60,
-    }
+            cores: int = 16) -> list[tuple[str, float, str, str]]:
+    """A day of ``pings`` on ``nodes`` x ``cores`` from the measured per-partition costs.
+
+    Returns rows (quantity, value, unit, how it is computed), the plan that
+    ``docs/spark.md`` quotes.
+    """
+    split = 128 * 2**20
+    input_b = pings * per["bytes_per_ping"]
+    shuffle_b = pings * per["keys_per_row"] * per["key_bytes"]
+    core_s = pings / per["footfall_rows_per_s"]
+    b, k, kb = per["bytes_per_ping"], per["keys_per_row"], per["key_bytes"]
+    rate, spark_k = per["footfall_rows_per_s"] / 1e6, spark_rate / 1e3
+    return [
+        ("input", input_b / 1e9, "GB of Parquet", f"{pings:.0e} pings x {b:.1f} B"),
+        ("input partitions (tasks)", np.ceil(input_b / split), "", "input / 128 MB splits"),
+        ("footfall shuffle", shuffle_b / 1e9, "GB", f"pings x {k:.3f} keys x {kb:.0f} B"),
+        ("footfall shuffle per node", shuffle_b / nodes / 1e9, "GB", f"shuffle / {nodes} nodes"),
+        ("footfall shuffle partitions", np.ceil(shuffle_b / split), "", "shuffle / 128 MB"),
+        ("visitors shuffle, one store (2 mi)", pings * matched_share * per["match_bytes"] / 1e6, "MB",
+         f"pings x {matched_share:.2%} near the store x {per['match_bytes']:.0f} B per match"),
+        ("footfall CPU (kernel)", core_s / 3600, "core-hours", f"pings / {rate:.2f} M pings/s per core"),
+        ("footfall time per node, kernel", core_s / (nodes * cores) / 60, "min", f"CPU / {nodes * cores} cores"),
+        ("footfall time per node, at the local Spark rate", pings / spark_rate / (nodes * cores) / 60, "min",
+         f"pings / {spark_k:,.0f} k pings/s per core (end to end on local[2]) / {nodes * cores} cores"),
+    ]
 
 
 def render(n: int, gen_s: float, emb: dict, spk: dict) -> str:
@@ -240,7 +285,7 @@ def render(n: int, gen_s: float, emb: dict, spk: dict) -> str:
         "| job | embedded | Spark local[2] |", "|:--|--:|--:|",
         f"| ingest (validate, index, write partitions) | {emb['ingest_s']:.1f} s | (reads the same files) |",
         f"| session start (JVM) | - | {spk['start_s']:.1f} s |",
-        f"| visitors within 2 mi of Times Square, first run (Spark: starts its Python workers) | - "
+        f"| first query (Spark: starts its Python workers; visitors within 100 m) | - "
         f"| {spk['visitors_first_s']:.2f} s |",
         f"| visitors within 2 mi of Times Square | {emb['visitors_s']:.2f} s ({emb['visitors']:,} devices) "
         f"| {spk['visitors_s']:.2f} s ({spk['visitors']:,} devices) |",
@@ -248,6 +293,9 @@ def render(n: int, gen_s: float, emb: dict, spk: dict) -> str:
         f"| {spk['footfall_s']:.1f} s ({spk['footfall_rows']:,} cell-days) |",
         f"| peak memory (process tree; Spark: driver + JVM + workers) | {emb['peak_rss_mb']:,.0f} MB "
         f"| {spk['peak_rss_mb']:,.0f} MB |", "",
+        f"Spark ran with `spark.driver.memory=3g` and {spk['shuffle_partitions']} shuffle partitions. "
+        "Peak memory is the sum of the resident sets of every process in the tree, sampled every 0.2 s "
+        "(pages shared by forked Python workers count once per worker).", "",
         f"Partition pruning: the visitors query read {emb['visitors_files'][0]} of {emb['visitors_files'][1]} "
         f"ping files embedded, and {spk['visitors_scan']['files']} files on Spark "
         f"({spk['visitors_scan']['rows']:,} rows after row-group filtering).", "",
@@ -263,15 +311,10 @@ def render(n: int, gen_s: float, emb: dict, spk: dict) -> str:
         f"| pings within 2 mi of Times Square | {emb['matched_pings']:,} ({emb['matched_pings'] / emb['loaded']:.2%}) |",
         "",
         "## Projection: 10 billion pings in a day", "",
-        f"On {proj['nodes']} nodes x {proj['cores']} cores, from the figures above (see `docs/spark.md`):", "",
-        "| quantity | value |", "|:--|--:|",
-        f"| input | {proj['input_gb']:,.0f} GB of Parquet |",
-        f"| input partitions (128 MB splits) | {proj['files']:,} |",
-        f"| footfall shuffle | {proj['footfall_shuffle_gb']:,.0f} GB |",
-        f"| visitors shuffle (one store, 2 mi, at this data's share) | {proj['visitors_shuffle_mb_per_store']:,.0f} MB |",
-        f"| footfall CPU (kernel) | {proj['footfall_core_h']:,.1f} core-hours |",
-        f"| footfall time per node (kernel only) | {proj['footfall_node_min']:,.1f} min |",
-        f"| footfall time per node (Spark local rate) | {proj['spark_node_min']:,.1f} min |", "",
+        "On 50 nodes x 16 cores, computed by `project()` from the figures above (the plan in `docs/spark.md`):", "",
+        "| quantity | value | how |", "|:--|--:|:--|",
+        *[f"| {name} | {f'{value:,.1f}' if value < 100 else f'{value:,.0f}'} {unit}".rstrip() + f" | {how} |"
+          for name, value, unit, how in proj], "",
     ]
     return "\n".join(lines)
 
@@ -289,18 +332,21 @@ def main(argv=None) -> None:
         elif args.child == "costs":
             result = _partition_costs(args.work)
         else:
-            result = _spark(args.work)
+            result = _spark(args.work, int(args.pings))
         print(json.dumps(result))
         return
     n = int(args.pings)
     work = args.work or Path(tempfile.mkdtemp(prefix="geotarget-pings-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    check_disk(n, work)
     try:
+        _log(f"generating {n:,} pings under {work} ...")
         t = time.perf_counter()
         generate(n, work / "source")
         gen_s = time.perf_counter() - t
-        emb = _child("embedded", work)
-        emb["per_partition"] = _child("costs", work)
-        spk = _child("spark", work)
+        emb = _child("embedded", work, n)
+        emb["per_partition"] = _child("costs", work, n)
+        spk = _child("spark", work, n)
         text = render(n, gen_s, emb, spk)
         args.out.write_text(text + "\n", encoding="utf-8")
         print(text)

@@ -161,7 +161,7 @@ def visits(
     from ..pings import VisitRule
     from ..pings.consent import optout_hashes
 
-    with engine(read_only=True) as eng:
+    with engine() as eng:
         places = eng.pings.places(**place_options(store, all_stores, places_file, radius, layer, region, campaign))
         rule = VisitRule.make(optouts=optout_hashes(eng.store),
                               **rule_options(start, end, min_dwell, min_days, max_gap, hours, days, tz))
