@@ -45,6 +45,7 @@ from ..audience.privacy import holdout_groups
 from ..errors import InvalidInputError
 from ..geo.geodesy import within_radius
 from ..store.consent import NOT_OUT, OPT_IN, consent_codes
+from ..store.database import quiet
 from ..store.validation import OPTED_OUT_NAMES
 
 __all__ = ["Narrowing", "column_types", "narrowing", "region_wkbs", "suppress", "suppression_frame_of"]
@@ -120,6 +121,8 @@ class Narrowing:
         batch = table.select(list(self.where_columns)).append_column("_k", pa.array(np.arange(table.num_rows)))
         con = duckdb.connect(":memory:")
         try:
+            quiet(con)
+            con.execute("SET TimeZone = 'UTC'")  # times in filters read as the session's (UTC), on every executor
             con.register("batch", batch)
             rows = con.execute(f"SELECT _k FROM batch WHERE {self.where_sql}", dict(self.where_params)).fetchall()
         finally:
