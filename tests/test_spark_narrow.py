@@ -139,13 +139,12 @@ def test_holdout_puts_the_same_customers_in_control(spark, shop):
         got.loc[got["group"] == "control", "customer_id"])
 
 
-def test_unknown_consent_means_no(spark, shop, tmp_path):
-    """A raw dataset with a consent column: the rows the embedded ingest marks opted out never reach Spark's audience."""
+def test_unknown_consent_means_no(spark, tmp_path):
+    """A raw dataset with a consent column: rows the embedded ingest marks opted out never reach Spark's audience."""
     import geotarget.spark as gs
     from geotarget.geo.cells import latlng_to_cells
     from geotarget.pings.dataset import write_partitioned
 
-    _, _, _ = shop
     frame = _customers(seed=5, n=1200)[["customer_id", "lat", "lng", "tier"]]
     frame["opted_out"] = [CONSENT[i % len(CONSENT)] for i in range(len(frame))]
     other = geotarget.open(tmp_path / "consent.duckdb")
