@@ -138,6 +138,11 @@ def test_codes_and_cell_membership_equal_brute_force(cluster, seed):
     assert np.array_equal(codes.cells_at(np.arange(len(index))), truth)
     distinct, counts = np.unique(truth, return_counts=True)
     assert np.array_equal(codes.cells, distinct) and np.array_equal(codes.counts(), counts)
+    # over an audience (sorted positions, as audiences hold them): the cells of those customers, counted
+    rng = np.random.default_rng(seed)
+    some = np.flatnonzero(rng.random(len(index)) < rng.random())
+    assert np.array_equal(codes.counts(some), np.array([np.count_nonzero(truth[some] == c) for c in distinct]))
+    assert codes.names.tolist() == [h3.int_to_str(int(c)) for c in distinct]
     # membership in a few of the cells, by the covering (neighbours) and then latlng_to_cell
     chosen = np.random.default_rng(seed).choice(distinct, size=min(3, distinct.size), replace=False)
     assert np.array_equal(positions_in_cells(index, chosen), np.flatnonzero(np.isin(truth, chosen)))
