@@ -27,6 +27,7 @@ TARGETS = [
 ]
 #: The first heatmap at a new resolution in a new process, at 10M customers.
 COLD_HEATMAP_S = 2.0
+COLD_HEATMAP_SIZE = 10**7
 INGEST_RATE = 1_000_000
 INGEST_RSS = 3 * 10**9
 MAP_BYTES = 10 * 10**6
@@ -129,18 +130,34 @@ def check_targets(records: list[dict]) -> list[dict]:
                 measured, met = f"{a['missing']} missing, {a['extra']} extra", a["exact"]
                 rows.append({"target": f"{workload}: identical to the truth", "size": size,
                              "distribution": dist, "measured": measured, "met": met})
-        for rec in _find(records, workload="heatmap_cold", size=size, distribution=dist):
-            if "first_heatmap_s" in rec:
-                rows.append({"target": "first heatmap at a new resolution, new process: <= 2 s (at 10M)",
-                             "size": size, "distribution": dist,
-                             "measured": (f"{rec['first_heatmap_s']:.2f} s (customer snapshot {rec['snapshot_s']:.2f} s"
-                                          f" + res-{rec['res']} cells {rec['cells_s']:.2f} s)"),
-                             "met": rec["first_heatmap_s"] <= COLD_HEATMAP_S if size >= 10**7 else None})
+        rows += _cold_rows(records, size, dist)
     for rec in _find(records, workload="map", peer="geotarget"):
         if "html_bytes" in rec:
             rows.append({"target": "20k-hex map: < 10 MB of HTML", "size": None, "distribution": None,
                          "measured": f"{rec['html_bytes'] / 1e6:.1f} MB for {rec['count']:,} hexes",
                          "met": rec["html_bytes"] < MAP_BYTES})
+    return rows
+
+
+def _cold_rows(records: list[dict], size: int, dist: str) -> list[dict]:
+    """The first heatmaps in new processes; the verdict is the 10M new-resolution figure."""
+    rows = []
+    for rec in _find(records, workload="heatmap_cold", size=size, distribution=dist):
+        if "first_heatmap_s" in rec:
+            rows.append({"target": "first heatmap at a new resolution, new process: <= 2 s (at 10M)",
+                         "size": size, "distribution": dist,
+                         "measured": (f"{rec['first_heatmap_s']:.2f} s (customer snapshot {rec['snapshot']}; alone: "
+                                      f"snapshot {rec['snapshot_s']:.2f} s, res-{rec['res']} cells "
+                                      f"{rec['cells_s']:.2f} s)"),
+                         "met": rec["first_heatmap_s"] <= COLD_HEATMAP_S if size >= COLD_HEATMAP_SIZE else None})
+            if size < COLD_HEATMAP_SIZE:
+                rows[-1]["why"] = "the target is at 10M"
+    for rec in _find(records, workload="heatmap_first", size=size, distribution=dist):
+        if "first_heatmap_s" in rec:
+            rows.append({"target": "first query after an ingest, new process (builds and persists the snapshot)",
+                         "size": size, "distribution": dist, "met": "info",
+                         "measured": (f"res-{rec['res']} heatmap {rec['first_heatmap_s']:.2f} s (customer snapshot "
+                                      f"{rec['snapshot']})")})
     return rows
 
 
@@ -206,7 +223,7 @@ def _workload_table(records: list[dict], workload: str, size: int, dist: str) ->
 
 
 def _mark(met) -> str:
-    return {True: "met", False: "**MISSED**", None: "not measured"}[met]
+    return {True: "met", False: "**MISSED**", None: "not measured", "info": "no target"}[met]
 
 
 def render(records: list[dict], facts: dict, command: str, profiles: dict[str, str]) -> str:
