@@ -4,9 +4,12 @@ The customer index (:mod:`geotarget.audience.index`) holds one fine cell per
 customer, for coverings. The cell a customer is *in* at resolution ``r`` is
 H3's ``latlng_to_cell(lat, lng, r)``, which is not always the ancestor of the
 fine cell (children overhang their parents). This module computes it for a
-whole snapshot the first time a resolution is asked for, with the Rust
-indexer on every core (it releases the GIL), and keeps it beside the
-snapshot as dense codes:
+whole snapshot the first time a resolution is asked for, on every core, and
+keeps it beside the snapshot as dense codes. Each customer's guess is the
+ancestor of its fine cell, right for about 93 % of them; a guess is kept
+when the point lies in a cap around the cell's centre that is inside the
+cell, and only the other customers (about one in six) go through the Rust
+indexer (:mod:`geotarget.geo.incircle`). The codes:
 
 - ``cells``: the distinct cells at that resolution, sorted (a few thousand);
 - ``names``: the same cells as h3-py's hexadecimal strings;
@@ -44,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from geotarget.audience.index import CustomerIndex
-from geotarget.geo.cells import candidate_ranges, cells_to_str, in_cells, latlng_to_cells
+from geotarget.geo.cells import candidate_ranges, cells_to_parents, cells_to_str, in_cells, latlng_to_cells
+from geotarget.geo.incircle import latlng_to_cells_guided
 
 __all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "positions_in_cells"]
 
@@ -94,8 +98,15 @@ def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes[starts].astype(np.intp), np.diff(np.append(starts, codes.size)).astype("float64")
 
 
+def _cells(index: CustomerIndex, res: int) -> np.ndarray:
+    """``latlng_to_cell`` of every customer at ``res``: the ancestor of its fine cell, checked."""
+    if index.res < res:
+        return latlng_to_cells(index.lat, index.lng, res)
+    return latlng_to_cells_guided(index.lat, index.lng, cells_to_parents(index.cells, res))
+
+
 def _compute(index: CustomerIndex, res: int) -> CellCodes:
-    cells = latlng_to_cells(index.lat, index.lng, res)
+    cells = _cells(index, res)
     n = cells.size
     if n == 0:
         return CellCodes(res, np.zeros(0, dtype="uint64"), np.zeros(0, dtype="int32"))
