@@ -81,21 +81,43 @@ def cell_caps(cells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return centre[:, 0].copy(), centre[:, 1].copy(), np.sin(radius / 2.0) ** 2
 
 
-def _settle(lat, lng, guess, codes, caps, res) -> np.ndarray:
-    """Cells of one slice: the guess where the point is inside its cap, the indexer elsewhere.
+_BLOCK = 1 << 15  # points per block: the temporaries of one block stay in the CPU's cache
+
+
+def _inside(lat, lng, codes, caps) -> np.ndarray:
+    """Which points lie inside the cap of their guessed cell (one block).
 
     ``sin(d/2)**2 = sin(dlat/2)**2 + cos(lat) cos(lat_c) sin(dlng/2)**2`` (haversine), bounded from
     above with ``|sin x| <= |x|`` and ``cos(lat) <= cos(lat_c) + |dlat|``: no trigonometry per point,
-    and a point found inside the cap by the bound is inside it.
+    and a point found inside the cap by the bound is inside it. NaN never counts as inside.
     """
     c_lat, c_lng, c_cos, half2 = (np.take(a, codes) for a in caps)
-    dlat = np.radians(lat - c_lat)
+    dlat = lat - c_lat
+    dlat *= np.pi / 180.0
     dlng = lng - c_lng
-    dlng = np.radians(dlng - 360.0 * np.round(dlng / 360.0))  # the short way round
-    cos_bound = np.minimum(c_cos + np.abs(dlat), 1.0)
-    bound = 0.25 * (dlat * dlat + cos_bound * c_cos * (dlng * dlng))
+    if np.abs(dlng).max(initial=0.0) > 180.0:  # the short way round, across the antimeridian
+        dlng -= 360.0 * np.round(dlng / 360.0)
+    dlng *= np.pi / 180.0
+    cos_bound = np.abs(dlat)
+    cos_bound += c_cos
+    np.minimum(cos_bound, 1.0, out=cos_bound)
+    cos_bound *= c_cos
+    dlng *= dlng
+    dlng *= cos_bound
+    dlat *= dlat
+    dlat += dlng
+    dlat *= 0.25
+    return dlat < half2
+
+
+def _settle(lat, lng, guess, codes, caps, res) -> np.ndarray:
+    """Cells of one slice: the guess where the point is inside its cap, the indexer elsewhere."""
+    inside = np.empty(guess.size, dtype=bool)
+    for lo in range(0, guess.size, _BLOCK):
+        hi = lo + _BLOCK
+        inside[lo:hi] = _inside(lat[lo:hi], lng[lo:hi], codes[lo:hi], caps)
     out = guess.copy()
-    doubtful = np.flatnonzero(~(bound < half2))  # NaN-safe: anything odd is indexed
+    doubtful = np.flatnonzero(~inside)
     if doubtful.size:  # in this thread: a slice may already run on the shared pool
         a, b = lat[doubtful], lng[doubtful]
         out[doubtful] = (np.asarray(_rust_coordinates_to_cells(a, b, res), dtype="uint64")
