@@ -112,8 +112,11 @@ def _ingest_records(ds, work: Path, runs: int, log) -> tuple[list[dict], Path]:
 
 
 def _cold_heatmap_records(ds, db: Path, log) -> list[dict]:
-    """First heatmaps in new processes (before any peer holds the database open): after the ingest, then at a
-    new resolution with the customer snapshot persisted (see :mod:`benchmarks.heatmap_cold`)."""
+    """First heatmaps in new processes, before any peer holds the database open.
+
+    One right after the ingest (it builds and persists the customer snapshot), then one at a new resolution
+    with the snapshot persisted: the case of the 2-second target (see :mod:`benchmarks.heatmap_cold`).
+    """
     base = {"dataset": ds.key, "distribution": ds.distribution, "size": ds.size, "peer": "geotarget"}
     records = []
     for res, workload in COLD_RUNS:
