@@ -167,9 +167,9 @@ def latlng_to_cells_guided(lat, lng, guess, *, min_points_per_cell: int = MIN_PO
     if distinct.size * min_points_per_cell > guess.size:
         return latlng_to_cells(lat, lng, res)
     if sorted_:
-        codes = np.repeat(np.arange(starts.size), np.diff(np.append(starts, guess.size)))
+        codes = np.repeat(np.arange(starts.size, dtype=np.int32), np.diff(np.append(starts, guess.size)))
     else:
-        codes = np.searchsorted(distinct, guess)
+        codes = np.searchsorted(distinct, guess).astype(np.int32)
     c_lat, c_lng, half2 = cell_caps(distinct)
     caps = (c_lat, c_lng, np.cos(np.radians(c_lat)), half2)
     workers = _index_workers(guess.size)
