@@ -388,7 +388,15 @@ def _method_section() -> list[str]:
             "- Each variant runs once to warm up (that answer is the one checked; its time is the 'first run' "
             "column, which for geotarget includes building its in-memory index), then up to 5 timed runs, "
             "stopping after 60 s once two are done; a variant whose warm-up exceeds 240 s is timed by that run. "
-            "All answers are materialized as pandas DataFrames with full rows (PostGIS via `COPY ... TO STDOUT`).",
+            "All answers are materialized as pandas DataFrames with full rows (PostGIS via `COPY ... TO STDOUT`). "
+            "Heatmaps: geotarget's time is `eng.heatmap(res=8, metric='count', k_min=10)`, the call a user "
+            "makes (it returns a `HeatmapResult` holding a DataFrame); the bincount peer's is `numpy.bincount` "
+            "over the precomputed dense codes and the k filter, nothing else. Reading either answer for the "
+            "check is not timed.",
+            "- First heatmaps in a new process (`benchmarks/heatmap_cold.py`), right after each ingest: one at "
+            "res 8, the first query after the ingest, which builds and persists the customer snapshot; then one "
+            "at res 7, a resolution no process has used, with the snapshot on disk: the 2-second target, "
+            "judged at 10M. Wall clock and CPU time (all threads) are both reported.",
             "- Truth: `pyproj.Geod(ellps='WGS84').inv`, for every point whose spherical distance lies within 1 % "
             "of the radius (sphere and ellipsoid differ by < 0.6 %); shapely `covers` on lat/lng for polygons; "
             "`h3ronpy` at res 8 directly for heatmap cells. 'exact' means every point that differs from the "
