@@ -120,3 +120,15 @@ def test_many_points_per_guess_and_few():
         truth = latlng_to_cells(lat, lng, res)
         assert np.array_equal(latlng_to_cells_guided(lat, lng, guess), truth)
         assert np.array_equal(latlng_to_cells_guided(lat, lng, guess, min_points_per_cell=10**9), truth)
+
+
+def test_across_the_antimeridian_and_near_the_poles():
+    rng = np.random.default_rng(11)
+    n = 4000
+    lat = np.concatenate([rng.uniform(-60, 60, n), rng.uniform(88.5, 90, n), rng.uniform(-90, -88.5, n)])
+    lng = np.concatenate([rng.choice([-1, 1], n) * rng.uniform(179.0, 180.0, n), rng.uniform(-180, 180, 2 * n)])
+    for res in (0, 2, 4, 7):
+        guess = cells_to_parents(latlng_to_cells(lat, lng, 15), res)
+        order = np.argsort(guess, kind="stable")
+        got = latlng_to_cells_guided(lat[order], lng[order], guess[order], min_points_per_cell=0)
+        assert np.array_equal(got, _truth(lat[order], lng[order], res))
