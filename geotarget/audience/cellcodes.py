@@ -16,7 +16,8 @@ indexer (:mod:`geotarget.geo.incircle`). The codes:
 - ``codes``: for each customer of the snapshot, the position of its cell in
   ``cells`` (int32);
 - the same codes run-length encoded (``run_codes``, ``run_lengths``): one
-  entry per run of neighbours in the snapshot that share their cell.
+  entry per run of neighbours in the snapshot that share their cell (kept
+  when there are at most a quarter as many runs as customers).
 
 A count per cell over every customer is a weighted ``numpy.bincount`` over
 the runs (tens of thousands at a million customers), and over an audience a
@@ -52,8 +53,10 @@ from geotarget.geo.incircle import latlng_to_cells_guided
 
 __all__ = ["CellCodes", "KEEP_RESOLUTIONS", "cell_codes", "positions_in_cells"]
 
-#: Resolutions whose codes are kept per snapshot (4 bytes per customer each).
+#: Resolutions whose codes are kept per snapshot (4 bytes per customer each, and 16 per run).
 KEEP_RESOLUTIONS = 4
+#: Runs are kept when there are at most one per this many customers (res 10 and coarser, typically).
+_RUNS_WORTH = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,19 +71,22 @@ class CellCodes:
     names: pd.api.extensions.ExtensionArray = field(init=False, repr=False)
 
     def __post_init__(self):
-        if self.run_codes is None:
-            run_codes, run_lengths = _runs(self.codes)
-            object.__setattr__(self, "run_codes", run_codes)
-            object.__setattr__(self, "run_lengths", run_lengths)
         # h3-py's names of the cells, as a pandas string column made once: a result takes its rows
         object.__setattr__(self, "names", pd.array(cells_to_str(self.cells), dtype="str"))
 
     def counts(self, positions: np.ndarray | None = None) -> np.ndarray:
-        """Customers per cell of :attr:`cells` (int64), over all customers or those at ``positions``."""
+        """Customers per cell of :attr:`cells` (int64), over all customers or those at ``positions``.
+
+        Without runs (fine resolutions, where nearly every customer is a run of
+        its own) a plain ``bincount`` over the codes.
+        """
+        codes = self.codes if positions is None else self.codes[positions]
+        if self.run_codes is None:
+            return np.bincount(codes, minlength=self.cells.size).astype("int64")
         if positions is None:
             run_codes, run_lengths = self.run_codes, self.run_lengths
         else:
-            run_codes, run_lengths = _runs(self.codes[positions])
+            run_codes, run_lengths = _runs(codes)
         counted = np.bincount(run_codes, weights=run_lengths, minlength=self.cells.size)
         return counted.astype("int64")  # exact: counts stay far below 2**53
 
@@ -114,6 +120,8 @@ def _compute(index: CustomerIndex, res: int) -> CellCodes:
     distinct, run_codes = np.unique(cells[starts], return_inverse=True)
     run_lengths = np.diff(np.append(starts, n))
     codes = np.repeat(run_codes.astype("int32"), run_lengths)
+    if starts.size * _RUNS_WORTH > n:  # runs would cost more memory (16 bytes each) than they save time
+        return CellCodes(res, distinct, codes)
     return CellCodes(res, distinct, codes, run_codes.astype(np.intp), run_lengths.astype("float64"))
 
 
