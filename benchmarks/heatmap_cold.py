@@ -2,10 +2,20 @@
 
 Run as ``python -m benchmarks.heatmap_cold DB.duckdb RES``. The child opens
 the database, makes one count heatmap at ``RES`` (a resolution no earlier
-heatmap in that process used) and prints one JSON line: the time to import
-and open, the first heatmap in total, and its parts (the customer snapshot,
-then the standard cells at ``RES`` for every customer), then a second
-heatmap at the same resolution (warm).
+heatmap in that process used) with the call a user makes, and prints one
+JSON line: the time to import and open, that first heatmap (wall clock,
+and CPU time of all its threads: on a shared machine the second says what
+the work costs), whether the
+customer snapshot was mapped from its persisted file or had to be built
+(the first query after a write builds and persists it), then the parts
+timed again on their own (mapping the persisted snapshot; the standard cells
+at ``RES`` for every customer), then a second heatmap at the same resolution
+(warm).
+
+``python -m benchmarks`` runs the child twice (:data:`COLD_RUNS`) on each freshly ingested
+database: first at res 8 (the first query after the ingest: it builds the
+snapshot), then at res 7 (the first heatmap at a new resolution, in a new
+process, with the snapshot on disk), the case the 2-second target is about.
 """
 
 from __future__ import annotations
@@ -16,7 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["measure_cold_heatmap"]
+__all__ = ["COLD_RUNS", "measure_cold_heatmap"]
+
+#: (resolution, workload) of the two children, in the order they run.
+COLD_RUNS = ((8, "heatmap_first"), (7, "heatmap_cold"))
 
 
 def measure_cold_heatmap(db: Path, res: int = 7, *, log=print) -> dict:
@@ -28,8 +41,10 @@ def measure_cold_heatmap(db: Path, res: int = 7, *, log=print) -> dict:
         raise RuntimeError(f"cold heatmap failed:\n{done.stderr[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     log(f"  first res-{res} heatmap in a new process: {figures['first_heatmap_s']:.2f} s "
-        f"(snapshot {figures['snapshot_s']:.2f} s, cells {figures['cells_s']:.2f} s); "
-        f"open {figures['open_s']:.2f} s; warm {figures['warm_heatmap_s'] * 1000:.1f} ms")
+        f"({figures['first_heatmap_cpu_s']:.2f} s of CPU) "
+        f"(snapshot {figures['snapshot']}; alone: snapshot {figures['snapshot_s']:.2f} s, "
+        f"res-{res} cells {figures['cells_s']:.2f} s); open {figures['open_s']:.2f} s; "
+        f"warm {figures['warm_heatmap_s'] * 1000:.1f} ms")
     return figures
 
 
@@ -38,16 +53,16 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     import geotarget
     from geotarget.audience.cellcodes import cell_codes
+    from geotarget.audience.index import IndexCache, load_index
 
     eng = geotarget.open(db)
     t1 = time.perf_counter()
+    persisted = load_index(eng.store, eng.store.data_version) is not None  # only reads the tag and schema
+    t2, cpu = time.perf_counter(), time.process_time()
     hm = eng.heatmap(res=res, metric="count", k_min=10)
-    t2 = time.perf_counter()
-    # the parts, timed again on a fresh snapshot object (same work, nothing kept)
-    from geotarget.audience.index import build_index
-
-    t3 = time.perf_counter()
-    index = build_index(eng.store)
+    t3, cpu = time.perf_counter(), time.process_time() - cpu
+    # the parts, timed again on a fresh snapshot object (the persisted file now exists; nothing kept)
+    index = IndexCache(eng.store).get()
     t4 = time.perf_counter()
     cell_codes(index, res)
     t5 = time.perf_counter()
@@ -55,8 +70,8 @@ def main(argv: list[str]) -> int:
     t6 = time.perf_counter()
     eng.close()
     print(json.dumps({"res": res, "customers": hm.total_customers, "cells": len(hm.frame), "open_s": t1 - t0,
-                      "first_heatmap_s": t2 - t1, "snapshot_s": t4 - t3, "cells_s": t5 - t4,
-                      "warm_heatmap_s": t6 - t5}))
+                      "first_heatmap_s": t3 - t2, "first_heatmap_cpu_s": cpu,
+                      "snapshot": "mapped" if persisted else "built", "snapshot_s": t4 - t3, "cells_s": t5 - t4, "warm_heatmap_s": t6 - t5}))
     return 0
 
 

@@ -25,8 +25,11 @@ TARGETS = [
     ("heatmap", "numpy bincount over precomputed dense cell codes", 0.5,
      "heatmap (warm): within 2x of numpy bincount over precomputed dense cell codes"),
 ]
+#: Targets stated for large bases only: below this many customers a row is shown without a verdict.
+TARGET_MIN_SIZE = {"heatmap (warm): within 2x of numpy bincount over precomputed dense cell codes": 10**6}
 #: The first heatmap at a new resolution in a new process, at 10M customers.
 COLD_HEATMAP_S = 2.0
+COLD_HEATMAP_SIZE = 10**7
 INGEST_RATE = 1_000_000
 INGEST_RSS = 3 * 10**9
 MAP_BYTES = 10 * 10**6
@@ -115,6 +118,8 @@ def check_targets(records: list[dict]) -> list[dict]:
                 continue
             speedup = p / g
             rows.append(row | {"measured": f"{speedup:.1f}x", "met": speedup >= need, "speedup": speedup})
+            if size < TARGET_MIN_SIZE.get(wording, 0):
+                rows[-1] |= {"met": None, "why": f"the target is at {_size(TARGET_MIN_SIZE[wording])} and above"}
         ing = _find(records, workload="ingest", peer="geotarget", size=size, distribution=dist)
         if ing and "rows_per_second" in ing[0]:
             rate, rss = size / _ingest_seconds(ing[0]), ing[0]["peak_rss_bytes"]
@@ -129,19 +134,39 @@ def check_targets(records: list[dict]) -> list[dict]:
                 measured, met = f"{a['missing']} missing, {a['extra']} extra", a["exact"]
                 rows.append({"target": f"{workload}: identical to the truth", "size": size,
                              "distribution": dist, "measured": measured, "met": met})
-        for rec in _find(records, workload="heatmap_cold", size=size, distribution=dist):
-            if "first_heatmap_s" in rec:
-                rows.append({"target": "first heatmap at a new resolution, new process: <= 2 s (at 10M)",
-                             "size": size, "distribution": dist,
-                             "measured": (f"{rec['first_heatmap_s']:.2f} s (customer snapshot {rec['snapshot_s']:.2f} s"
-                                          f" + res-{rec['res']} cells {rec['cells_s']:.2f} s)"),
-                             "met": rec["first_heatmap_s"] <= COLD_HEATMAP_S if size >= 10**7 else None})
+        rows += _cold_rows(records, size, dist)
     for rec in _find(records, workload="map", peer="geotarget"):
         if "html_bytes" in rec:
             rows.append({"target": "20k-hex map: < 10 MB of HTML", "size": None, "distribution": None,
                          "measured": f"{rec['html_bytes'] / 1e6:.1f} MB for {rec['count']:,} hexes",
                          "met": rec["html_bytes"] < MAP_BYTES})
     return rows
+
+
+def _cold_rows(records: list[dict], size: int, dist: str) -> list[dict]:
+    """The first heatmaps in new processes; the verdict is the 10M new-resolution figure."""
+    rows = []
+    for rec in _find(records, workload="heatmap_cold", size=size, distribution=dist):
+        if "first_heatmap_s" in rec:
+            rows.append({"target": "first heatmap at a new resolution, new process: <= 2 s (at 10M)",
+                         "size": size, "distribution": dist,
+                         "measured": (f"{rec['first_heatmap_s']:.2f} s ({_cpu(rec)}customer snapshot "
+                                      f"{rec['snapshot']}; alone: snapshot {rec['snapshot_s']:.2f} s, "
+                                      f"res-{rec['res']} cells {rec['cells_s']:.2f} s)"),
+                         "met": rec["first_heatmap_s"] <= COLD_HEATMAP_S if size >= COLD_HEATMAP_SIZE else None})
+            if size < COLD_HEATMAP_SIZE:
+                rows[-1]["why"] = "the target is at 10M"
+    for rec in _find(records, workload="heatmap_first", size=size, distribution=dist):
+        if "first_heatmap_s" in rec:
+            rows.append({"target": "first query after an ingest, new process (builds and persists the snapshot)",
+                         "size": size, "distribution": dist, "met": "info",
+                         "measured": (f"res-{rec['res']} heatmap {rec['first_heatmap_s']:.2f} s (customer snapshot "
+                                      f"{rec['snapshot']})")})
+    return rows
+
+
+def _cpu(rec: dict) -> str:
+    return f"{rec['first_heatmap_cpu_s']:.2f} s of CPU; " if "first_heatmap_cpu_s" in rec else ""
 
 
 def _ingest_seconds(rec: dict) -> float:
@@ -206,7 +231,7 @@ def _workload_table(records: list[dict], workload: str, size: int, dist: str) ->
 
 
 def _mark(met) -> str:
-    return {True: "met", False: "**MISSED**", None: "not measured"}[met]
+    return {True: "met", False: "**MISSED**", None: "not measured", "info": "no target"}[met]
 
 
 def render(records: list[dict], facts: dict, command: str, profiles: dict[str, str]) -> str:
@@ -363,7 +388,15 @@ def _method_section() -> list[str]:
             "- Each variant runs once to warm up (that answer is the one checked; its time is the 'first run' "
             "column, which for geotarget includes building its in-memory index), then up to 5 timed runs, "
             "stopping after 60 s once two are done; a variant whose warm-up exceeds 240 s is timed by that run. "
-            "All answers are materialized as pandas DataFrames with full rows (PostGIS via `COPY ... TO STDOUT`).",
+            "All answers are materialized as pandas DataFrames with full rows (PostGIS via `COPY ... TO STDOUT`). "
+            "Heatmaps: geotarget's time is `eng.heatmap(res=8, metric='count', k_min=10)`, the call a user "
+            "makes (it returns a `HeatmapResult` holding a DataFrame); the bincount peer's is `numpy.bincount` "
+            "over the precomputed dense codes and the k filter, nothing else. Reading either answer for the "
+            "check is not timed.",
+            "- First heatmaps in a new process (`benchmarks/heatmap_cold.py`), right after each ingest: one at "
+            "res 8, the first query after the ingest, which builds and persists the customer snapshot; then one "
+            "at res 7, a resolution no process has used, with the snapshot on disk: the 2-second target, "
+            "judged at 10M. Wall clock and CPU time (all threads) are both reported.",
             "- Truth: `pyproj.Geod(ellps='WGS84').inv`, for every point whose spherical distance lies within 1 % "
             "of the radius (sphere and ellipsoid differ by < 0.6 %); shapely `covers` on lat/lng for polygons; "
             "`h3ronpy` at res 8 directly for heatmap cells. 'exact' means every point that differs from the "

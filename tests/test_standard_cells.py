@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import geotarget
-from geotarget.audience.cellcodes import cell_codes, positions_in_cells
+from geotarget.audience.cellcodes import CellCodes, _runs, cell_codes, positions_in_cells
 from geotarget.audience.index import CustomerIndex
 from geotarget.geo.cells import FINE_RES, in_cells, latlng_to_cells
 
@@ -138,6 +138,16 @@ def test_codes_and_cell_membership_equal_brute_force(cluster, seed):
     assert np.array_equal(codes.cells_at(np.arange(len(index))), truth)
     distinct, counts = np.unique(truth, return_counts=True)
     assert np.array_equal(codes.cells, distinct) and np.array_equal(codes.counts(), counts)
+    # over an audience (sorted positions, as audiences hold them): the cells of those customers, counted
+    rng = np.random.default_rng(seed)
+    some = np.flatnonzero(rng.random(len(index)) < rng.random())
+    expected = np.array([np.count_nonzero(truth[some] == c) for c in distinct])
+    assert np.array_equal(codes.counts(some), expected)
+    # counted with and without the run-length encoding (kept or not, depending on how much it saves)
+    for variant in (CellCodes(res, codes.cells, codes.codes), CellCodes(res, codes.cells, codes.codes,
+                                                                        *_runs(codes.codes))):
+        assert np.array_equal(variant.counts(), counts) and np.array_equal(variant.counts(some), expected)
+    assert codes.names.tolist() == [h3.int_to_str(int(c)) for c in distinct]
     # membership in a few of the cells, by the covering (neighbours) and then latlng_to_cell
     chosen = np.random.default_rng(seed).choice(distinct, size=min(3, distinct.size), replace=False)
     assert np.array_equal(positions_in_cells(index, chosen), np.flatnonzero(np.isin(truth, chosen)))

@@ -29,12 +29,14 @@ their parents, so counts need not roll up: a res-8 count is not always the
 sum of its res-9 children's.)
 
 **How it stays fast.** Counts over the whole base or an audience come from
-the in-memory customer snapshot: the first heatmap at a resolution indexes
-every customer's coordinates into cells at that resolution with the Rust
-indexer on all cores and keeps the result beside the snapshot as dense codes
-(:mod:`geotarget.audience.cellcodes`); later heatmaps at that resolution are
-one ``numpy.bincount``. Metrics over a column read the coordinates and values
-from DuckDB and index them the same way.
+the in-memory customer snapshot: the first heatmap at a resolution finds
+every customer's cell at that resolution (the ancestor of its res-15 cell,
+checked, and the Rust indexer for the doubtful sixth,
+:mod:`geotarget.geo.incircle`) and keeps the result beside the snapshot as
+dense codes with their h3 names (:mod:`geotarget.audience.cellcodes`); later
+heatmaps at that resolution are one ``numpy.bincount`` over runs of equal
+codes and one frame built from numpy arrays. Metrics over a column read the
+coordinates and values from DuckDB and index them with the Rust indexer.
 """
 
 from __future__ import annotations
