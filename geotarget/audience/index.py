@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from geotarget._arrow import arrow_view, numpy_view
 from geotarget.audience.privacy import eligible_customers_sql
 from geotarget.store.database import Store
 
@@ -90,7 +91,7 @@ class CustomerIndex:
 
     def take_ids(self, positions: np.ndarray) -> pa.Array:
         """Customer ids at ``positions`` (Arrow strings)."""
-        return self.ids.take(pa.array(positions, type=pa.int64()))
+        return self.ids.take(arrow_view(np.asarray(positions, dtype=np.int64)))
 
     def positions_of(self, ids) -> np.ndarray:
         """Positions of the given ids (unknown or ineligible ids are skipped)."""
@@ -109,7 +110,7 @@ def _single_array(column) -> pa.Array:
 
 def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
     def numeric(name, dtype):
-        return np.asarray(_single_array(table.column(name)).to_numpy(zero_copy_only=False), dtype=dtype)
+        return numpy_view(table.column(name), dtype)  # a view of the mapped file, and no pandas import
 
     extra = {name: _single_array(table.column(name)).to_numpy(zero_copy_only=False)
              for name in table.column_names if name not in _CORE}
@@ -153,8 +154,8 @@ def save_index(store: Store, index: CustomerIndex) -> Path | None:
     if path is None or instance is None:
         return None
     nonce = uuid.uuid4().hex
-    arrays = [index.ids, pa.array(index.cells, pa.uint64()), pa.array(index.lat, pa.float64()),
-              pa.array(index.lng, pa.float64()), *(pa.array(v) for v in index.columns.values())]
+    arrays = [index.ids, arrow_view(np.asarray(index.cells, np.uint64)), arrow_view(np.asarray(index.lat, np.float64)),
+              arrow_view(np.asarray(index.lng, np.float64)), *(pa.array(v) for v in index.columns.values())]
     names = [*_CORE, *index.columns]
     table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
         {b"format": _FORMAT, b"nonce": nonce.encode()})

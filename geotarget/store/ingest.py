@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import GeotargetWarning, InvalidInputError
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.store.consent import CONSENT_LOG_DDL
@@ -52,6 +52,8 @@ from geotarget.store.validation import (  # noqa: F401  (reason texts are part o
     _validate,
     check_crs,
 )
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 #: Name of the id column made by ``id_from="row"|"hash"`` while a file is read.
 GENERATED_ID = "_generated_id"
