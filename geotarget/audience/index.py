@@ -23,6 +23,7 @@ columns (``CustomerIndex.columns``); they are written and mapped alike.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -38,7 +39,7 @@ from geotarget._arrow import arrow_view, numpy_view
 from geotarget.audience.privacy import eligible_customers_sql
 from geotarget.store.database import Store
 
-__all__ = ["build_index", "CustomerIndex", "IndexCache", "load_index", "save_index", "INDEX_FILE"]
+__all__ = ["build_index", "CustomerIndex", "IndexCache", "load_index", "save_index", "updated_index", "INDEX_FILE"]
 
 #: The derived file holding the persisted snapshot (see :meth:`Store.derived_path`).
 INDEX_FILE = "index.arrow"
@@ -121,33 +122,88 @@ def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
     )
 
 
+def _eligible_rows(con, also: str = "") -> pa.Table:
+    """The eligible customers (and ``also``, an extra SQL condition) read on ``con``, sorted by cell then id.
+
+    The id breaks ties between customers in one fine cell, so every build of
+    a snapshot, whole or updated, lists them in the same order.
+    """
+    columns = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'").fetchall()]
+    where = eligible_customers_sql(columns) + (f" AND {also}" if also else "")
+    return con.sql(f"SELECT customer_id, lat, lng, cell FROM customers WHERE {where} ORDER BY cell, customer_id"
+                   ).to_arrow_table().combine_chunks()
+
+
 def build_index(store: Store) -> CustomerIndex:
     """Read the eligible customers in one transaction and sort them by cell."""
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
         version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
-        columns = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'").fetchall()]
-        table = con.sql(
-            f"SELECT customer_id, lat, lng, cell FROM customers WHERE {eligible_customers_sql(columns)} ORDER BY cell"
-        ).to_arrow_table()
+        table = _eligible_rows(con)
     finally:
         con.execute("COMMIT")
-    return _from_table(table.combine_chunks(), version, store.res)
+    return _from_table(table, version, store.res)
+
+
+def updated_index(con, base: CustomerIndex, touched: str | None, version: int) -> CustomerIndex:
+    """``base`` with the customers listed in table ``touched`` read again on ``con`` (inside the writing transaction).
+
+    The touched customers leave the snapshot, and those of them still
+    eligible come back from the table at their (maybe new) cells: the
+    result equals :func:`build_index` after the write. It costs a few
+    passes over the snapshot's arrays instead of a scan and sort of every
+    customer. When most customers were touched the snapshot is read whole.
+    """
+    if touched is None:
+        return CustomerIndex(version, base.res, base.cells, base.lat, base.lng, base.ids)
+    import pyarrow.compute as pc
+
+    ids = _single_array(con.sql(f"SELECT DISTINCT customer_id FROM {touched}").to_arrow_table().column(0))
+    if 2 * len(ids) >= len(base):
+        return _from_table(_eligible_rows(con), version, base.res)
+    added = _eligible_rows(con, f"customer_id IN (SELECT customer_id FROM {touched})")
+    n = len(base)
+    keep = np.ones(n, dtype=bool)
+    keep[numpy_view(pc.indices_nonzero(pc.is_in(base.ids, value_set=ids.cast(base.ids.type))), "int64")] = False
+    kept = np.flatnonzero(keep)
+    add_cells = numpy_view(added.column("cell"), "uint64")
+    # where each added customer goes among the kept ones, in (cell, id) order, as positions in base + added
+    kept_cells = base.cells[kept]
+    at = np.searchsorted(kept_cells, add_cells, side="left")
+    after = np.searchsorted(kept_cells, add_cells, side="right")
+    for i in np.flatnonzero(after > at):  # a kept customer in the same fine cell (rare): order by id
+        same = base.ids.take(arrow_view(kept[at[i]:after[i]])).to_pylist()
+        at[i] += bisect.bisect_left(same, added.column("customer_id")[int(i)].as_py())
+    source = np.insert(kept, at, n + np.arange(add_cells.size, dtype=np.int64))
+
+    def merged(old: np.ndarray, new_name: str, dtype) -> np.ndarray:
+        return np.concatenate([old, numpy_view(added.column(new_name), dtype)])[source]
+
+    all_ids = pa.concat_arrays([base.ids, _single_array(added.column("customer_id")).cast(base.ids.type)])
+    return CustomerIndex(version=version, res=base.res, cells=merged(base.cells, "cell", "uint64"),
+                         lat=merged(base.lat, "lat", "float64"), lng=merged(base.lng, "lng", "float64"),
+                         ids=all_ids.take(arrow_view(source)))
 
 
 def _tag_path(path: Path) -> Path:
     return path.with_name(path.name + ".tag")
 
 
-def save_index(store: Store, index: CustomerIndex) -> Path | None:
+def save_index(store: Store, index: CustomerIndex, *, writing=None) -> Path | None:
     """Write ``index`` beside the database file (atomically); None when the store has no file or it fails.
 
     Two files: the Arrow table, and its tag (JSON: the database's
     ``instance_id``, the ``data_version`` the rows were read at, and a nonce
     that pairs the tag with that very table). A folder that cannot be written
     to only costs the next process a rebuild.
+
+    ``writing`` is the connection of a write transaction not yet committed,
+    whose ``data_version`` ``index`` holds. The nonce is then also written to
+    the ``meta`` table in that transaction, and the tag says so: the files
+    count only if that transaction commits (a process killed before COMMIT
+    leaves files that no database state vouches for).
     """
     path = store.derived_path(INDEX_FILE, for_writing=True)
     instance = store.instance_id
@@ -160,7 +216,7 @@ def save_index(store: Store, index: CustomerIndex) -> Path | None:
     table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
         {b"format": _FORMAT, b"nonce": nonce.encode()})
     tag = {"format": _FORMAT.decode(), "instance_id": instance, "data_version": int(index.version),
-           "res": int(index.res), "rows": len(index), "nonce": nonce}
+           "res": int(index.res), "rows": len(index), "nonce": nonce, "nonce_in_meta": writing is not None}
     suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
     tmp, tag_tmp = path.with_name(path.name + suffix), path.with_name(path.name + ".tag" + suffix)
     try:
@@ -174,6 +230,9 @@ def save_index(store: Store, index: CustomerIndex) -> Path | None:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         return None
+    if writing is not None:
+        writing.execute("INSERT INTO meta VALUES ('index_nonce', $n) ON CONFLICT (key) DO UPDATE SET value = $n",
+                        {"n": nonce})
     return path
 
 
@@ -191,6 +250,8 @@ def load_index(store: Store, version: int) -> CustomerIndex | None:
         if (tag.get("format"), tag.get("instance_id"), tag.get("data_version"), tag.get("res")) != (
                 _FORMAT.decode(), instance, int(version), int(store.res)):
             return None
+        if tag.get("nonce_in_meta") and store.meta("index_nonce") != tag.get("nonce"):
+            return None  # written by a write transaction that never committed
         reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
         meta = reader.schema.metadata or {}
         if meta.get(b"nonce") != str(tag.get("nonce")).encode() or reader.num_record_batches > 1:
@@ -210,6 +271,29 @@ class IndexCache:
         self._store = store
         self._lock = threading.Lock()
         self._index: CustomerIndex | None = None
+        store.on_customers_written = self._customers_written
+
+    def _customers_written(self, con, touched: str | None, version: int):
+        """Bring the snapshot to ``version`` inside the writing transaction (see :meth:`Store.transaction`).
+
+        Starts from the snapshot of the version before the write (held in
+        memory, or the persisted one); without one there is nothing to
+        update, and the first query builds it as after any write.
+        """
+        base = self._index
+        if base is None or base.version != version - 1:
+            base = load_index(self._store, version - 1)
+        if base is None or base.columns:
+            return None
+        index = updated_index(con, base, touched, version)
+        path = save_index(self._store, index, writing=con)
+
+        def install():
+            with self._lock:
+                if self._index is None or self._index.version < index.version:
+                    self._index = index
+
+        return ([path, _tag_path(path)] if path is not None else []), install
 
     def clear(self) -> None:
         """Drop the snapshot held in memory (erasure calls it; the next query rebuilds)."""

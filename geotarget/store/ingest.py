@@ -101,7 +101,8 @@ def ingest_points(
     while True:
         src = open_source(source, force_text=personal.text_columns(cols.id), full_sniff=full_sniff, **opts) if tabular else probe
         try:
-            with store.transaction() as con:
+            # every customer written is named to the store (touch_customers), so the snapshot is kept current
+            with store.transaction(customers_tracked=kind == "customers") as con:
                 report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
                                direct=direct, **settings)
             break
@@ -258,6 +259,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if inserted != unique:
             raise _NeedsStaging
         report.inserted = int(inserted)
+        store.touch_customers(f"SELECT {key} FROM {kind}")  # the table was empty: every row is new
         created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
@@ -272,6 +274,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     if created:
         reasons_count.update(reject_misfits(store, con, stage, kind, key, src.name, now, allow_retype=allow_retype))
         report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
+        store.touch_customers(f"SELECT {key} FROM {stage}")
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
     report.loaded = report.inserted + report.updated
