@@ -19,6 +19,16 @@ file (:meth:`Store.transaction`), so erased or suppressed customers never
 linger on disk; a write that leaves them alone (a campaign) moves the tag on
 to the new data version, so the file stays in use. The table may carry further per-customer
 columns (``CustomerIndex.columns``); they are written and mapped alike.
+
+Upserts keep the snapshot current instead of deleting it. An ingest of
+customers names every customer it writes (:meth:`Store.touch_customers`);
+before its COMMIT, :func:`updated_index` takes those customers out of the
+snapshot of the previous version and merges back the ones still eligible,
+and the result is written beside the database with a nonce that the same
+transaction stores in ``meta``. The file counts only while ``meta`` holds
+its nonce, so a writer killed between writing it and COMMIT leaves a file
+no database state vouches for. Customers are sorted by cell, then id, so an
+updated snapshot equals a rebuilt one row for row.
 """
 
 from __future__ import annotations

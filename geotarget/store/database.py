@@ -3,7 +3,9 @@
 Tables (schema version :data:`SCHEMA_VERSION`):
 
 ``meta``
-    key/value facts: schema version, stored H3 resolution, data version.
+    key/value facts: schema version, stored H3 resolution, data version, the
+    file's ``instance_id``, and the nonce of the customer index written by the
+    last customer upsert (``index_nonce``).
 ``customers``
     ``customer_id`` (unique, enforced by the ingest merge), ``lat``, ``lng``,
     ``cell`` (UBIGINT, H3 at the stored resolution), ``opted_out``,
@@ -44,7 +46,9 @@ Every write runs in one transaction and bumps ``data_version`` in that same
 transaction, so readers can tell when their in-memory indexes are stale.
 Files derived from the data and kept beside the database (``<db>.derived.*``,
 e.g. the persisted customer index) are tagged with the file's ``instance_id``
-and the ``data_version`` they were read at, and every commit deletes them.
+and the ``data_version`` they were read at, and every commit deletes them,
+except those that the commit itself brought up to date (a customer upsert
+updates the customer index in its transaction: ``customers_tracked``).
 :meth:`Store.read_consistent` runs a read that must not straddle a commit.
 """
 
