@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["arrow_strings", "arrow_view", "numpy_view"]
+__all__ = ["arrow_strings", "arrow_view", "numpy_view", "take_strings"]
 
 _NUMPY_OF = {pa.uint64(): np.dtype("uint64"), pa.int64(): np.dtype("int64"), pa.uint32(): np.dtype("uint32"),
              pa.int32(): np.dtype("int32"), pa.float64(): np.dtype("float64"), pa.float32(): np.dtype("float32"),
@@ -76,3 +76,35 @@ def arrow_strings(values) -> pa.Array:
     data = pa.py_buffer(b"".join(b for b in encoded if b is not None))
     return pa.Array.from_buffers(kind, len(encoded), [mask, pa.py_buffer(offsets), data],
                                  null_count=int((~valid).sum()))
+
+
+def take_strings(array, positions: np.ndarray) -> pa.Array:
+    """The strings of a string array (no nulls) at ``positions``, gathered in numpy.
+
+    The same as ``array.take(positions)`` without loading ``pyarrow.compute``
+    (a tenth of a second of a one-shot command's start); other arrays go
+    through ``take``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> take_strings(arrow_strings(["ab", "", "cde"]), np.array([2, 0, 1, 2])).to_pylist()
+    ['cde', 'ab', '', 'cde']
+    """
+    array = _one_chunk(array)
+    positions = np.asarray(positions, dtype=np.int64)
+    width = {pa.string(): np.int32, pa.large_string(): np.int64}.get(array.type)
+    if width is None or array.null_count:
+        return array.take(arrow_view(positions))
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=width, count=len(array) + 1, offset=array.offset * np.dtype(width).itemsize)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, dtype=np.uint8)
+    starts = offsets[positions].astype(np.int64)
+    lengths = offsets[positions + 1].astype(np.int64) - starts
+    new_offsets = np.zeros(positions.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    # byte k of the result comes from data[start of its string + its place in that string]
+    gather = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1], dtype=np.int64)
+    kind = pa.string() if new_offsets[-1] < 2**31 else pa.large_string()
+    out_offsets = new_offsets.astype(np.int32) if kind == pa.string() else new_offsets
+    return pa.Array.from_buffers(kind, positions.size, [None, pa.py_buffer(out_offsets), pa.py_buffer(data[gather])])

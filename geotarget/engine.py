@@ -13,11 +13,11 @@ from geotarget.campaigns import campaign as _campaigns
 from geotarget.campaigns.campaign import Campaign
 from geotarget.campaigns.promotions import ReverseLookup
 from geotarget.errors import NotFoundError, PrivacyError
-from geotarget.store import ingest as _ingest
 from geotarget.store.background import as_background_writer
 from geotarget.store.database import Store
 
 pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
+_ingest = lazy_module("geotarget.store.ingest")  # the ingest pipeline, loaded by the first write
 
 __all__ = ["Engine"]
 

@@ -132,20 +132,17 @@ def _write_csv(frame: pd.DataFrame, out: Path, con) -> None:
 
 def _copy_csv(table, out: Path, con) -> None:
     """Write an Arrow table of text and number columns as the CSV pandas would, with DuckDB's CSV writer."""
-    import pyarrow as pa
     import pyarrow.types as pat
 
     def quoted(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
     select = []
-    for i, f in enumerate(table.schema):
-        if pat.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(pa.large_string()))
+    for f in table.schema:
         col = quoted(f.name)
         text = pat.is_dictionary(f.type) or pat.is_string(f.type) or pat.is_large_string(f.type)
         # pandas leaves an empty string unquoted, like a missing value
-        select.append(f"NULLIF({col}, '') AS {col}" if text else col)
+        select.append(f"NULLIF(CAST({col} AS VARCHAR), '') AS {col}" if text else col)
     name = f"_export_{uuid.uuid4().hex[:12]}"
     con.register(name, table)
     try:
@@ -183,7 +180,7 @@ def _plain_rows(audience, columns):
             arrays[audience.center_label] = arrow_strings(audience.center_ids)
         else:
             labels = arrow_strings(audience.center_labels())
-            arrays[audience.center_label] = labels.take(arrow_view(codes.astype("int64")))
+            arrays[audience.center_label] = pa.DictionaryArray.from_arrays(arrow_view(codes.astype("int64")), labels)
     if audience.groups is not None:
         arrays["group"] = arrow_strings(audience.groups)
     return pa.Table.from_arrays(list(arrays.values()), names=list(arrays))

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from geotarget._arrow import arrow_view, numpy_view
+from geotarget._arrow import arrow_view, numpy_view, take_strings
 from geotarget.audience.privacy import eligible_customers_sql
 from geotarget.store.database import Store
 
@@ -102,7 +102,7 @@ class CustomerIndex:
 
     def take_ids(self, positions: np.ndarray) -> pa.Array:
         """Customer ids at ``positions`` (Arrow strings)."""
-        return self.ids.take(arrow_view(np.asarray(positions, dtype=np.int64)))
+        return take_strings(self.ids, positions)
 
     def positions_of(self, ids) -> np.ndarray:
         """Positions of the given ids (unknown or ineligible ids are skipped)."""
@@ -119,6 +119,10 @@ def _single_array(column) -> pa.Array:
     return pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
 
 
+def _strings(array: pa.Array) -> pa.Array:
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
 def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
     def numeric(name, dtype):
         return numpy_view(table.column(name), dtype)  # a view of the mapped file, and no pandas import
@@ -127,7 +131,7 @@ def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
              for name in table.column_names if name not in _CORE}
     return CustomerIndex(
         version=version, res=res, cells=numeric("cell", "uint64"), lat=numeric("lat", "float64"),
-        lng=numeric("lng", "float64"), ids=_single_array(table.column("customer_id")).cast(pa.string()),
+        lng=numeric("lng", "float64"), ids=_strings(_single_array(table.column("customer_id"))),
         columns=extra,
     )
 
