@@ -117,3 +117,13 @@ def test_writer_killed_before_commit_leaves_no_usable_index(tmp_path):
         after = _audience(eng)
     pd.testing.assert_frame_equal(after, before)
     assert "far" not in set(after["customer_id"])
+
+
+def test_a_first_load_after_a_query_writes_the_whole_snapshot(tmp_path):
+    rng = np.random.default_rng(5)
+    with geotarget.open(tmp_path / "g.duckdb") as eng:
+        assert len(eng.audience(points=[POINT], radius="1mi")) == 0  # an empty snapshot, then a load into it
+        eng.ingest_customers(_customers([f"c{i}" for i in range(800)], rng))
+        held = eng._index_cache._index
+        assert held is not None and len(held) == 800
+        _same(held, build_index(eng.store))

@@ -164,6 +164,8 @@ def build_index(store: Store) -> CustomerIndex:
 def updated_index(con, base: CustomerIndex, touched: str | None, version: int) -> CustomerIndex:
     """``base`` with the customers listed in table ``touched`` read again on ``con`` (inside the writing transaction).
 
+    ``touched`` None means no customer was written, ``"customers"`` that all were.
+
     The touched customers leave the snapshot, and those of them still
     eligible come back from the table at their (maybe new) cells: the
     result equals :func:`build_index` after the write. It costs a few
@@ -172,6 +174,8 @@ def updated_index(con, base: CustomerIndex, touched: str | None, version: int) -
     """
     if touched is None:
         return CustomerIndex(version, base.res, base.cells, base.lat, base.lng, base.ids)
+    if touched == "customers":  # every customer was written
+        return _from_table(_eligible_rows(con), version, base.res)
     import pyarrow.compute as pc
 
     ids = _single_array(con.sql(f"SELECT DISTINCT customer_id FROM {touched}").to_arrow_table().column(0))

@@ -283,19 +283,25 @@ class Store:
 
     #: Set by the audience layer: ``keeper(con, touched, version)`` runs inside a ``customers_tracked``
     #: transaction before COMMIT, with ``touched`` a temporary table of the customer ids written (None:
-    #: no customer was). It returns None (nothing kept: the derived files are deleted as after any write),
+    #: no customer was; ``"customers"``: every customer was, e.g. a load into an empty table). It returns None (nothing kept: the derived files are deleted as after any write),
     #: or the derived files it wrote for ``version`` and a function to call once the commit has landed.
     on_customers_written = None
 
-    def touch_customers(self, select_sql: str) -> None:
+    def touch_customers(self, select_sql: str | None = None) -> None:
         """In a ``customers_tracked`` transaction: note the customers that ``select_sql`` lists as written.
 
         ``select_sql`` returns one column of customer ids (e.g. ``SELECT
         customer_id FROM stage``); it is run at once, so its tables may be
-        dropped afterwards. Outside such a transaction this does nothing.
+        dropped afterwards. None says every customer was written. Outside
+        such a transaction this does nothing.
         """
         touched = getattr(self._local, "touched", None)
-        if touched is None:
+        if touched is None or touched == ["customers"]:
+            return
+        if select_sql is None:
+            for name in touched:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            touched[:] = ["customers"]
             return
         if not touched:
             name = f"_touched_{uuid.uuid4().hex[:12]}"
@@ -309,7 +315,7 @@ class Store:
         try:
             return None if keeper is None else keeper(con, touched[0] if touched else None, version)
         finally:
-            if touched:
+            if touched and touched[0] != "customers":
                 con.execute(f"DROP TABLE IF EXISTS {touched[0]}")
 
     # -- files derived from the data, kept beside the database ---------------

@@ -259,7 +259,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if inserted != unique:
             raise _NeedsStaging
         report.inserted = int(inserted)
-        store.touch_customers(f"SELECT {key} FROM {kind}")  # the table was empty: every row is new
+        store.touch_customers(None)  # the table was empty: every row is new
         created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
