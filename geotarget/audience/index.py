@@ -33,7 +33,6 @@ updated snapshot equals a rebuilt one row for row.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import os
@@ -182,27 +181,64 @@ def updated_index(con, base: CustomerIndex, touched: str | None, version: int) -
     if 2 * len(ids) >= len(base):
         return _from_table(_eligible_rows(con), version, base.res)
     added = _eligible_rows(con, f"customer_id IN (SELECT customer_id FROM {touched})")
-    n = len(base)
-    keep = np.ones(n, dtype=bool)
-    keep[numpy_view(pc.indices_nonzero(pc.is_in(base.ids, value_set=ids.cast(base.ids.type))), "int64")] = False
-    kept = np.flatnonzero(keep)
+    removed = numpy_view(pc.indices_nonzero(pc.is_in(base.ids, value_set=ids.cast(base.ids.type))), "int64")
     add_cells = numpy_view(added.column("cell"), "uint64")
-    # where each added customer goes among the kept ones, in (cell, id) order, as positions in base + added
-    kept_cells = base.cells[kept]
-    at = np.searchsorted(kept_cells, add_cells, side="left")
-    after = np.searchsorted(kept_cells, add_cells, side="right")
-    for i in np.flatnonzero(after > at):  # a kept customer in the same fine cell (rare): order by id
-        same = base.ids.take(arrow_view(kept[at[i]:after[i]])).to_pylist()
-        at[i] += bisect.bisect_left(same, added.column("customer_id")[int(i)].as_py())
-    source = np.insert(kept, at, n + np.arange(add_cells.size, dtype=np.int64))
+    add_ids = _strings(_single_array(added.column("customer_id")))
+    pieces = _merge_plan(base, removed, add_cells, add_ids)
 
-    def merged(old: np.ndarray, new_name: str, dtype) -> np.ndarray:
-        return np.concatenate([old, numpy_view(added.column(new_name), dtype)])[source]
+    def merged(old, new):
+        parts = [old[a:b] if src == 0 else new[a:b] for src, a, b in pieces]
+        return np.concatenate(parts) if parts else old[:0].copy()
 
-    all_ids = pa.concat_arrays([base.ids, _single_array(added.column("customer_id")).cast(base.ids.type)])
-    return CustomerIndex(version=version, res=base.res, cells=merged(base.cells, "cell", "uint64"),
-                         lat=merged(base.lat, "lat", "float64"), lng=merged(base.lng, "lng", "float64"),
-                         ids=all_ids.take(arrow_view(source)))
+    new_ids = add_ids.cast(base.ids.type)
+    ids_parts = [(base.ids if src == 0 else new_ids).slice(a, b - a) for src, a, b in pieces]
+    return CustomerIndex(version=version, res=base.res, cells=merged(base.cells, add_cells),
+                         lat=merged(base.lat, numpy_view(added.column("lat"), "float64")),
+                         lng=merged(base.lng, numpy_view(added.column("lng"), "float64")),
+                         ids=pa.concat_arrays(ids_parts) if ids_parts else base.ids.slice(0, 0))
+
+
+def _merge_plan(base: CustomerIndex, removed: np.ndarray, add_cells: np.ndarray, add_ids: pa.Array) -> list:
+    """The updated snapshot as runs ``(0, a, b)`` of ``base`` and ``(1, a, b)`` of the added rows, in order.
+
+    ``removed`` are sorted positions of ``base`` to leave out; the added rows
+    are sorted by (cell, id). Each goes before the first kept customer of
+    ``base`` that sorts after it, so the runs are few (about two per
+    customer written) and copying them is a handful of memory copies.
+    """
+    n = len(base)
+    at = np.searchsorted(base.cells, add_cells, side="left")
+    after = np.searchsorted(base.cells, add_cells, side="right")
+    ties = np.flatnonzero(after > at)
+    # a customer written in place meets only its own old row, which leaves: no tie to settle
+    alone = (after[ties] - at[ties] == 1) & np.isin(at[ties], removed)
+    ties = ties[~alone]
+    if ties.size:  # customers of base in the same fine cell (rare): order by id, skipping the removed ones
+        gone = set(removed.tolist())
+        for i in ties.tolist():
+            lo, hi = int(at[i]), int(after[i])
+            mine = add_ids[i].as_py()
+            same = take_strings(base.ids, np.arange(lo, hi)).to_pylist()
+            at[i] = next((lo + j for j, other in enumerate(same) if lo + j not in gone and other > mine), hi)
+    cuts, drops = at.tolist(), removed.tolist()
+    pieces, cur, i, r = [], 0, 0, 0
+    while i < len(cuts) or r < len(drops):
+        if r >= len(drops) or (i < len(cuts) and cuts[i] <= drops[r]):
+            point, first = cuts[i], i
+            while i < len(cuts) and cuts[i] == point:
+                i += 1
+            if point > cur:
+                pieces.append((0, cur, point))
+                cur = point
+            pieces.append((1, first, i))
+        else:
+            if drops[r] > cur:
+                pieces.append((0, cur, drops[r]))
+            cur = max(cur, drops[r] + 1)
+            r += 1
+    if cur < n:
+        pieces.append((0, cur, n))
+    return pieces
 
 
 def _tag_path(path: Path) -> Path:
