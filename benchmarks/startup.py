@@ -10,6 +10,14 @@ cache, the interpreter and the index are not in memory):
   -o x.csv``, side by side with ``psql -c "COPY (... ST_DWithin ...) TO
   STDOUT"`` writing the same rows to a file (PostGIS as in
   :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed).
+- the floor under that one-shot command: the interpreter alone, then the
+  imports it cannot do without (DuckDB, numpy, pyarrow, h3), then those plus
+  the CLI framework (typer, rich), each against the same psql command;
+- a customer write: an upsert of 10,000 customers (half moved, half new) on
+  a copy of the database, which brings the persisted index up to date in its
+  transaction; then the first audience in the same process, and the first in
+  a new process. The full rebuild that such a first query paid before is
+  timed beside them.
 
 Runs alternate A B A B after one warm-up each; the ratio is taken pair by
 pair and its median quoted. Wall and CPU time (user + sys of the child, from
@@ -76,6 +84,59 @@ def _database(ds, work: Path) -> Path:
     return db
 
 
+# Runs in a child process on a copy of the database: one upsert, then the first query after it.
+_AFTER_WRITE = """
+import json, sys, time
+import numpy as np, pandas as pd, geotarget
+from geotarget.audience.index import IndexCache, build_index
+kept, spent = IndexCache._customers_written, []
+def timed(self, *args):
+    t = time.perf_counter(); out = kept(self, *args); spent.append(time.perf_counter() - t); return out
+IndexCache._customers_written = timed
+db, size, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(11)
+width = len(str(size))
+ids = [f"c{i:0{width}d}" for i in rng.choice(size, k // 2, replace=False)] + [f"n{i}" for i in range(k - k // 2)]
+batch = pd.DataFrame({"customer_id": ids, "lat": rng.uniform(40.48, 40.91, k), "lng": rng.uniform(-74.25, -73.71, k)})
+with geotarget.open(db) as eng:
+    eng.audience(stores=["S0001"], radius="2mi")  # the snapshot before the write (mapped from its file)
+    t = time.perf_counter(); eng.ingest_customers(batch); write_s = time.perf_counter() - t
+    t = time.perf_counter(); eng.audience(stores=["S0001"], radius="2mi"); query_s = time.perf_counter() - t
+    t = time.perf_counter(); build_index(eng.store); rebuild_s = time.perf_counter() - t
+print(json.dumps({"write_s": write_s, "update_s": sum(spent), "query_s": query_s, "rebuild_s": rebuild_s}))
+"""
+UPSERT_ROWS = 10_000
+
+
+def _copy_database(db: Path, to: Path) -> Path:
+    """A copy of ``db`` with its persisted index (the copy keeps the file's instance id, so the index fits)."""
+    import glob
+    import shutil
+
+    for stale in glob.glob(glob.escape(str(to)) + "*"):
+        Path(stale).unlink()
+    shutil.copyfile(db, to)
+    for derived in glob.glob(glob.escape(str(db)) + ".derived.*"):
+        shutil.copyfile(derived, str(to) + derived[len(str(db)):])
+    return to
+
+
+def _after_write(db: Path, work: Path, size: int, *, runs: int, env: dict) -> tuple[Path, dict]:
+    """Median upsert, same-process first query and rebuild seconds over ``runs`` fresh copies."""
+    import json
+
+    rows = []
+    copy = work / "db" / f"after_write_{db.name}"
+    for _ in range(runs):
+        _copy_database(db, copy)
+        done = subprocess.run([PY, "-c", _AFTER_WRITE, str(copy), str(size), str(UPSERT_ROWS)], env=env, cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"upsert run failed: {done.stderr[-400:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return copy, {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
 def _psql(cluster, ds, out: Path) -> list[str]:
     from .data import RADIUS_M, SINGLE_STORE
     from .peer_postgis import _SINGLE
@@ -136,6 +197,27 @@ def run(args) -> list[str]:
                 peer_cmd = _psql(cluster, ds, out / "psql.csv")
             row("one-shot CLI audience, 2 mi, CSV (target A/B <= 1 at 1M, <= 1.5 at 10M)", f"{size:,}",
                 measure(cli, peer_cmd, runs=args.runs, env=env), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
+            peer = "psql COPY ... ST_DWithin" if peer_cmd else ""
+            for name, code in (("floor: the interpreter alone (`python -c pass`)", "pass"),
+                               ("floor: + the imports a one-shot audience needs (duckdb, numpy, pyarrow, h3)",
+                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy"),
+                               ("floor: + the CLI framework (typer, rich)",
+                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, typer, rich.console")):
+                row(name, f"{size:,}", measure([PY, "-c", code], peer_cmd, runs=args.runs, env=env), peer=peer)
+            copy, wrote = _after_write(db, args.work, size, runs=min(args.runs, 3), env=env)
+            timed = [(f"upsert of {UPSERT_ROWS:,} customers (half moved, half new), index updated in its transaction",
+                      wrote["write_s"]),
+                     ("of which: the index update and its file, before COMMIT", wrote["update_s"]),
+                     ("first 2-mi audience after that upsert, same process", wrote["query_s"]),
+                     ("a full index rebuild (what that first query paid before the update in the transaction)",
+                      wrote["rebuild_s"])]
+            for name, seconds in timed:
+                lines.append(f"| {name} | {size:,} | {seconds:.3f} |  |  |  |  |  |")
+                print(lines[-1], flush=True)
+            first_after = [PY, "-c", ("import sys, geotarget; e = geotarget.open(sys.argv[1], read_only=True); "
+                                      "e.audience(stores=['S0001'], radius='2mi')"), str(copy)]
+            row("new process after that upsert: open + first 2-mi audience (target <= 0.5 s at 10M)", f"{size:,}",
+                measure(first_after, None, runs=args.runs, env=env))
     finally:
         if cluster is not None:
             cluster.stop()
@@ -153,6 +235,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.sizes = [int(float(s)) for s in args.sizes.split(",")]
     lines = run(args)
+    lines += ["", "In-process figures (the upsert and the queries after it) are medians of up to 3 runs, each on a "
+              "fresh copy of the database, timed inside the process (wall seconds)."]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -6,16 +6,18 @@ from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.audience.index import IndexCache
 from geotarget.campaigns import campaign as _campaigns
 from geotarget.campaigns.campaign import Campaign
 from geotarget.campaigns.promotions import ReverseLookup
 from geotarget.errors import NotFoundError, PrivacyError
-from geotarget.store import ingest as _ingest
 from geotarget.store.background import as_background_writer
 from geotarget.store.database import Store
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
+_ingest = lazy_module("geotarget.store.ingest")  # the ingest pipeline, loaded by the first write
 
 __all__ = ["Engine"]
 
@@ -44,7 +46,7 @@ class Engine:
         self._index_cache = IndexCache(store)
         self.lookup = ReverseLookup(store)
         self._lookup = self.lookup.cache
-        self._stores_cache: tuple[int, pd.DataFrame, dict] | None = None
+        self._stores_cache = None  # StoreSnapshot of the current data version
         self._pings = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -182,21 +184,20 @@ class Engine:
         """All stores as a DataFrame."""
         return self.store.frame("SELECT * FROM stores ORDER BY store_id")
 
-    def _stores_snapshot(self) -> tuple[int, pd.DataFrame, dict]:
+    def _stores_snapshot(self):
+        from geotarget.audience.membership import StoreSnapshot
+
         version = self.store.data_version
         cached = self._stores_cache
-        if cached is None or cached[0] != version:
-            frame = self.store.frame("SELECT store_id, name, lat, lng FROM stores ORDER BY store_id")
-            lookup = {str(s): i for i, s in enumerate(frame["store_id"].to_numpy(dtype=object))}
-            cached = (version, frame, lookup)
-            self._stores_cache = cached
+        if cached is None or cached.version != version:
+            cached = self._stores_cache = StoreSnapshot(self.store, version)
         return cached
 
     def _stores_frame(self) -> pd.DataFrame:
-        return self._stores_snapshot()[1]
+        return self._stores_snapshot().frame
 
     def _store_positions(self) -> dict:
-        return self._stores_snapshot()[2]
+        return self._stores_snapshot().lookup
 
     def layers(self) -> list[str]:
         """Names of the region layers."""

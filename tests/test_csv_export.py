@@ -33,3 +33,11 @@ def test_csv_bytes_equal_pandas(eng, tmp_path, columns, holdout):
     aud.to_pandas(columns).to_csv(tmp_path / "b.csv", index=False)
     assert len(aud) > 100
     assert path.read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_csv_of_points_bytes_equal_pandas(eng, tmp_path):
+    aud = eng.audience(points=[(40.75, -73.98), (40.755, -73.975)], radius="800m")
+    path = aud.to_csv(tmp_path / "a.csv", allow_small=True)
+    aud.to_pandas().to_csv(tmp_path / "b.csv", index=False)
+    assert aud.center_count == 2 and len(aud) > 50
+    assert path.read_bytes() == (tmp_path / "b.csv").read_bytes()

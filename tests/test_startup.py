@@ -54,3 +54,32 @@ def test_the_app_has_every_command():
     names = set(get_command(app).commands)
     assert {"audience", "suppress", "campaign", "ingest", "info", "rejects", "sample", "heatmap", "map",
             "serve"} <= names
+
+
+def test_one_shot_cli_audience_pulls_no_pandas(tmp_path):
+    """`geotarget audience --store S --radius 2mi -o x.csv` reads the mapped index and writes CSV without pandas."""
+    import numpy as np
+    import pandas as pd
+
+    import geotarget
+
+    db = tmp_path / "g.duckdb"
+    rng = np.random.default_rng(7)
+    with geotarget.open(db) as eng:
+        eng.ingest_stores(pd.DataFrame({"store_id": ["S1", "S2"], "lat": [40.758, 40.70], "lng": [-73.9855, -73.95]}))
+        eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(3000)],
+                                           "lat": 40.758 + rng.normal(0, 0.02, 3000),
+                                           "lng": -73.9855 + rng.normal(0, 0.02, 3000)}))
+        expected = eng.audience(stores=["S1"], radius="2mi").to_pandas()
+    out = tmp_path / "x.csv"
+    argv = ["--db", str(db), "audience", "--store", "S1", "--radius", "2mi", "-o", str(out)]
+    code = (f"import sys; sys.argv = ['geotarget', *{argv!r}]\n"
+            "from geotarget.cli import _app, _load_commands\n"
+            "_load_commands(sys.argv[1:]); assert _app.main() == 0")
+    for run in ("first run", "second run"):
+        loaded = _loaded(code)
+        assert "duckdb" in loaded, run  # the query did run
+        assert not {"pandas", "pyproj", "shapely", "folium", "geopandas", "scipy"} & set(loaded), (run, loaded)
+    written = pd.read_csv(out)
+    assert written["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert len(written) > 100

@@ -21,9 +21,9 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
+from geotarget._lazy import lazy_module
 from geotarget.audience import budget as _budget
 from geotarget.audience.filters import compile_filters, parse_filters
 from geotarget.audience.index import CustomerIndex
@@ -42,6 +42,7 @@ from geotarget.audience.membership import (  # noqa: F401  (re-exported for camp
     _region_positions,
     _regions,
     _ring_positions,
+    _store_center_columns,
     _store_centers,
     parse_zone_text,
 )
@@ -51,6 +52,8 @@ from geotarget.errors import InvalidInputError
 from geotarget.geo.cells import cell_column_res, cells_to_str, latlng_to_cells
 from geotarget.geo.geodesy import within_radius
 from geotarget.units import parse_radius
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["Audience", "build_audience"]
 
@@ -65,10 +68,11 @@ class Audience:
 
     def __init__(self, engine, index: CustomerIndex, positions: np.ndarray, *, kind: str, description: str,
                  distance_m: np.ndarray | None = None, center_ids: np.ndarray | None = None,
-                 centers: pd.DataFrame | None = None, center_label: str | None = None, radius_m: float | None = None,
+                 centers=None, center_label: str | None = None, radius_m: float | None = None,
                  within_counts: np.ndarray | None = None, groups: np.ndarray | None = None,
                  campaign: str | None = None, columns: list[str] | None = None, min_size: int | None = None,
-                 region_codes: np.ndarray | None = None, region_table: pd.DataFrame | None = None):
+                 region_codes: np.ndarray | None = None, region_table: pd.DataFrame | None = None,
+                 center_columns: dict | None = None):
         self._engine = engine
         self._index = index
         self.positions = positions
@@ -76,7 +80,11 @@ class Audience:
         self.description = description
         self.distance_m = distance_m
         self.center_ids = center_ids
-        self.centers = centers
+        # the centres as a DataFrame, or a function making it on first use (see :attr:`centers`)
+        self._centers = centers
+        if center_columns is None and centers is not None and not callable(centers):
+            center_columns = {c: centers[c].to_numpy() for c in centers.columns}
+        self._center_columns = center_columns  # name -> numpy array: what queries and CSV exports read
         self.center_label = center_label
         self.radius_m = radius_m
         self._within_counts = within_counts
@@ -97,6 +105,20 @@ class Audience:
     def __repr__(self) -> str:
         extra = f", {self.control_count:,} control" if self.groups is not None else ""
         return f"<Audience {self.description}: {len(self):,} customers{extra}>"
+
+    @property
+    def centers(self) -> pd.DataFrame | None:
+        """The stores or points of a radius audience (id, lat, lng, name for stores); None otherwise."""
+        if callable(self._centers):
+            self._centers = self._centers()
+        elif self._centers is None and self._center_columns is not None:
+            self._centers = pd.DataFrame(self._center_columns)
+        return self._centers
+
+    @property
+    def center_count(self) -> int:
+        """How many stores or points a radius audience is around (0 for other audiences)."""
+        return 0 if self._center_columns is None else int(len(self._center_columns[self.center_label]))
 
     @property
     def treatment_count(self) -> int:
@@ -130,7 +152,7 @@ class Audience:
 
     def _members_of(self, k: int) -> np.ndarray:
         """Positions in the audience (after exclusions and filters) within the radius of centre ``k``."""
-        clat, clng = self.centers["lat"].iloc[k], self.centers["lng"].iloc[k]
+        clat, clng = self._center_columns["lat"][k], self._center_columns["lng"][k]
         pos = _radius_members(self._index, clat, clng, self.radius_m)[0]
         return pos[np.isin(pos, self.positions, assume_unique=True)] if pos.size else pos
 
@@ -138,10 +160,10 @@ class Audience:
         """Per centre, the audience's customers within its radius: the overlap matrix's diagonal."""
         if not self._narrowed or self.radius_m is None:
             if self._within_counts is None:  # computed on first use: an audience of many stores needs no counts
-                self._within_counts = within_counts(self._index, self.centers["lat"].to_numpy(),
-                                                    self.centers["lng"].to_numpy(), self.radius_m)
+                self._within_counts = within_counts(self._index, self._center_columns["lat"],
+                                                    self._center_columns["lng"], self.radius_m)
             return self._within_counts
-        return np.array([self._members_of(k).size for k in range(len(self.centers))], dtype=np.int64)
+        return np.array([self._members_of(k).size for k in range(self.center_count)], dtype=np.int64)
 
     def overlap(self) -> pd.DataFrame:
         """Square matrix: customers within the radius of both stores (the cannibalization view).
@@ -183,7 +205,7 @@ class Audience:
             frame["distance_m"] = self.distance_m
         if self.center_ids is not None:
             frame[self.center_label] = pd.Categorical.from_codes(
-                self._center_codes, categories=self.centers[self.center_label].astype(str).to_numpy()
+                self._center_codes, categories=self.center_labels()
             ) if self._center_codes is not None else self.center_ids
         if self.region_codes is not None:
             ids = self.region_table["region_id"].astype(str).to_numpy()
@@ -201,6 +223,10 @@ class Audience:
         for name, res in cells.items():  # the cell containing each customer, as h3-py's latlng_to_cell names it
             frame[name] = cells_to_str(latlng_to_cells(frame["lat"].to_numpy(), frame["lng"].to_numpy(), res))
         return frame
+
+    def center_labels(self) -> np.ndarray:
+        """The ids of the centres (store or point ids) as strings, in :attr:`centers` order."""
+        return np.array([str(v) for v in self._center_columns[self.center_label]], dtype=object)
 
     def to_geodataframe(self, columns: list[str] | None = None):
         """The rows as a GeoDataFrame of points (EPSG:4326)."""
@@ -316,16 +342,19 @@ def build_audience(engine, *, stores=None, points=None, radius=None, radius_m=No
     elif stores is not None or points is not None:
         metres = parse_radius(radius, radius_m=radius_m, allow_large=allow_large_radius)
         if stores is not None:
-            centers, label = _store_centers(engine, stores), "store_id"
+            (cols, centers), label = _store_center_columns(engine, stores), "store_id"
         else:
             centers, label = _point_centers(points), "point_id"
-        members, which, dist, within = _nearest(index, centers["lat"].to_numpy(), centers["lng"].to_numpy(), metres)
+            cols = {c: centers[c].to_numpy() for c in centers.columns}
+        members, which, dist, within = _nearest(index, cols["lat"], cols["lng"], metres)
         order = np.argsort(members, kind="stable")
         positions = members[order]
-        extra = dict(distance_m=dist[order], center_ids=centers[label].to_numpy()[which[order]], centers=centers,
-                     center_label=label, radius_m=metres, within_counts=within, codes=which[order])
-        what = f"stores {', '.join(centers[label].astype(str)[:5])}{'...' if len(centers) > 5 else ''}" \
-            if label == "store_id" else f"{len(centers)} point(s)"
+        extra = dict(distance_m=dist[order], center_ids=cols[label][which[order]], centers=centers,
+                     center_columns=cols, center_label=label, radius_m=metres, within_counts=within,
+                     codes=which[order])
+        n_centers = len(cols[label])
+        what = f"stores {', '.join(str(v) for v in cols[label][:5])}{'...' if n_centers > 5 else ''}" \
+            if label == "store_id" else f"{n_centers} point(s)"
         desc = f"within {metres:,.0f} m of {what}"
         if region_layer is not None:
             desc += f" and in {len(region_geoms)} region(s) of layer {region_layer!r}"

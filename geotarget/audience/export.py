@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.audience.privacy import check_min_size
 from geotarget.errors import InvalidInputError
 from geotarget.store.identity import (
@@ -23,6 +23,8 @@ from geotarget.store.identity import (
     phone_column,
     sha256_hex,
 )
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["CUSTOMER_MATCH_RULES", "FORMATS", "format_for_path", "write_audience", "write_customer_match"]
 
@@ -84,12 +86,15 @@ def write_audience(audience, path, fmt: str, *, columns=None, allow_small: bool 
     _exporting(audience)
     if fmt == "customer-match":
         return write_customer_match(audience, out, allow_small=allow_small)
-    if fmt in ("csv", "parquet"):
-        frame = audience.to_pandas(columns)
-        if fmt == "csv":
-            _write_csv(frame, out, audience._engine.store.con)
+    if fmt == "csv":
+        table = _plain_rows(audience, columns)  # no DataFrame on the common path: pandas is never imported
+        if table is not None:
+            _copy_csv(table, out, audience._engine.store.con)
         else:
-            frame.to_parquet(out, index=False)
+            _write_csv(audience.to_pandas(columns), out, audience._engine.store.con)
+        return out
+    if fmt == "parquet":
+        audience.to_pandas(columns).to_parquet(out, index=False)
         return out
     gdf = audience.to_geodataframe(columns)
     if fmt == "geoparquet":
@@ -122,21 +127,63 @@ def _write_csv(frame: pd.DataFrame, out: Path, con) -> None:
             or table.num_columns == 0:
         frame.to_csv(out, index=False)
         return
-    import pyarrow.compute as pc
+    _copy_csv(table, out, con)
 
-    for i, f in enumerate(table.schema):  # pandas leaves an empty string unquoted, like a missing value
-        if pat.is_dictionary(f.type) or pat.is_string(f.type) or pat.is_large_string(f.type):
-            col = table.column(i).cast(pa.large_string())
-            col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.large_string()), col)
-            table = table.set_column(i, f.name, col)
+
+def _copy_csv(table, out: Path, con) -> None:
+    """Write an Arrow table of text and number columns as the CSV pandas would, with DuckDB's CSV writer."""
+    import pyarrow.types as pat
+
+    def quoted(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    select = []
+    for f in table.schema:
+        col = quoted(f.name)
+        text = pat.is_dictionary(f.type) or pat.is_string(f.type) or pat.is_large_string(f.type)
+        # pandas leaves an empty string unquoted, like a missing value
+        select.append(f"NULLIF(CAST({col} AS VARCHAR), '') AS {col}" if text else col)
     name = f"_export_{uuid.uuid4().hex[:12]}"
     con.register(name, table)
     try:
         # COPY takes no bound parameter for its file: the path is quoted as an SQL string literal
         target = "'" + str(out).replace("'", "''") + "'"
-        con.execute(f"COPY {name} TO {target} (FORMAT csv, HEADER true, DELIMITER ',')")
+        con.execute(f"COPY (SELECT {', '.join(select)} FROM {name}) TO {target} "
+                    "(FORMAT csv, HEADER true, DELIMITER ',')")
     finally:
         con.unregister(name)
+
+
+def _plain_rows(audience, columns):
+    """The rows of ``audience.to_pandas(columns)`` as an Arrow table, when they need no customer attribute.
+
+    None when the rows carry attributes, cell columns or regions (those go
+    through the DataFrame); otherwise customer_id, lat, lng, then distance_m,
+    the store or point id and the group, as :meth:`Audience.to_pandas` orders
+    them.
+    """
+    import pyarrow as pa
+
+    from geotarget._arrow import arrow_strings, arrow_view
+
+    if columns or audience.columns or audience.region_codes is not None:
+        return None
+    pos = audience.positions
+    index = audience._index
+    arrays = {"customer_id": index.take_ids(pos), "lat": arrow_view(index.lat[pos]),
+              "lng": arrow_view(index.lng[pos])}
+    if audience.distance_m is not None:
+        arrays["distance_m"] = arrow_view(audience.distance_m.astype("float64"))
+    if audience.center_ids is not None:
+        codes = audience._center_codes
+        if codes is None:
+            arrays[audience.center_label] = arrow_strings(audience.center_ids)
+        else:
+            labels = arrow_strings(audience.center_labels())
+            arrays[audience.center_label] = pa.DictionaryArray.from_arrays(arrow_view(codes.astype("int64")), labels)
+    if audience.groups is not None:
+        arrays["group"] = arrow_strings(audience.groups)
+    return pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
 
 
 def write_customer_match(audience, path, *, platform: str = "google", allow_small: bool = False,

@@ -19,6 +19,16 @@ file (:meth:`Store.transaction`), so erased or suppressed customers never
 linger on disk; a write that leaves them alone (a campaign) moves the tag on
 to the new data version, so the file stays in use. The table may carry further per-customer
 columns (``CustomerIndex.columns``); they are written and mapped alike.
+
+Upserts keep the snapshot current instead of deleting it. An ingest of
+customers names every customer it writes (:meth:`Store.touch_customers`);
+before its COMMIT, :func:`updated_index` takes those customers out of the
+snapshot of the previous version and merges back the ones still eligible,
+and the result is written beside the database with a nonce that the same
+transaction stores in ``meta``. The file counts only while ``meta`` holds
+its nonce, so a writer killed between writing it and COMMIT leaves a file
+no database state vouches for. Customers are sorted by cell, then id, so an
+updated snapshot equals a rebuilt one row for row.
 """
 
 from __future__ import annotations
@@ -34,10 +44,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from geotarget._arrow import arrow_view, numpy_view, take_strings
 from geotarget.audience.privacy import eligible_customers_sql
 from geotarget.store.database import Store
 
-__all__ = ["build_index", "CustomerIndex", "IndexCache", "load_index", "save_index", "INDEX_FILE"]
+__all__ = ["build_index", "CustomerIndex", "IndexCache", "load_index", "save_index", "updated_index", "INDEX_FILE"]
 
 #: The derived file holding the persisted snapshot (see :meth:`Store.derived_path`).
 INDEX_FILE = "index.arrow"
@@ -90,7 +101,7 @@ class CustomerIndex:
 
     def take_ids(self, positions: np.ndarray) -> pa.Array:
         """Customer ids at ``positions`` (Arrow strings)."""
-        return self.ids.take(pa.array(positions, type=pa.int64()))
+        return take_strings(self.ids, positions)
 
     def positions_of(self, ids) -> np.ndarray:
         """Positions of the given ids (unknown or ineligible ids are skipped)."""
@@ -107,17 +118,34 @@ def _single_array(column) -> pa.Array:
     return pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
 
 
+def _strings(array: pa.Array) -> pa.Array:
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
 def _from_table(table: pa.Table, version: int, res: int) -> CustomerIndex:
     def numeric(name, dtype):
-        return np.asarray(_single_array(table.column(name)).to_numpy(zero_copy_only=False), dtype=dtype)
+        return numpy_view(table.column(name), dtype)  # a view of the mapped file, and no pandas import
 
     extra = {name: _single_array(table.column(name)).to_numpy(zero_copy_only=False)
              for name in table.column_names if name not in _CORE}
     return CustomerIndex(
         version=version, res=res, cells=numeric("cell", "uint64"), lat=numeric("lat", "float64"),
-        lng=numeric("lng", "float64"), ids=_single_array(table.column("customer_id")).cast(pa.string()),
+        lng=numeric("lng", "float64"), ids=_strings(_single_array(table.column("customer_id"))),
         columns=extra,
     )
+
+
+def _eligible_rows(con, also: str = "") -> pa.Table:
+    """The eligible customers (and ``also``, an extra SQL condition) read on ``con``, sorted by cell then id.
+
+    The id breaks ties between customers in one fine cell, so every build of
+    a snapshot, whole or updated, lists them in the same order.
+    """
+    columns = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'").fetchall()]
+    where = eligible_customers_sql(columns) + (f" AND {also}" if also else "")
+    return con.sql(f"SELECT customer_id, lat, lng, cell FROM customers WHERE {where} ORDER BY cell, customer_id"
+                   ).to_arrow_table().combine_chunks()
 
 
 def build_index(store: Store) -> CustomerIndex:
@@ -126,40 +154,123 @@ def build_index(store: Store) -> CustomerIndex:
     con.execute("BEGIN TRANSACTION")
     try:
         version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
-        columns = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'").fetchall()]
-        table = con.sql(
-            f"SELECT customer_id, lat, lng, cell FROM customers WHERE {eligible_customers_sql(columns)} ORDER BY cell"
-        ).to_arrow_table()
+        table = _eligible_rows(con)
     finally:
         con.execute("COMMIT")
-    return _from_table(table.combine_chunks(), version, store.res)
+    return _from_table(table, version, store.res)
+
+
+def updated_index(con, base: CustomerIndex, touched: str | None, version: int) -> CustomerIndex:
+    """``base`` with the customers listed in table ``touched`` read again on ``con`` (inside the writing transaction).
+
+    ``touched`` None means no customer was written, ``"customers"`` that all were.
+
+    The touched customers leave the snapshot, and those of them still
+    eligible come back from the table at their (maybe new) cells: the
+    result equals :func:`build_index` after the write. It costs a few
+    passes over the snapshot's arrays instead of a scan and sort of every
+    customer. When most customers were touched the snapshot is read whole.
+    """
+    if touched is None:
+        return CustomerIndex(version, base.res, base.cells, base.lat, base.lng, base.ids)
+    if touched == "customers":  # every customer was written
+        return _from_table(_eligible_rows(con), version, base.res)
+    import pyarrow.compute as pc
+
+    ids = _single_array(con.sql(f"SELECT DISTINCT customer_id FROM {touched}").to_arrow_table().column(0))
+    if 2 * len(ids) >= len(base):
+        return _from_table(_eligible_rows(con), version, base.res)
+    added = _eligible_rows(con, f"customer_id IN (SELECT customer_id FROM {touched})")
+    removed = numpy_view(pc.indices_nonzero(pc.is_in(base.ids, value_set=ids.cast(base.ids.type))), "int64")
+    add_cells = numpy_view(added.column("cell"), "uint64")
+    add_ids = _strings(_single_array(added.column("customer_id")))
+    pieces = _merge_plan(base, removed, add_cells, add_ids)
+
+    def merged(old, new):
+        parts = [old[a:b] if src == 0 else new[a:b] for src, a, b in pieces]
+        return np.concatenate(parts) if parts else old[:0].copy()
+
+    new_ids = add_ids.cast(base.ids.type)
+    ids_parts = [(base.ids if src == 0 else new_ids).slice(a, b - a) for src, a, b in pieces]
+    return CustomerIndex(version=version, res=base.res, cells=merged(base.cells, add_cells),
+                         lat=merged(base.lat, numpy_view(added.column("lat"), "float64")),
+                         lng=merged(base.lng, numpy_view(added.column("lng"), "float64")),
+                         ids=pa.concat_arrays(ids_parts) if ids_parts else base.ids.slice(0, 0))
+
+
+def _merge_plan(base: CustomerIndex, removed: np.ndarray, add_cells: np.ndarray, add_ids: pa.Array) -> list:
+    """The updated snapshot as runs ``(0, a, b)`` of ``base`` and ``(1, a, b)`` of the added rows, in order.
+
+    ``removed`` are sorted positions of ``base`` to leave out; the added rows
+    are sorted by (cell, id). Each goes before the first kept customer of
+    ``base`` that sorts after it, so the runs are few (about two per
+    customer written) and copying them is a handful of memory copies.
+    """
+    n = len(base)
+    at = np.searchsorted(base.cells, add_cells, side="left")
+    after = np.searchsorted(base.cells, add_cells, side="right")
+    ties = np.flatnonzero(after > at)
+    # a customer written in place meets only its own old row, which leaves: no tie to settle
+    alone = (after[ties] - at[ties] == 1) & np.isin(at[ties], removed)
+    ties = ties[~alone]
+    if ties.size:  # customers of base in the same fine cell (rare): order by id, skipping the removed ones
+        gone = set(removed.tolist())
+        for i in ties.tolist():
+            lo, hi = int(at[i]), int(after[i])
+            mine = add_ids[i].as_py()
+            same = take_strings(base.ids, np.arange(lo, hi)).to_pylist()
+            at[i] = next((lo + j for j, other in enumerate(same) if lo + j not in gone and other > mine), hi)
+    cuts, drops = at.tolist(), removed.tolist()
+    pieces, cur, i, r = [], 0, 0, 0
+    while i < len(cuts) or r < len(drops):
+        if r >= len(drops) or (i < len(cuts) and cuts[i] <= drops[r]):
+            point, first = cuts[i], i
+            while i < len(cuts) and cuts[i] == point:
+                i += 1
+            if point > cur:
+                pieces.append((0, cur, point))
+                cur = point
+            pieces.append((1, first, i))
+        else:
+            if drops[r] > cur:
+                pieces.append((0, cur, drops[r]))
+            cur = max(cur, drops[r] + 1)
+            r += 1
+    if cur < n:
+        pieces.append((0, cur, n))
+    return pieces
 
 
 def _tag_path(path: Path) -> Path:
     return path.with_name(path.name + ".tag")
 
 
-def save_index(store: Store, index: CustomerIndex) -> Path | None:
+def save_index(store: Store, index: CustomerIndex, *, writing=None) -> Path | None:
     """Write ``index`` beside the database file (atomically); None when the store has no file or it fails.
 
     Two files: the Arrow table, and its tag (JSON: the database's
     ``instance_id``, the ``data_version`` the rows were read at, and a nonce
     that pairs the tag with that very table). A folder that cannot be written
     to only costs the next process a rebuild.
+
+    ``writing`` is the connection of a write transaction not yet committed,
+    whose ``data_version`` ``index`` holds. The nonce is then also written to
+    the ``meta`` table in that transaction, and the tag says so: the files
+    count only if that transaction commits (a process killed before COMMIT
+    leaves files that no database state vouches for).
     """
     path = store.derived_path(INDEX_FILE, for_writing=True)
     instance = store.instance_id
     if path is None or instance is None:
         return None
     nonce = uuid.uuid4().hex
-    arrays = [index.ids, pa.array(index.cells, pa.uint64()), pa.array(index.lat, pa.float64()),
-              pa.array(index.lng, pa.float64()), *(pa.array(v) for v in index.columns.values())]
+    arrays = [index.ids, arrow_view(np.asarray(index.cells, np.uint64)), arrow_view(np.asarray(index.lat, np.float64)),
+              arrow_view(np.asarray(index.lng, np.float64)), *(pa.array(v) for v in index.columns.values())]
     names = [*_CORE, *index.columns]
     table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
         {b"format": _FORMAT, b"nonce": nonce.encode()})
     tag = {"format": _FORMAT.decode(), "instance_id": instance, "data_version": int(index.version),
-           "res": int(index.res), "rows": len(index), "nonce": nonce}
+           "res": int(index.res), "rows": len(index), "nonce": nonce, "nonce_in_meta": writing is not None}
     suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
     tmp, tag_tmp = path.with_name(path.name + suffix), path.with_name(path.name + ".tag" + suffix)
     try:
@@ -173,6 +284,9 @@ def save_index(store: Store, index: CustomerIndex) -> Path | None:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         return None
+    if writing is not None:
+        writing.execute("INSERT INTO meta VALUES ('index_nonce', $n) ON CONFLICT (key) DO UPDATE SET value = $n",
+                        {"n": nonce})
     return path
 
 
@@ -190,6 +304,8 @@ def load_index(store: Store, version: int) -> CustomerIndex | None:
         if (tag.get("format"), tag.get("instance_id"), tag.get("data_version"), tag.get("res")) != (
                 _FORMAT.decode(), instance, int(version), int(store.res)):
             return None
+        if tag.get("nonce_in_meta") and store.meta("index_nonce") != tag.get("nonce"):
+            return None  # written by a write transaction that never committed
         reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
         meta = reader.schema.metadata or {}
         if meta.get(b"nonce") != str(tag.get("nonce")).encode() or reader.num_record_batches > 1:
@@ -209,6 +325,29 @@ class IndexCache:
         self._store = store
         self._lock = threading.Lock()
         self._index: CustomerIndex | None = None
+        store.on_customers_written = self._customers_written
+
+    def _customers_written(self, con, touched: str | None, version: int):
+        """Bring the snapshot to ``version`` inside the writing transaction (see :meth:`Store.transaction`).
+
+        Starts from the snapshot of the version before the write (held in
+        memory, or the persisted one); without one there is nothing to
+        update, and the first query builds it as after any write.
+        """
+        base = self._index
+        if base is None or base.version != version - 1:
+            base = load_index(self._store, version - 1)
+        if base is None or base.columns:
+            return None
+        index = updated_index(con, base, touched, version)
+        path = save_index(self._store, index, writing=con)
+
+        def install():
+            with self._lock:
+                if self._index is None or self._index.version < index.version:
+                    self._index = index
+
+        return ([path, _tag_path(path)] if path is not None else []), install
 
     def clear(self) -> None:
         """Drop the snapshot held in memory (erasure calls it; the next query rebuilds)."""

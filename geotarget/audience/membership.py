@@ -15,9 +15,10 @@ import warnings
 
 import h3
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
+from geotarget._arrow import numpy_view
+from geotarget._lazy import lazy_module
 from geotarget.audience import budget as _budget
 from geotarget.audience.filters import compile_filters
 from geotarget.audience.index import CustomerIndex
@@ -25,6 +26,8 @@ from geotarget.errors import InvalidInputError, InvalidLocationError, NotFoundEr
 from geotarget.geo.cells import cell_ranges, disk_covering, latlng_to_cells, str_to_cells
 from geotarget.geo.geodesy import fast_distance_m, geodesic_distance_m
 from geotarget.units import parse_radius
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["parse_zone_text"]
 
@@ -312,25 +315,66 @@ def _parse_region_ref(item) -> tuple[str, str]:
     return str(layer), str(name)
 
 
-def _store_centers(engine, stores) -> pd.DataFrame:
-    frame = engine._stores_frame()
+class StoreSnapshot:
+    """The stores (id, name, lat, lng, sorted by id) at one data version, as plain arrays.
+
+    A radius audience around stores reads the arrays; the pandas frame is
+    made only when asked for (:attr:`frame`), so a one-shot audience never
+    imports pandas.
+    """
+
+    def __init__(self, store, version: int):
+        self.version = version
+        self.table = store.con.sql("SELECT store_id, name, lat, lng FROM stores ORDER BY store_id").to_arrow_table()
+        self.ids = np.array(self.table.column("store_id").to_pylist(), dtype=object)
+        self.names = np.array(self.table.column("name").to_pylist(), dtype=object)
+        self.lat = numpy_view(self.table.column("lat"), "float64")
+        self.lng = numpy_view(self.table.column("lng"), "float64")
+        self.lookup = {str(s): i for i, s in enumerate(self.ids)}
+        self._frame = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The stores as a DataFrame (made on first use)."""
+        if self._frame is None:
+            self._frame = self.table.to_pandas()
+        return self._frame
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+
+def _store_rows(engine, stores) -> tuple[StoreSnapshot, list[int]]:
+    """The stores snapshot and the rows of the stores asked for (``"all"``, one id or many), in id order."""
+    snap = engine._stores_snapshot()
     if isinstance(stores, str) and stores.lower() == "all":
-        if frame.empty:
+        if not len(snap):
             raise NotFoundError("there are no stores yet; ingest some with `geotarget ingest stores FILE`")
-        return frame.reset_index(drop=True)
+        return snap, list(range(len(snap)))
     wanted = [stores] if isinstance(stores, str) else list(stores)
     if not wanted:
         raise InvalidInputError("stores= is empty; name at least one store id or pass stores='all'")
-    ids = frame["store_id"].to_numpy(dtype=object)
-    lookup = engine._store_positions()
     rows = []
     for s in dict.fromkeys(str(s) for s in wanted):
-        if s not in lookup:
-            sample = ", ".join(sorted(lookup)[:8]) or "none yet"
+        if s not in snap.lookup:
+            sample = ", ".join(sorted(snap.lookup)[:8]) or "none yet"
             raise NotFoundError(f"store {s!r} not found; known stores include: {sample}")
-        rows.append(lookup[s])
-    rows.sort(key=lambda i: ids[i])
-    return frame.iloc[rows].reset_index(drop=True)
+        rows.append(snap.lookup[s])
+    rows.sort(key=lambda i: snap.ids[i])
+    return snap, rows
+
+
+def _store_centers(engine, stores) -> pd.DataFrame:
+    snap, rows = _store_rows(engine, stores)
+    return snap.frame.iloc[rows].reset_index(drop=True)
+
+
+def _store_center_columns(engine, stores):
+    """The stores asked for as arrays (store_id, name, lat, lng), and a maker of the same rows as a DataFrame."""
+    snap, rows = _store_rows(engine, stores)
+    take = np.asarray(rows, dtype=np.int64)
+    columns = {"store_id": snap.ids[take], "name": snap.names[take], "lat": snap.lat[take], "lng": snap.lng[take]}
+    return columns, lambda: snap.frame.iloc[rows].reset_index(drop=True)
 
 
 def _point_centers(points) -> pd.DataFrame:

@@ -87,10 +87,12 @@ def audience(
 
 def _points(lats: list[float], lngs: list[float], points_file: str | None):
     """The centre points of --lat/--lng pairs and --points FILE as a frame (None when there are none)."""
-    import pandas as pd
-
     if len(lats) != len(lngs):
         fail(f"give --lat and --lng in pairs: got {len(lats)} --lat and {len(lngs)} --lng")
+    if not lats and not points_file:
+        return None
+    import pandas as pd
+
     frames = []
     if lats:
         frames.append(pd.DataFrame({"point_id": [f"P{i + 1}" for i in range(len(lats))], "lat": lats, "lng": lngs}))
@@ -145,7 +147,7 @@ def report_and_write(aud, output: str | None, chosen: str | None, *, platform: s
     out.print(f"audience: {len(aud):,} customers ({aud.description})")
     if aud.groups is not None:
         out.print(f"  treatment {aud.treatment_count:,}, control {aud.control_count:,}")
-    if aud.centers is not None and len(aud.centers) > 1:
+    if aud.center_count > 1:
         from ._app import plain_table
 
         counts = aud.counts()

@@ -35,7 +35,10 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import pandas as pd
+
+from geotarget._lazy import lazy_module
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = [
     "CONSENT_LOG_DDL",

@@ -3,7 +3,9 @@
 Tables (schema version :data:`SCHEMA_VERSION`):
 
 ``meta``
-    key/value facts: schema version, stored H3 resolution, data version.
+    key/value facts: schema version, stored H3 resolution, data version, the
+    file's ``instance_id``, and the nonce of the customer index written by the
+    last customer upsert (``index_nonce``).
 ``customers``
     ``customer_id`` (unique, enforced by the ingest merge), ``lat``, ``lng``,
     ``cell`` (UBIGINT, H3 at the stored resolution), ``opted_out``,
@@ -44,7 +46,9 @@ Every write runs in one transaction and bumps ``data_version`` in that same
 transaction, so readers can tell when their in-memory indexes are stale.
 Files derived from the data and kept beside the database (``<db>.derived.*``,
 e.g. the persisted customer index) are tagged with the file's ``instance_id``
-and the ``data_version`` they were read at, and every commit deletes them.
+and the ``data_version`` they were read at, and every commit deletes them,
+except those that the commit itself brought up to date (a customer upsert
+updates the customer index in its transaction: ``customers_tracked``).
 :meth:`Store.read_consistent` runs a read that must not straddle a commit.
 """
 
@@ -226,13 +230,20 @@ class Store:
             self._con.close()
 
     @contextlib.contextmanager
-    def transaction(self, *, customers_unchanged: bool = False):
+    def transaction(self, *, customers_unchanged: bool = False, customers_tracked: bool = False):
         """Run a block in one write transaction, rolled back on any exception.
 
         Files derived from the data (:meth:`derived_path`) are deleted after
         the commit, unless the caller promises ``customers_unchanged`` (the
         block writes neither customers nor suppressions, e.g. a campaign):
         then their tags move on to the new data version.
+
+        ``customers_tracked`` is the caller's promise that the block names
+        every customer it writes with :meth:`touch_customers` (and writes no
+        suppression). The customer snapshot's keeper (:attr:`on_customers_written`,
+        set by the audience layer) then brings the snapshot up to date inside
+        the same transaction, before COMMIT; the files it writes outlive the
+        commit, and a query after the write needs no rebuild.
 
         KeyboardInterrupt rolls back too; a killed process loses only the
         uncommitted transaction (DuckDB replays committed WAL entries only).
@@ -242,12 +253,14 @@ class Store:
         with self.write_lock:
             con = self.con
             con.execute("BEGIN TRANSACTION")
+            self._local.touched = [] if customers_tracked else None
             try:
                 yield con
                 before = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()[0][0])
                 con.execute(
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
                 )
+                kept = self._keep_snapshot_current(con, before + 1) if customers_tracked else None
                 self._bump_seq()  # odd: readers that overlap this commit retry
                 try:
                     con.execute("COMMIT")
@@ -258,11 +271,52 @@ class Store:
                 if customers_unchanged:
                     self._retag_derived(before, before + 1)
                 else:
-                    self._drop_derived()
+                    self._drop_derived(keep=() if kept is None else kept[0])
+                if kept is not None:
+                    kept[1]()  # the new snapshot answers this process's next query
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
                 raise
+            finally:
+                self._local.touched = None
+
+    #: Set by the audience layer: ``keeper(con, touched, version)`` runs inside a ``customers_tracked``
+    #: transaction before COMMIT, with ``touched`` a temporary table of the customer ids written (None:
+    #: no customer was; ``"customers"``: every customer was, e.g. a load into an empty table). It returns None (nothing kept: the derived files are deleted as after any write),
+    #: or the derived files it wrote for ``version`` and a function to call once the commit has landed.
+    on_customers_written = None
+
+    def touch_customers(self, select_sql: str | None = None) -> None:
+        """In a ``customers_tracked`` transaction: note the customers that ``select_sql`` lists as written.
+
+        ``select_sql`` returns one column of customer ids (e.g. ``SELECT
+        customer_id FROM stage``); it is run at once, so its tables may be
+        dropped afterwards. None says every customer was written. Outside
+        such a transaction this does nothing.
+        """
+        touched = getattr(self._local, "touched", None)
+        if touched is None or touched == ["customers"]:
+            return
+        if select_sql is None:
+            for name in touched:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            touched[:] = ["customers"]
+            return
+        if not touched:
+            name = f"_touched_{uuid.uuid4().hex[:12]}"
+            self.con.execute(f"CREATE TEMP TABLE {name} (customer_id VARCHAR)")
+            touched.append(name)
+        self.con.execute(f"INSERT INTO {touched[0]} SELECT * FROM ({select_sql})")
+
+    def _keep_snapshot_current(self, con, version: int):
+        touched = self._local.touched
+        keeper = self.on_customers_written
+        try:
+            return None if keeper is None else keeper(con, touched[0] if touched else None, version)
+        finally:
+            if touched and touched[0] != "customers":
+                con.execute(f"DROP TABLE IF EXISTS {touched[0]}")
 
     # -- files derived from the data, kept beside the database ---------------
     def derived_path(self, name: str, *, for_writing: bool = False) -> Path | None:
@@ -303,11 +357,14 @@ class Store:
                 with contextlib.suppress(OSError):
                     tag.unlink()  # a tag that cannot be moved on must not stay behind
 
-    def _drop_derived(self) -> None:
+    def _drop_derived(self, keep=()) -> None:
         if not self._file_backed:
             return
         folder = Path(self.path).expanduser().resolve().parent
+        kept = {Path(p).resolve() for p in keep}
         for stale in folder.glob(f"{glob.escape(Path(self.path).name)}.derived.*"):
+            if stale.resolve() in kept:
+                continue
             with contextlib.suppress(OSError):
                 stale.unlink()
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import InvalidInputError
 from geotarget.store.identity import is_sha256, normalize_emails, normalize_phones, sha256_hex
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = [
     "ERASED_REASON",

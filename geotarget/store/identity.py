@@ -27,9 +27,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import InvalidInputError
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = [
     "COUNTRY_NAMES",

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import GeotargetWarning, InvalidInputError
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.store.consent import CONSENT_LOG_DDL
@@ -52,6 +52,8 @@ from geotarget.store.validation import (  # noqa: F401  (reason texts are part o
     _validate,
     check_crs,
 )
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 #: Name of the id column made by ``id_from="row"|"hash"`` while a file is read.
 GENERATED_ID = "_generated_id"
@@ -99,7 +101,8 @@ def ingest_points(
     while True:
         src = open_source(source, force_text=personal.text_columns(cols.id), full_sniff=full_sniff, **opts) if tabular else probe
         try:
-            with store.transaction() as con:
+            # every customer written is named to the store (touch_customers), so the snapshot is kept current
+            with store.transaction(customers_tracked=kind == "customers") as con:
                 report = _load(store, con, src, cols, kind, crs if crs is not None else src.crs, progress,
                                direct=direct, **settings)
             break
@@ -256,6 +259,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         if inserted != unique:
             raise _NeedsStaging
         report.inserted = int(inserted)
+        store.touch_customers(None)  # the table was empty: every row is new
         created = False
     distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
     if created and distinct:
@@ -270,6 +274,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     if created:
         reasons_count.update(reject_misfits(store, con, stage, kind, key, src.name, now, allow_retype=allow_retype))
         report.updated, report.inserted = merge(store, con, stage, kind, key, src.name, now)
+        store.touch_customers(f"SELECT {key} FROM {stage}")
         con.execute(f"DROP TABLE {stage}")
     report.rejected = sum(reasons_count.values())
     report.loaded = report.inserted + report.updated

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.store.consent import consent_codes
 from geotarget.store.identity import (
     DEFAULT_PHONE_REGION,
@@ -28,6 +28,8 @@ from geotarget.store.identity import (
     normalize_phones,
     phone_column,
 )
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["PersonalBatch", "PersonalColumns"]
 

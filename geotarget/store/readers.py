@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import SourceError
 from geotarget.store.database import quiet
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source"]
 

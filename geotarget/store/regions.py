@@ -15,13 +15,15 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import GeotargetWarning, InvalidInputError, SourceError
 from geotarget.store.database import Store
 from geotarget.store.readers import open_source
 from geotarget.store.report import IngestReport
 from geotarget.store.validation import _find, _raw_json
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = ["check_layer_replacement", "check_lnglat_bounds", "ingest_regions"]
 

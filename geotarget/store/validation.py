@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from geotarget._lazy import lazy_module
 from geotarget.errors import ColumnNotFoundError, InvalidInputError, SwappedCoordinatesError
 from geotarget.store.readers import Source
+
+pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
 __all__ = [
     "ID_NAMES",
