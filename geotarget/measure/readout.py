@@ -37,7 +37,6 @@ import pandas as pd
 from geotarget.errors import InvalidInputError, PrivacyError
 from geotarget.measure.assignment import Launch, parse_instant, require_launch
 from geotarget.measure.stats import (
-    EXACT_BUDGET,
     GroupSummary,
     NonZero,
     benjamini_hochberg,
@@ -46,6 +45,7 @@ from geotarget.measure.stats import (
     two_proportions,
     welch,
 )
+from geotarget.measure.summaries import conversion_summaries, revenue_small_values, revenue_summaries, revenue_values
 
 __all__ = ["KEYS", "LiftResult"]
 
@@ -192,84 +192,6 @@ def _window(store, launch: Launch, start, end, kind):
     return start, end, last, pre_start
 
 
-def _customer_values(metric: str, campaign_id: str, start, end, pre_start, kind) -> tuple[str, dict]:
-    """SQL for each assigned customer: ``customer_id``, ``grp``, ``store_id``, the outcome in the window
-    (``y``) and in the pre-period (``x``, 0 without one).
-
-    Conversion is a membership test against the distinct customers with an
-    outcome in each period (a mark join: no per-customer aggregate to carry,
-    and a hash table of distinct ids only); revenue sums values per customer. Only the
-    conditions that apply are written, with bound values, so DuckDB can
-    prune on the timestamps.
-    """
-    params = {"c": campaign_id, "s": start.to_pydatetime()}
-    post, pre = ["ts >= $s"], ["ts < $s"]
-    if pre_start is not None:
-        params["p"] = pre_start.to_pydatetime()
-        pre.insert(0, "ts >= $p")
-    if end is not None:
-        params["e"] = end.to_pydatetime()
-        post.append("ts < $e")
-    if kind is not None:
-        params["k"] = kind
-        post.append("kind = $k")
-        pre.append("kind = $k")
-    base = "a.customer_id, a.grp, a.store_id"
-    if metric == "conversion":
-        x = "0" if pre_start is None else \
-            f"CAST(a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes WHERE {' AND '.join(pre)}) AS INTEGER)"
-        sql = f"""SELECT {base},
-                         CAST(a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes
-                                                WHERE {' AND '.join(post)}) AS INTEGER) AS y,
-                         {x} AS x
-                  FROM campaign_assignments a WHERE a.campaign_id = $c"""
-    else:
-        window = post if pre_start is None else [pre[0], *post[1:]]
-        sql = f"""SELECT {base}, coalesce(per.y, 0) AS y, coalesce(per.x, 0) AS x
-                  FROM campaign_assignments a LEFT JOIN (
-                      SELECT customer_id, sum(CASE WHEN ts >= $s THEN coalesce(value, 0) ELSE 0 END) AS y,
-                             sum(CASE WHEN ts < $s THEN coalesce(value, 0) ELSE 0 END) AS x
-                      FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id) per
-                    ON per.customer_id = a.customer_id
-                  WHERE a.campaign_id = $c"""
-    return sql, params
-
-
-def _summaries(store, values: str, params: dict, key_sql: str | None = None, key_source: str | None = None,
-               nonzero: dict | None = None) -> dict:
-    """Per breakdown key and group: n, mean and variance of y and x, their covariance (one SQL aggregate).
-
-    With a ``nonzero`` dict, the same pass also fills it, per group, with the
-    count, mean and deviation of the non-zero values of y (for the bootstrap).
-    """
-    key = "NULL" if key_sql is None else key_sql
-    join = "" if key_source is None else f"LEFT JOIN {key_source} kt ON kt.customer_id = a.customer_id"
-    rows = store.con.execute(f"""
-        SELECT {key} AS key, a.grp, count(*) AS n, avg(y) AS my, coalesce(var_samp(y), 0) AS vy,
-               avg(x) AS mx, coalesce(var_samp(x), 0) AS vx, coalesce(covar_samp(x, y), 0) AS cxy,
-               count(*) FILTER (WHERE y <> 0) AS k, coalesce(avg(y) FILTER (WHERE y <> 0), 0) AS mk,
-               coalesce(stddev_pop(y) FILTER (WHERE y <> 0), 0) AS sk
-        FROM ({values}) a {join}
-        GROUP BY ALL""", params).fetchall()
-    out: dict = {}
-    for k, grp, n, my, vy, mx, vx, cxy, nz, mk, sk in rows:
-        out.setdefault(k, {})[grp] = GroupSummary(int(n), float(my or 0), float(vy), float(mx or 0), float(vx),
-                                                 float(cxy))
-        if nonzero is not None:
-            nonzero[grp] = NonZero(int(nz), float(mk), float(sk))
-    return out
-
-
-def _small_values(store, values: str, params: dict, nonzero: dict, draws: int) -> None:
-    """Fetch the non-zero values of the groups small enough for the bootstrap to resample them one by one."""
-    small = [g for g, nz in nonzero.items() if 0 < nz.k and nz.k * draws <= EXACT_BUDGET]
-    if small:
-        fetched = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 AND grp IN "
-                                    "(SELECT unnest($groups)) GROUP BY grp", {**params, "groups": small}).fetchall()
-        for g, v in fetched:
-            nonzero[g] = NonZero.of(v)
-
-
 def _readout(t: GroupSummary, c: GroupSummary, metric: str, alpha: float) -> dict:
     if metric == "conversion":
         xt, xc = round(t.mean_y * t.n), round(c.mean_y * c.n)
@@ -304,9 +226,13 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
     store = engine.store
     launch = require_launch(store, campaign)
     start, end, _last, pre_start = _window(store, launch, start, end, kind)
-    values, params = _customer_values(metric, campaign.id, start, end, pre_start if cuped else None, kind)
+    pre = pre_start if cuped else None
     nonzero: dict = {}
-    groups = _summaries(store, values, params, nonzero=nonzero).get(None, {})
+    if metric == "conversion":
+        groups = conversion_summaries(store, campaign.id, start, end, pre, kind).get(None, {})
+    else:
+        values, params = revenue_values(campaign.id, start, end, pre, kind)
+        groups = revenue_summaries(store, values, params, nonzero=nonzero).get(None, {})
     t, c = groups.get("treatment"), groups.get("control")
     nt, nc = (t.n if t else 0), (c.n if c else 0)
     if min(nt, nc) < k_min:
@@ -319,7 +245,7 @@ def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", 
         if extra in figures:
             details[extra] = figures.pop(extra)
     if metric == "revenue":
-        _small_values(store, values, params, nonzero, draws)
+        revenue_small_values(store, values, params, nonzero, draws)
         none = NonZero(0, 0.0, 0.0)
         low, high = bootstrap_diff_ci(nonzero.get("treatment", none), nt, nonzero.get("control", none), nc,
                                       alpha=alpha, draws=draws, seed=seed)
@@ -344,8 +270,11 @@ def _breakdown(engine, campaign, metric, start, end, pre_start, kind, by: str, k
     store = engine.store
     key_sql, table, registered = _breakdown_key(engine, campaign, by)
     try:
-        values, params = _customer_values(metric, campaign.id, start, end, pre_start, kind)
-        summaries = _summaries(store, values, params, key_sql, table)
+        if metric == "conversion":
+            summaries = conversion_summaries(store, campaign.id, start, end, pre_start, kind, key_sql, table)
+        else:
+            values, params = revenue_values(campaign.id, start, end, pre_start, kind)
+            summaries = revenue_summaries(store, values, params, key_sql, table)
     finally:
         if registered is not None:
             store.con.unregister(registered)

@@ -1,0 +1,148 @@
+"""Per-group summaries of a campaign's outcomes: one SQL pass over the store, no per-customer rows in Python.
+
+A readout's statistics (:mod:`geotarget.measure.stats`) need, per group
+(and per breakdown key), the size ``n``, the means and variances of the
+outcome ``y`` in the window and ``x`` in the pre-period, and their
+covariance. This module computes them in DuckDB from the frozen assignment
+and the outcomes:
+
+- **Conversion** (``y``, ``x`` are 0/1): the sufficient statistics are
+  counts, ``n``, ``sum y``, ``sum x`` and ``sum x*y``, from one pass over the
+  outcomes of both periods (one flag per customer: bit 1 for an outcome in
+  the window, bit 2 for one in the pre-period), joined to the assignment.
+  The moments follow exactly from the integer counts
+  (:func:`binary_summary`).
+- **Revenue**: per customer, the sum of values in each period (one grouped
+  pass), then the moments by DuckDB's ``var_samp``/``covar_samp``, and for
+  the bootstrap the count, mean and deviation of the non-zero values.
+
+Only the conditions that apply are written, with bound values, so DuckDB can
+prune on the timestamps.
+"""
+
+from __future__ import annotations
+
+from geotarget.measure.stats import EXACT_BUDGET, GroupSummary, NonZero
+
+__all__ = ["binary_summary", "conversion_summaries", "revenue_small_values", "revenue_summaries", "revenue_values"]
+
+
+def _periods(campaign_id: str, start, end, pre_start, kind) -> tuple[list[str], list[str], dict]:
+    """The conditions on outcomes for the window (``post``) and the pre-period (``pre``), and their parameters."""
+    params = {"c": campaign_id, "s": start.to_pydatetime()}
+    post, pre = ["ts >= $s"], ["ts < $s"]
+    if pre_start is not None:
+        params["p"] = pre_start.to_pydatetime()
+        pre.insert(0, "ts >= $p")
+    if end is not None:
+        params["e"] = end.to_pydatetime()
+        post.append("ts < $e")
+    if kind is not None:
+        params["k"] = kind
+        post.append("kind = $k")
+        pre.append("kind = $k")
+    return post, pre, params
+
+
+def _key(key_sql: str | None, key_source: str | None) -> tuple[str, str]:
+    key = "NULL" if key_sql is None else key_sql
+    join = "" if key_source is None else f"LEFT JOIN {key_source} kt ON kt.customer_id = a.customer_id"
+    return key, join
+
+
+def binary_summary(n: int, sy: int, sx: int = 0, sxy: int = 0) -> GroupSummary:
+    """The summary of 0/1 outcomes from counts: ``n`` customers, ``sy`` with y = 1, ``sx`` with x = 1, ``sxy`` both.
+
+    The sample variances and covariance (``n - 1`` in the denominator, 0 for
+    a single customer) come from integer numerators, so they are exact up to
+    one rounding.
+
+    Examples
+    --------
+    >>> s = binary_summary(4, sy=2, sx=1, sxy=1)
+    >>> s.mean_y, round(s.var_y, 4), s.mean_x, s.var_x, round(s.cov_xy, 4)
+    (0.5, 0.3333, 0.25, 0.25, 0.1667)
+    """
+    if n < 2:
+        return GroupSummary(n, sy / n if n else 0.0, 0.0, sx / n if n else 0.0, 0.0, 0.0)
+    d = n * (n - 1)
+    return GroupSummary(n, sy / n, sy * (n - sy) / d, sx / n, sx * (n - sx) / d, (n * sxy - sx * sy) / d)
+
+
+def conversion_summaries(store, campaign_id: str, start, end, pre_start, kind=None, key_sql: str | None = None,
+                         key_source: str | None = None) -> dict:
+    """``{key: {group: GroupSummary}}`` of conversion (``y``) and pre-period conversion (``x``, 0 without one).
+
+    One grouped pass over the outcomes of both periods gives each customer
+    with an outcome a flag (bit 1: in the window, bit 2: in the pre-period);
+    the assignment is joined to it and the counts are taken per key and
+    group. Without a pre-period, the pass reads the window only and keeps
+    the distinct customers.
+    """
+    post, pre, params = _periods(campaign_id, start, end, pre_start, kind)
+    if pre_start is None:
+        per = f"SELECT DISTINCT customer_id, CAST(1 AS UTINYINT) AS f FROM outcomes WHERE {' AND '.join(post)}"
+    else:
+        window = [pre[0], *post[1:]]  # from the pre-period's start to the window's end
+        per = f"""SELECT customer_id, bit_or(CAST(CASE WHEN ts >= $s THEN 1 ELSE 2 END AS UTINYINT)) AS f
+                  FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id"""
+    key, join = _key(key_sql, key_source)
+    rows = store.con.execute(f"""
+        SELECT {key} AS key, a.grp, count(*) AS n, count(*) FILTER (WHERE o.f & 1 = 1) AS sy,
+               count(*) FILTER (WHERE o.f & 2 = 2) AS sx, count(*) FILTER (WHERE o.f = 3) AS sxy
+        FROM campaign_assignments a LEFT JOIN ({per}) o ON o.customer_id = a.customer_id {join}
+        WHERE a.campaign_id = $c
+        GROUP BY ALL""", params).fetchall()
+    out: dict = {}
+    for k, grp, n, sy, sx, sxy in rows:
+        out.setdefault(k, {})[grp] = binary_summary(int(n), int(sy), int(sx), int(sxy))
+    return out
+
+
+def revenue_values(campaign_id: str, start, end, pre_start, kind) -> tuple[str, dict]:
+    """SQL for each assigned customer: ``customer_id``, ``grp``, ``store_id``, the sum of outcome values in the
+    window (``y``) and in the pre-period (``x``, 0 without one), from one grouped pass over the outcomes."""
+    post, pre, params = _periods(campaign_id, start, end, pre_start, kind)
+    window = post if pre_start is None else [pre[0], *post[1:]]
+    sql = f"""SELECT a.customer_id, a.grp, a.store_id, coalesce(per.y, 0) AS y, coalesce(per.x, 0) AS x
+              FROM campaign_assignments a LEFT JOIN (
+                  SELECT customer_id, sum(CASE WHEN ts >= $s THEN coalesce(value, 0) ELSE 0 END) AS y,
+                         sum(CASE WHEN ts < $s THEN coalesce(value, 0) ELSE 0 END) AS x
+                  FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id) per
+                ON per.customer_id = a.customer_id
+              WHERE a.campaign_id = $c"""
+    return sql, params
+
+
+def revenue_summaries(store, values: str, params: dict, key_sql: str | None = None, key_source: str | None = None,
+                      nonzero: dict | None = None) -> dict:
+    """Per breakdown key and group: n, mean and variance of y and x, their covariance (one SQL aggregate).
+
+    With a ``nonzero`` dict, the same pass also fills it, per group, with the
+    count, mean and deviation of the non-zero values of y (for the bootstrap).
+    """
+    key, join = _key(key_sql, key_source)
+    rows = store.con.execute(f"""
+        SELECT {key} AS key, a.grp, count(*) AS n, avg(y) AS my, coalesce(var_samp(y), 0) AS vy,
+               avg(x) AS mx, coalesce(var_samp(x), 0) AS vx, coalesce(covar_samp(x, y), 0) AS cxy,
+               count(*) FILTER (WHERE y <> 0) AS k, coalesce(avg(y) FILTER (WHERE y <> 0), 0) AS mk,
+               coalesce(stddev_pop(y) FILTER (WHERE y <> 0), 0) AS sk
+        FROM ({values}) a {join}
+        GROUP BY ALL""", params).fetchall()
+    out: dict = {}
+    for k, grp, n, my, vy, mx, vx, cxy, nz, mk, sk in rows:
+        out.setdefault(k, {})[grp] = GroupSummary(int(n), float(my or 0), float(vy), float(mx or 0), float(vx),
+                                                 float(cxy))
+        if nonzero is not None:
+            nonzero[grp] = NonZero(int(nz), float(mk), float(sk))
+    return out
+
+
+def revenue_small_values(store, values: str, params: dict, nonzero: dict, draws: int) -> None:
+    """Fetch the non-zero values of the groups small enough for the bootstrap to resample them one by one."""
+    small = [g for g, nz in nonzero.items() if 0 < nz.k and nz.k * draws <= EXACT_BUDGET]
+    if small:
+        fetched = store.con.execute(f"SELECT grp, list(y) FROM ({values}) a WHERE y <> 0 AND grp IN "
+                                    "(SELECT unnest($groups)) GROUP BY grp", {**params, "groups": small}).fetchall()
+        for g, v in fetched:
+            nonzero[g] = NonZero.of(v)
