@@ -76,23 +76,26 @@ def conversion_summaries(store, campaign_id: str, start, end, pre_start, kind=No
     One grouped pass over the outcomes of both periods gives each customer
     with an outcome a flag (bit 1: in the window, bit 2: in the pre-period);
     the assignment is joined to it and the counts are taken per key and
-    group. Without a pre-period, the pass reads the window only and keeps
-    the distinct customers.
+    group. Without a pre-period, each assigned customer is tested against
+    the distinct customers with an outcome in the window (a mark join).
     """
     post, pre, params = _periods(campaign_id, start, end, pre_start, kind)
-    if pre_start is None:
-        per = f"SELECT DISTINCT customer_id, CAST(1 AS UTINYINT) AS f FROM outcomes WHERE {' AND '.join(post)}"
+    key, join = _key(key_sql, key_source)
+    if pre_start is None:  # a membership test against the distinct customers with an outcome (a mark join)
+        counts = (f"count(*) FILTER (WHERE a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes "
+                  f"WHERE {' AND '.join(post)})) AS sy, 0 AS sx, 0 AS sxy")
     else:
         window = [pre[0], *post[1:]]  # from the pre-period's start to the window's end
-        per = f"""SELECT customer_id, bit_or(CAST(CASE WHEN ts >= $s THEN 1 ELSE 2 END AS UTINYINT)) AS f
-                  FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id"""
-    key, join = _key(key_sql, key_source)
+        counts = "count(*) FILTER (WHERE o.f & 1 = 1) AS sy, count(*) FILTER (WHERE o.f & 2 = 2) AS sx, " \
+                 "count(*) FILTER (WHERE o.f = 3) AS sxy"
+        join = f"""LEFT JOIN (SELECT customer_id, bit_or(CAST(CASE WHEN ts >= $s THEN 1 ELSE 2 END AS UTINYINT)) AS f
+                              FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id) o
+                     ON o.customer_id = a.customer_id {join}"""
     rows = store.con.execute(f"""
-        SELECT {key} AS key, a.grp, count(*) AS n, count(*) FILTER (WHERE o.f & 1 = 1) AS sy,
-               count(*) FILTER (WHERE o.f & 2 = 2) AS sx, count(*) FILTER (WHERE o.f = 3) AS sxy
-        FROM campaign_assignments a LEFT JOIN ({per}) o ON o.customer_id = a.customer_id {join}
+        SELECT {key} AS key, a.grp, count(*) AS n, {counts}
+        FROM campaign_assignments a {join}
         WHERE a.campaign_id = $c
-        GROUP BY ALL""", params).fetchall()
+        GROUP BY 1, 2""", params).fetchall()
     out: dict = {}
     for k, grp, n, sy, sx, sxy in rows:
         out.setdefault(k, {})[grp] = binary_summary(int(n), int(sy), int(sx), int(sxy))
