@@ -353,7 +353,7 @@ def test_http_readout(launched):
 
 
 def test_benchmark_readout_agrees_with_its_sql_peer(tmp_path):
-    """benchmarks.lift at a tiny size: the readout and the hand-written SQL give the same rates (no timing)."""
+    """benchmarks.lift at a tiny size: the readout and the hand-written SQL peers give the same rates (no timing)."""
     from benchmarks.lift import _child, build
 
     facts = build(tmp_path / "b.duckdb", 3_000, 12_000)
@@ -362,6 +362,9 @@ def test_benchmark_readout_agrees_with_its_sql_peer(tmp_path):
     assert ours["answer"]["treatment_rate"] == pytest.approx(sql["answer"]["treatment_rate"], abs=1e-12)
     assert ours["answer"]["control_rate"] == pytest.approx(sql["answer"]["control_rate"], abs=1e-12)
     assert ours["answer"]["p_value_adj"] is not None  # the pre-period was read
+    sql_cuped = _child("duckdb sql, CUPED", str(tmp_path / "b.duckdb"), facts["campaign_id"], facts["end"])
+    for key in ("treatment_rate", "control_rate", "treatment_rate_adj", "control_rate_adj"):
+        assert ours["answer"][key] == pytest.approx(sql_cuped["answer"][key], rel=1e-9)
 
 
 def test_the_first_export_freezes_the_assignment(tmp_path):
