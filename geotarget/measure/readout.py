@@ -19,6 +19,11 @@ length just before ``start``; when customers have outcomes there, CUPED
 reduces the variance and the ``*_adj`` figures are reported beside the raw
 ones (``None`` otherwise).
 
+**Cost.** The groups' sizes, means, variances and covariances come from
+one SQL pass over the outcomes (:mod:`geotarget.measure.summaries`); no
+per-customer rows reach Python, and the statistics work on those summaries
+(:mod:`geotarget.measure.stats`).
+
 **Privacy.** Only aggregates leave this module. A readout needs at least
 ``k_min`` customers in each group; a breakdown cell with fewer has no
 readout at all (it is counted in ``suppressed_cells``).
