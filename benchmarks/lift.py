@@ -215,12 +215,15 @@ def report(run_result: dict, path: Path) -> None:
     sql, sql_cuped, ours, plain, rev = (_best(results, v) for v in (*VARIANTS, "geotarget revenue"))
     like = {ours["variant"]: sql_cuped, plain["variant"]: sql, sql_cuped["variant"]: sql_cuped}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    niceness = os.nice(0) if hasattr(os, "nice") else 0
+    priority = f" (run at niceness {niceness}: its wall times overstate an idle machine's)" if niceness else ""
     lines = [
         "## Lift readout (campaign measurement)",
         "",
         (f"`python -m benchmarks.lift`, {datetime.now(UTC):%Y-%m-%d}, Python {platform.python_version()} on "
-        f"{os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} when it started. One launched "
-        f"campaign with {facts['customers']:,} assigned customers (10 % control) and {facts['outcomes']:,} "
+        f"{os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} when it started{priority}. One "
+        f"launched campaign with {facts['customers']:,} assigned customers (10 % control) and "
+        f"{facts['outcomes']:,} "
         "outcomes over 60 days around the launch (the 30 days before it are the CUPED pre-period). Each row is "
         "a fresh process on the same file (each variant twice, interleaved, the better kept), its query run "
         "three times: the first (cold, with the imports of the statistics) and best times, the CPU time of "
