@@ -375,6 +375,17 @@ class Engine:
         self._stores_cache = None
         return report
 
+    def fill_hashes(self) -> int:
+        """Compute the pending ``email_sha256``/``phone_sha256`` of customers now; returns the values hashed.
+
+        An ingest leaves them pending while nothing could match them; the first
+        suppression or erasure fills them anyway (:mod:`geotarget.store.hashes`).
+        """
+        from geotarget.store.hashes import fill_pending_hashes
+
+        with self.store.transaction() as con:
+            return fill_pending_hashes(con)
+
     def consent_log(self, customer_id: str | None = None) -> pd.DataFrame:
         """Every change of consent (customer, old and new value, raw value, source, time), oldest first.
 

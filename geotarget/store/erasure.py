@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from geotarget.errors import InvalidInputError
+from geotarget.store.hashes import fill_pending_hashes
 from geotarget.store.identity import is_sha256, normalize_emails, normalize_phones, sha256_hex
 
 __all__ = [
@@ -175,6 +176,7 @@ def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US"
     now = pd.Timestamp.now(tz="UTC")
     with store.transaction() as con:
         ensure_privacy_schema(con)
+        fill_pending_hashes(con)  # erasure by email or phone matches the stored hashes
         cols = store.columns("customers")
         found = set()
         wanted = pd.DataFrame({"v": sorted(id_set | email_set | phone_set)})  # noqa: F841 (read by DuckDB)
