@@ -103,9 +103,8 @@ def _identity_stages(people: Path, repeats: int) -> list[tuple[str, float]]:
     import duckdb
     import pyarrow.parquet as pq
 
-    from geotarget.store.identity import normalize_emails, normalize_phones
-
     from benchmarks.privacy import write_people
+    from geotarget.store.identity import normalize_emails, normalize_phones
 
     size = int(people.stem.split("_")[-1])
     table = pq.read_table(write_people(people, size), columns=["email", "phone"])

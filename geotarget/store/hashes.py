@@ -26,11 +26,7 @@ not depend on the stored hashes.
 
 from __future__ import annotations
 
-
-__all__ = ["HASHED", "fill_pending_hashes", "hashes_needed_now", "mark_pending", "pending_hashes"]
-
-#: The stored hash columns, by the kind of identifier they hash.
-HASHED = {"email": "email_sha256", "phone": "phone_sha256"}
+__all__ = ["fill_pending_hashes", "hashes_needed_now", "mark_pending", "pending_hashes"]
 
 _KEY = "pending_hash:"
 
