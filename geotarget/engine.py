@@ -380,6 +380,15 @@ class Engine:
 
         An ingest leaves them pending while nothing could match them; the first
         suppression or erasure fills them anyway (:mod:`geotarget.store.hashes`).
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0],
+        ...                                        "email": [" Ann@Example.com"]}))
+        >>> eng.fill_hashes(), eng.fill_hashes()
+        (1, 0)
         """
         from geotarget.store.hashes import fill_pending_hashes
 

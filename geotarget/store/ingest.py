@@ -171,15 +171,18 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 **people.reject_columns(bad),
             })
         keep = np.flatnonzero(good)
+        whole = keep.size == n  # the usual case: nothing rejected, nothing to copy
+        kept_ids, lat_k, lng_k = (ids, lat, lng) if whole else (ids.iloc[keep], lat[keep], lng[keep])
         out = pd.DataFrame({
-            key: ids.iloc[keep].to_numpy() if keep.size < n else ids.to_numpy(),
-            "lat": lat[keep],
-            "lng": lng[keep],
-            "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
+            # Arrow-backed text goes to DuckDB as Arrow: no Python string object per row
+            key: kept_ids.array if getattr(kept_ids.dtype, "storage", None) == "pyarrow" else kept_ids.to_numpy(),
+            "lat": lat_k,
+            "lng": lng_k,
+            "cell": latlng_to_cells(lat_k, lng_k, store.res),
         })
         if kind == "stores":
             out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
-        extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        extra = (frame if whole else frame.iloc[keep]).drop(columns=[c for c in drop if c in frame.columns])
         people.fill(out, extra, keep, personal)
         extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
         extra.columns = [str(c) for c in extra.columns]
