@@ -88,9 +88,10 @@ def write_people(path: Path, n: int, *, seed: int = 7, with_identity: bool = Tru
 
 def ingest(parquet: Path, db: Path, *, root: Path = ROOT) -> dict:
     """Ingest ``parquet`` into a fresh ``db`` in a child process running the geotarget under ``root``."""
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{ROOT}"}
-    # -P: the working directory must not shadow the geotarget under root
-    done = subprocess.run([sys.executable, "-P", "-m", "benchmarks.ingest_child", str(parquet), str(db)],
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    # this checkout's child script, so that every variant reports the same figures; -P: the working
+    # directory must not shadow the geotarget under root
+    done = subprocess.run([sys.executable, "-P", str(HERE / "ingest_child.py"), str(parquet), str(db)],
                           capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"ingest failed:\n{done.stderr[-2000:]}")
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     erased = erase(db, to_erase, size)
     lines = [f"# Privacy benchmarks ({size:,} customers)", "",
              "Written by `python -m benchmarks.privacy` (part of `make bench`).", "",
-             f"Median of {args.runs} interleaved runs per variant.", "",
+             f"Median of {args.runs} interleaved runs per variant; {os.cpu_count()} cores, load average "
+             f"{os.getloadavg()[0]:.1f} when it ended.", "",
              "CPU is the ingest process's user + system time (every thread, with start-up and close): steadier "
              "than wall time when other work shares the cores.", "",
              "| ingest | rows/s | seconds | CPU seconds | peak RSS |", "|---|---:|---:|---:|---:|"]
