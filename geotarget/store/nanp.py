@@ -171,11 +171,13 @@ def _nanp_valid_by_prefix(nsn_digits: np.ndarray) -> np.ndarray:
         return _nanp_valid(as_text(nsn_digits))
     digits, table = found
     weights = 10 ** np.arange(digits - 1, -1, -1, dtype=np.int64)
-    prefix = nsn_digits[:, :digits].astype(np.int64) @ weights
+    prefix = np.zeros(k, dtype=np.int64)
+    for j in range(digits):
+        prefix += nsn_digits[:, j] * weights[j]
     todo = np.unique(prefix[table[prefix] < 0])
     if todo.size:
         lead = (todo[:, None] // weights) % 10
-        padded = np.concatenate([lead, np.zeros((todo.size, 10 - digits), dtype=np.int64)], axis=1)
+        padded = np.concatenate([lead, np.zeros((todo.size, 10 - digits), dtype=np.int64)], axis=1).astype(np.uint8)
         table[todo] = _nanp_valid(as_text(padded))
     return table[prefix] == 1
 
@@ -198,8 +200,8 @@ def plain_nanp(arr, in_nanp: np.ndarray):
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
     data = data[offsets[0]:offsets[-1]]
     offsets -= offsets[0]
-    kind = _BYTE_KIND[data]  # one pass over the bytes; the rest works on positions and rows
-    digit_at = np.flatnonzero(kind == 1)
+    kind = _BYTE_KIND[data]  # one pass over the bytes; the rest works on rows (few large temporaries)
+    is_digit = np.append(kind == 1, False)  # a sentinel, so that reduceat may start at the very end
     plus_at = np.flatnonzero(kind == 2)
     other_at = np.flatnonzero(kind == 3)
 
@@ -210,26 +212,32 @@ def plain_nanp(arr, in_nanp: np.ndarray):
 
     # digits per row in one pass over the bytes (reduceat gives an empty row its next byte: zeroed)
     lengths = np.diff(offsets)
-    n_digits = np.add.reduceat(np.append(kind == 1, False), offsets[:-1], dtype=np.int64) if n else lengths
+    n_digits = np.add.reduceat(is_digit, offsets[:-1], dtype=np.int64) if n else lengths
     n_digits[lengths == 0] = 0
     first_digit = np.cumsum(n_digits) - n_digits
     first_plus, n_plus = per_row(plus_at)
     _, n_other = per_row(other_at)
     ok = (n_other == 0) & (n_plus <= 1) & ((n_digits == 10) | (n_digits == 11))
-    values = (data[digit_at] - ord("0")).astype(np.int8)
-    first = np.full(n, -1, dtype=np.int8)
+    values = data[is_digit[:-1]]
+    values -= ord("0")
+    first = np.full(n, 255, dtype=np.uint8)
     first[ok] = values[first_digit[ok]]
     ok &= (n_digits == 10) | (first == 1)
     has_plus = n_plus == 1
     if has_plus.any():  # the + must come before every digit, and then the number is +1 and ten digits
         rows = np.flatnonzero(has_plus & ok)
+        at = plus_at[first_plus[rows]]
+        # digits between each such row's start and its plus: the even segments of one reduceat
+        bounds = np.column_stack([offsets[rows], at]).ravel()
         before = np.zeros(n, dtype=bool)
-        before[rows] = plus_at[first_plus[rows]] < digit_at[first_digit[rows]]
+        before[rows] = np.add.reduceat(is_digit, bounds, dtype=np.int64)[::2] == 0 if rows.size else True
         ok &= ~has_plus | (before & (n_digits == 11))
     ok &= has_plus | in_nanp
     rows = np.flatnonzero(ok)
     end = first_digit[rows] + n_digits[rows]
-    nsn = values[end[:, None] - 10 + np.arange(10)] if rows.size else np.zeros((0, 10), dtype=np.int8)
+    # each row's last ten digits, read through a sliding view (no index matrix)
+    nsn = np.lib.stride_tricks.sliding_window_view(values, 10)[end - 10] if rows.size else \
+        np.zeros((0, 10), dtype=np.uint8)
     lead = nsn[:, 0] >= 2 if rows.size else np.zeros(0, dtype=bool)
     rows, nsn = rows[lead], nsn[lead]
     fast = np.zeros(n, dtype=bool)
