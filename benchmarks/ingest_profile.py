@@ -93,6 +93,36 @@ def profile(parquet: Path, repeats: int = 3) -> list[tuple[str, float]]:
             eng.close()
 
     out.append(("geotarget ingest_customers end to end (with close)", _best(whole, repeats)))
+    out += _identity_stages(parquet.parent / f"people_{len(lat)}.parquet", repeats)
+    return out
+
+
+def _identity_stages(people: Path, repeats: int) -> list[tuple[str, float]]:
+    """Issue 12's identity work on the privacy benchmark's file of the same size (written when absent):
+    the normalisers (at ingest) and SHA-256 of both columns (left pending by the ingest)."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from benchmarks.privacy import write_people
+    from geotarget.store.identity import normalize_emails, normalize_phones
+
+    size = int(people.stem.split("_")[-1])
+    table = pq.read_table(write_people(people, size), columns=["email", "phone"])
+    email = pd.Series(pd.arrays.ArrowExtensionArray(table.column("email")))
+    phone = pd.Series(pd.arrays.ArrowExtensionArray(table.column("phone")))
+    normalize_phones(phone.iloc[:10])  # phonenumbers' metadata loads once per process
+    e164, _ = normalize_phones(phone)
+    emails, _ = normalize_emails(email)
+    con = duckdb.connect()
+    con.register("hashed", pd.DataFrame({"e": pd.arrays.ArrowExtensionArray(emails),
+                                         "p": pd.arrays.ArrowExtensionArray(e164)}))
+    out = [("identities (issue 12): normalise emails (vectorised; others one by one)",
+            _best(lambda: normalize_emails(email), repeats)),
+           ("identities: normalise phones to E.164 (byte level in numpy; others through phonenumbers)",
+            _best(lambda: normalize_phones(phone), repeats)),
+           ("identities: SHA-256 of both in DuckDB (pending after an ingest; paid by the first suppression "
+            "or erasure)", _best(lambda: con.execute("SELECT sha256(e), sha256(p) FROM hashed").fetchall(), repeats))]
+    con.close()
     return out
 
 

@@ -30,8 +30,8 @@ TARGET_MIN_SIZE = {"heatmap (warm): within 2x of numpy bincount over precomputed
 #: The first heatmap at a new resolution in a new process, at 10M customers.
 COLD_HEATMAP_S = 2.0
 COLD_HEATMAP_SIZE = 10**7
-INGEST_RATE = 1_000_000
-INGEST_RSS = 3 * 10**9
+INGEST_RATE = 1_500_000  # issue 16: at 10M, from Parquet
+INGEST_RSS = 1.5 * 10**9
 MAP_BYTES = 10 * 10**6
 
 WORKLOAD_TITLES = {
@@ -123,9 +123,9 @@ def check_targets(records: list[dict]) -> list[dict]:
         ing = _find(records, workload="ingest", peer="geotarget", size=size, distribution=dist)
         if ing and "rows_per_second" in ing[0]:
             rate, rss = size / _ingest_seconds(ing[0]), ing[0]["peak_rss_bytes"]
-            rows.append({"target": "ingest: >= 1M rows/s from Parquet", "size": size, "distribution": dist,
+            rows.append({"target": "ingest: >= 1.5M rows/s from Parquet (at 10M)", "size": size, "distribution": dist,
                          "measured": f"{rate / 1e6:.2f}M rows/s", "met": rate >= INGEST_RATE})
-            rows.append({"target": "ingest: peak RSS < 3 GB (at 10M)", "size": size, "distribution": dist,
+            rows.append({"target": "ingest: peak RSS < 1.5 GB (at 10M)", "size": size, "distribution": dist,
                          "measured": f"{rss / 1e9:.2f} GB", "met": rss < INGEST_RSS})
         for workload in ("single", "many", "regions", "heatmap"):
             ours = _find(records, workload=workload, peer="geotarget", size=size, distribution=dist)
@@ -354,7 +354,7 @@ def _map_section(records) -> list[str]:
 #: Reports of the backend benchmarks, run by their own commands and carried into RESULTS.md.
 INGEST_PROFILE = "RESULTS_ingest_profile.md"
 COMPANIONS = (INGEST_PROFILE, "RESULTS_lookup.md", "RESULTS_service.md", "RESULTS_trade.md",
-              "RESULTS_pings_spark.md", "RESULTS_lift.md", "RESULTS_startup.md")
+              "RESULTS_pings_spark.md", "RESULTS_lift.md", "RESULTS_startup.md", "RESULTS_privacy.md")
 
 
 def _companion_sections() -> list[str]:

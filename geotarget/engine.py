@@ -379,6 +379,26 @@ class Engine:
         self._stores_cache = None
         return report
 
+    def fill_hashes(self) -> int:
+        """Compute the pending ``email_sha256``/``phone_sha256`` of customers now; returns the values hashed.
+
+        An ingest leaves them pending while nothing could match them; the first
+        suppression or erasure fills them anyway (:mod:`geotarget.store.hashes`).
+
+        Examples
+        --------
+        >>> import geotarget, pandas as pd
+        >>> eng = geotarget.open(":memory:")
+        >>> _ = eng.ingest_customers(pd.DataFrame({"customer_id": ["a"], "lat": [40.7], "lng": [-74.0],
+        ...                                        "email": [" Ann@Example.com"]}))
+        >>> eng.fill_hashes(), eng.fill_hashes()
+        (1, 0)
+        """
+        from geotarget.store.hashes import fill_pending_hashes
+
+        with self.store.transaction() as con:
+            return fill_pending_hashes(con)
+
     def consent_log(self, customer_id: str | None = None) -> pd.DataFrame:
         """Every change of consent (customer, old and new value, raw value, source, time), oldest first.
 

@@ -59,7 +59,7 @@ _WRITES = frozenset({
     "ingest_customers", "ingest_stores", "ingest_regions", "ingest_suppressions", "create_campaign",
     "create_campaigns", "update_campaign", "pause_campaign", "resume_campaign", "delete_campaign",
     "ingest_pings", "opt_out_devices", "erase_devices", "mark_sensitive",
-    "erase", "purge_rejects",
+    "erase", "purge_rejects", "fill_hashes",
 })
 _FULL_CHECK_S = 60.0
 

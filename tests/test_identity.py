@@ -169,3 +169,20 @@ def test_vectorised_phones_agree_with_phonenumbers(rows):
         regions.append(region or None)
     got, _ = normalize_phones(pd.Series(texts), regions=pd.Series(regions, dtype=object))
     assert got.to_pylist() == [_by_phonenumbers(t, r or "US") for t, r in zip(texts, regions)]
+
+
+@given(st.lists(st.one_of(
+    st.none(), st.sampled_from(["", " ", "\t", "+", "+1", "1", "(", "12345"]),
+    st.builds(lambda digits, lead, mark: lead + mark.join([digits[:3], digits[3:6], digits[6:]]),
+              st.text(alphabet="0123456789", min_size=10, max_size=10),
+              st.sampled_from(["", "1", "+1", "1 ", "+1 ", "+ 1", "2", "+12"]),
+              st.sampled_from(["", " ", "-", ".", "/", "\t", ") ", "x", "\u00a0", "\n"])),
+), max_size=30))
+def test_byte_level_phone_path_agrees_with_phonenumbers_around_empty_rows(texts):
+    """The byte-level North American path, with missing, empty and odd rows anywhere in the batch
+    (first, last, runs of them), gives the one-by-one normaliser's answer (phonenumbers after invisible
+    characters are removed) and counts the invalid ones."""
+    got, invalid = normalize_phones(pd.Series(texts, dtype=object))
+    want = [normalize_phone(t) for t in texts]
+    assert got.to_pylist() == want
+    assert invalid == sum(t is not None and t.strip() != "" and w is None for t, w in zip(texts, want))

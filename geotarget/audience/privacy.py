@@ -52,14 +52,18 @@ def eligible_customers_sql(columns: Iterable[str]) -> str:
     >>> "opted_out" in eligible_customers_sql(["customer_id", "opted_out"])
     True
     """
-    cols = {str(c).lower() for c in columns}
+    columns = [str(c) for c in columns]
+    cols = {c.lower() for c in columns}
     cond = [
         "NOT opted_out",
         "customer_id NOT IN (SELECT value FROM suppressions WHERE kind = 'id')",
     ]
-    for hashed in ("email_sha256", "phone_sha256"):
+    for hashed, source in (("email_sha256", email_column(columns)), ("phone_sha256", phone_column(columns))):
         if hashed in cols:
-            cond.append(f"({hashed} IS NULL OR {hashed} NOT IN (SELECT value FROM suppressions WHERE kind = '{hashed}'))")
+            # fails closed: a stored email or phone whose hash is still pending (geotarget.store.hashes)
+            # is NULL NOT IN (...), which excludes the customer while the list holds any hash of that kind
+            known = ('"' + source.replace('"', '""') + '" IS NULL') if source is not None else f"{hashed} IS NULL"
+            cond.append(f"({known} OR {hashed} NOT IN (SELECT value FROM suppressions WHERE kind = '{hashed}'))")
     return " AND ".join(cond)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from geotarget._lazy import lazy_module
 from geotarget.errors import InvalidInputError
+from geotarget.store.hashes import fill_pending_hashes
 from geotarget.store.identity import is_sha256, normalize_emails, normalize_phones, sha256_hex
 
 pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
@@ -177,6 +178,7 @@ def erase(store, *, ids=None, emails=None, phones=None, phone_region: str = "US"
     now = pd.Timestamp.now(tz="UTC")
     with store.transaction() as con:
         ensure_privacy_schema(con)
+        fill_pending_hashes(con)  # erasure by email or phone matches the stored hashes
         cols = store.columns("customers")
         found = set()
         wanted = pd.DataFrame({"v": sorted(id_set | email_set | phone_set)})  # noqa: F841 (read by DuckDB)

@@ -215,76 +215,6 @@ def normalize_phone(value, *, region: str | None = DEFAULT_PHONE_REGION) -> str 
     return _phone(text, code)
 
 
-_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
-          "fixed_line", "mobile")
-
-
-@lru_cache(maxsize=1)
-def _nanp_rules() -> tuple[frozenset, list]:
-    """The North American Numbering Plan regions and, in ``phonenumbers``' own order, what each
-    needs of a 10-digit national number: (leading-digits regex or None, validity regex).
-
-    The validity regex is ``phonenumbers``' rule for a number type other than
-    UNKNOWN: the general pattern and any one type's pattern, each whole.
-    """
-    import phonenumbers
-    from phonenumbers.phonemetadata import PhoneMetadata
-
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]
-    rules = []
-    for region in regions:
-        meta = PhoneMetadata.metadata_for_region(region, None)
-        if meta is None:
-            continue
-
-        def fits(desc):
-            return (desc is not None and desc.national_number_pattern
-                    and (not desc.possible_length or 10 in desc.possible_length))
-
-        types = [getattr(meta, t).national_number_pattern for t in _TYPES if fits(getattr(meta, t))]
-        general = meta.general_desc.national_number_pattern if fits(meta.general_desc) else None
-        valid = (f"^(?:{general})$" if general else None, f"^(?:{'|'.join(types)})$" if types and general else None)
-        rules.append((f"^(?:{meta.leading_digits})" if meta.leading_digits else None, valid))
-    return frozenset(regions), rules
-
-
-def _nanp_valid(nsn):
-    """Whether each 10-digit national number (a pyarrow string array) is a valid NANP number,
-    decided region by region exactly as ``phonenumbers.is_valid_number`` decides it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    _, rules = _nanp_rules()
-    n = len(nsn)
-    result = np.zeros(n, dtype=bool)
-    undecided = np.arange(n)
-
-    def matches(values, pattern):
-        if pattern is None:
-            return np.zeros(len(values), dtype=bool)
-        return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
-
-    def valid_in(values, rule):
-        general, types = rule
-        ok = matches(values, general)
-        if ok.any():
-            ok &= matches(values, types)
-        return ok
-
-    for leading, rule in rules:
-        if undecided.size == 0:
-            break
-        values = nsn.take(pa.array(undecided))
-        if leading is not None:
-            claim = matches(values, leading)
-            result[undecided[claim]] = valid_in(values.filter(pa.array(claim)), rule) if claim.any() else False
-        else:
-            claim = valid_in(values, rule)
-            result[undecided[claim]] = True
-        undecided = undecided[~claim]
-    return result
-
-
 def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
                      regions: pd.Series | None = None):
     """Normalise a column of phones: (pyarrow string array of E.164, null where missing or invalid;
@@ -293,15 +223,18 @@ def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
     ``regions`` gives each row's country (empty cells fall back to ``region``).
     North American numbers written plainly (digits, whitespace, ``-``, ``.``,
     ``(``, ``)``, ``/``, an optional ``+1`` or ``1``) take a vectorised path
-    that applies ``phonenumbers``' own metadata the way ``is_valid_number``
-    does; everything else goes through ``phonenumbers.parse`` one by one.
+    (:mod:`geotarget.store.nanp`) that applies ``phonenumbers``' own metadata
+    the way ``is_valid_number`` does; everything else goes through
+    ``phonenumbers.parse`` one by one.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from geotarget.store.nanp import nanp_regions, plain_nanp
+
     arr = _arrow_text(values)
     n = len(arr)
-    nanp, _ = _nanp_rules()
+    nanp = nanp_regions()
     if regions is not None:
         row_region = regions.astype("string").str.strip().str.upper().fillna(str(region).upper())
         row_region = row_region.where(row_region != "", str(region).upper())
@@ -310,29 +243,21 @@ def normalize_phones(values: pd.Series, *, region: str = DEFAULT_PHONE_REGION,
     else:
         in_nanp = np.full(n, str(region).upper() in nanp)
         per_row = None
-    stripped = pc.utf8_trim_whitespace(arr)
-    for mark in (" ", "-", "(", ")", ".", "/", "\t"):  # literal replaces: far cheaper than one regex
-        stripped = pc.replace_substring(stripped, mark, "")
-    intl = pc.fill_null(pc.match_substring_regex(stripped, r"^\+1[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
-    local = pc.fill_null(pc.match_substring_regex(stripped, r"^1?[2-9][0-9]{9}$"), False).to_numpy(zero_copy_only=False)
-    fast = intl | (local & in_nanp)
-    idx = np.flatnonzero(fast)
-    out = pa.nulls(n, pa.string())
-    if idx.size:
-        nsn = pc.utf8_slice_codeunits(stripped.take(pa.array(idx)), -10)
-        ok = _nanp_valid(nsn)
-        e164 = pc.if_else(pa.array(ok), pc.binary_join_element_wise("+1", nsn, ""), pa.scalar(None, pa.string()))
-        mask = np.zeros(n, dtype=bool)
-        mask[idx] = True
-        out = pc.replace_with_mask(out, pa.array(mask), e164)
-    present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0), False).to_numpy(
-        zero_copy_only=False)
-    slow = np.flatnonzero(~fast & present)
-    if slow.size:
-        raw = arr.take(pa.array(slow)).to_pylist()
+    fast, e164 = plain_nanp(arr, in_nanp)
+    out = e164 if fast.all() else pc.replace_with_mask(pa.nulls(n, pa.string()), pa.array(fast), e164)
+    invalid = e164.null_count
+    # every other non-empty row: phonenumbers, one by one
+    maybe = np.flatnonzero(~fast & pc.fill_null(pc.greater(pc.binary_length(arr), 0), False).to_numpy(
+        zero_copy_only=False))
+    if maybe.size:
+        rest = arr.take(pa.array(maybe))
+        present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(rest)), 0), False).to_numpy(
+            zero_copy_only=False)
+        slow = maybe[present]
+        raw = rest.filter(pa.array(present)).to_pylist()
         fixed = [normalize_phone(v, region=region if per_row is None else per_row[i]) for i, v in zip(slow, raw)]
+        invalid += sum(f is None for f in fixed)
         out = _patch(out, slow, fixed)
-    invalid = int((present & ~pc.is_valid(out).to_numpy(zero_copy_only=False)).sum())
     return out, invalid
 
 

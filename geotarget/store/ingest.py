@@ -21,6 +21,7 @@ from geotarget.geo.cells import latlng_to_cells
 from geotarget.store.consent import CONSENT_LOG_DDL
 from geotarget.store.database import Store
 from geotarget.store.erasure import ERASED_REASON, drop_erased
+from geotarget.store.hashes import hashes_needed_now, mark_pending
 from geotarget.store.people import PersonalColumns
 from geotarget.store.readers import NeedsFullSniff, Source, open_source
 from geotarget.store.regions import ingest_regions
@@ -140,6 +141,9 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     reasons_count: Counter[str] = Counter()
     stats = [0, 0, 0, 0, 0, 0]
     known_box = _known_box(con) if swap_check and kind == "customers" else None
+    # hash emails and phones now only when something could match them; otherwise they stay pending
+    # until the first suppression, erasure or fill (geotarget.store.hashes)
+    hash_now = kind == "customers" and hashes_needed_now(con)
     row_offset = 0
     created = False
     now = pd.Timestamp.now(tz="UTC")
@@ -170,15 +174,18 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
                 **people.reject_columns(bad),
             })
         keep = np.flatnonzero(good)
+        whole = keep.size == n  # the usual case: nothing rejected, nothing to copy
+        kept_ids, lat_k, lng_k = (ids, lat, lng) if whole else (ids.iloc[keep], lat[keep], lng[keep])
         out = pd.DataFrame({
-            key: ids.iloc[keep].to_numpy() if keep.size < n else ids.to_numpy(),
-            "lat": lat[keep],
-            "lng": lng[keep],
-            "cell": latlng_to_cells(lat[keep], lng[keep], store.res),
+            # Arrow-backed text goes to DuckDB as Arrow: no Python string object per row
+            key: kept_ids.array if getattr(kept_ids.dtype, "storage", None) == "pyarrow" else kept_ids.to_numpy(),
+            "lat": lat_k,
+            "lng": lng_k,
+            "cell": latlng_to_cells(lat_k, lng_k, store.res),
         })
         if kind == "stores":
             out["name"] = frame[cols.name].iloc[keep].astype("string").to_numpy() if cols.name else None
-        extra = frame.iloc[keep].drop(columns=[c for c in drop if c in frame.columns])
+        extra = (frame if whole else frame.iloc[keep]).drop(columns=[c for c in drop if c in frame.columns])
         people.fill(out, extra, keep, personal)
         extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if str(c).lower() in _RESERVED})
         extra.columns = [str(c) for c in extra.columns]
@@ -223,7 +230,9 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
             reasons_count.update(rej["reason"].tolist())
         if not created:  # the first batch's columns and types shape the staging table
-            hashes = personal.hash_select(out.columns)
+            hashes = personal.hash_select(out.columns, now=hash_now)
+            if not hash_now and personal.hashed(out.columns):
+                mark_pending(con, {h: c for c, h in personal.hashed(out.columns).items()})
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT *{hashes} FROM out LIMIT 0")
             created = True
             direct = direct and direct_ready(store, con, stage, kind, key)
@@ -299,7 +308,10 @@ def _duplicates_sql(store: Store, stage: str, key: str, personal: PersonalColumn
             continue
         q = _quote(name)
         fields.append(f"{q} := CASE WHEN {q} IS NULL THEN NULL ELSE '***' END" if name in masked else f"{q} := {q}")
-    people = [c for c in ("email_sha256", "phone_sha256") if c in store.columns(stage)]
+    # the superseded rows' hashes (pending ones computed here), so that erasure finds these rejects
+    sources = {h: c for c, h in personal.hashed(store.columns(stage)).items()}
+    people = [f"coalesce({h}, sha256({_quote(sources[h])})) AS {h}" if h in sources else h
+              for h in ("email_sha256", "phone_sha256") if h in store.columns(stage)]
     if key == "customer_id":
         people.append("customer_id")
     return f"""INSERT INTO rejects BY NAME

@@ -73,14 +73,20 @@ class PersonalColumns:
             out.phone, out.invalid_phones = normalize_phones(frame[self.phone], region=self.region, regions=regions)
         return out
 
-    def hash_select(self, staged_columns) -> str:
+    def hash_select(self, staged_columns, *, now: bool = True) -> str:
         """SQL select items adding ``email_sha256``/``phone_sha256``: the SHA-256 of the values this
-        module normalised (hashing only; SQL never normalises)."""
+        module normalised (hashing only; SQL never normalises), or NULL (pending, see
+        :mod:`geotarget.store.hashes`) when not ``now``."""
         parts = []
-        for column, hashed in ((self.email, "email_sha256"), (self.phone, "phone_sha256")):
-            if column is not None and column in staged_columns:
-                parts.append(', sha256("' + column.replace('"', '""') + f'") AS {hashed}')
+        for column, hashed in self.hashed(staged_columns).items():
+            value = 'sha256("' + column.replace('"', '""') + '")' if now else "CAST(NULL AS VARCHAR)"
+            parts.append(f", {value} AS {hashed}")
         return "".join(parts)
+
+    def hashed(self, staged_columns) -> dict[str, str]:
+        """``{source column: hash column}`` of the email and phone columns among ``staged_columns``."""
+        return {column: hashed for column, hashed in ((self.email, "email_sha256"), (self.phone, "phone_sha256"))
+                if column is not None and column in staged_columns}
 
     def mask(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with emails and phones masked (for the rejects table)."""

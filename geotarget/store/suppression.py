@@ -19,6 +19,7 @@ import os
 import pandas as pd
 
 from geotarget.errors import InvalidInputError, SourceError
+from geotarget.store.hashes import fill_pending_hashes
 from geotarget.store.identity import DEFAULT_PHONE_REGION, is_sha256, normalize_email, normalize_phone, sha256_hex
 
 __all__ = ["KINDS", "add_suppressions", "read_people", "read_values", "suppression_frame"]
@@ -87,6 +88,8 @@ def add_suppressions(store, values, *, kind: str = "id", phone_region: str = DEF
     frame = suppression_frame(values, kind, phone_region=phone_region).drop_duplicates()
     frame["added_at"] = pd.Timestamp.now(tz="UTC")
     with store.transaction() as con:
+        if kind != "id":
+            fill_pending_hashes(con)  # the stored hashes this suppression is matched against
         before = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
         con.execute("INSERT INTO suppressions SELECT * FROM frame ON CONFLICT DO NOTHING")
         after = con.execute("SELECT count(*) FROM suppressions").fetchall()[0][0]
