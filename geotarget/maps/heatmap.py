@@ -47,6 +47,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
+from geotarget.audience.budget import charge_cells, charge_scan, check_time
 from geotarget.errors import ColumnNotFoundError, InvalidInputError
 from geotarget.geo.cells import cells_to_str, latlng_to_cells
 from geotarget.maps.metric import DEFAULT_K_MIN, RES_RANGE, SHARE_KINDS, Metric, check_k_min, parse_metric
@@ -200,6 +201,7 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
             mask = np.ones(len(index), dtype=bool)
             mask[positions] = False
             positions = np.flatnonzero(mask)
+    charge_scan(len(index), what=f"the heatmap at res {res}")
     codes = cell_codes(index, res)
     counts = codes.counts(positions)
     shown = np.flatnonzero(counts) if positions is not None else slice(None)  # every cell holds someone
@@ -214,6 +216,7 @@ def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience, exclude) as source:
         pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
+    charge_scan(len(pts), what=f"the heatmap at res {res}")
     cells = latlng_to_cells(pts["lat"].to_numpy(), pts["lng"].to_numpy(), res)
     if not col:
         distinct, counts = np.unique(cells, return_counts=True)
@@ -240,6 +243,8 @@ def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_aud
     if cols is None:
         cols = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
     customers = cols["customers"]
+    charge_cells(len(customers), what=f"the heatmap at res {res}", field="res",
+                 hint="ask for a coarser res, or a heatmap per region (region_layer)")
     total = int(customers.sum())
     # -- the k-anonymity floor --
     keep = _floor_mask(customers, cols.get("n_values"), k_min)
@@ -288,17 +293,21 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         return _share(eng, metric, audience, k_min, layer=layer)
 
     regions = eng.regions(layer)
+    charge_cells(len(regions), what=f"the heatmap over layer {layer!r}", field="region_layer",
+                 hint="use a layer of fewer regions, or a heatmap per H3 cell (res)")
     col = _value_column(eng, metric)
     polys = np.asarray(regions.geometry, dtype=object)
     minx, miny, maxx, maxy = shapely.total_bounds(polys)
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience) as source:
         pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
+    charge_scan(len(pts), what=f"the heatmap over layer {layer!r}", hint="use a smaller layer or a coarser res")
     inside_bbox = pts["lat"].between(miny, maxy) & pts["lng"].between(minx, maxx)
     tree = shapely.STRtree(polys)
     idx = np.flatnonzero(inside_bbox.to_numpy())
     pi, ri = tree.query(shapely.points(pts["lng"].to_numpy()[idx], pts["lat"].to_numpy()[idx]),
                         predicate="intersects")
+    check_time()
     first_pi, first = np.unique(pi, return_index=True)  # a point on a shared border counts once
     assigned = pd.DataFrame({"r": ri[first]})
     if col:

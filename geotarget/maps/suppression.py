@@ -49,6 +49,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from geotarget.audience.budget import charge_scan, check_time
 from geotarget.errors import PrivacyError
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.maps.heatmap import _check_res, _value_column, aggregate_cells, aggregate_regions, parse_metric
@@ -90,11 +91,18 @@ def atoms(eng, index, heatmap_res) -> np.ndarray:
     codes = np.zeros(len(index), dtype=np.int64)
     if not len(index):
         return codes
+    layers = eng.layers()
+    charge_scan(len(index), len(heatmap_res) + len(layers),
+                what="the suppression shared by all heatmaps (one pass per published res and region layer, "
+                     "once per data version)",
+                hint="publish fewer resolutions (policy heatmap_res) or drop unused region layers")
     for res in heatmap_res:
         codes = _combine(codes, latlng_to_cells(index.lat, index.lng, res))
         codes = _combine(codes, index.cells >> np.uint64(3 * (index.res - res)))
-    for layer in eng.layers():
+        check_time()
+    for layer in layers:
         codes = _combine(codes, _region_keys(eng, layer, index.lat, index.lng))
+        check_time()
     return codes
 
 
