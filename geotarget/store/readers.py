@@ -134,7 +134,8 @@ def _vector_source(path: Path, batch_rows: int, *, parquet: bool = False) -> Sou
         opened = pyogrio.open_arrow(path, batch_size=min(batch_rows, VECTOR_BATCH_ROWS), use_pyarrow=True)
         meta, reader = opened.__enter__()
     except Exception as exc:
-        raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
+        why = _first_line(exc).replace(f"'{path}' ", "the file ").replace(str(path), path.name)
+        raise SourceError(f"cannot read {path.name!r}: {why}; is the file complete and valid?") from None
     wkb_column = meta["geometry_name"] or "wkb_geometry"
     fields = [str(c) for c in meta["fields"]]
     crs = _crs(meta["crs"])
