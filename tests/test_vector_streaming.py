@@ -94,6 +94,18 @@ def test_a_streamed_layer_equals_the_whole_file_read(tmp_path, small_batches):
     assert bow.is_valid and bow.area > 0  # repaired, as the whole-file ingest does
 
 
+def test_a_column_keeps_its_type_in_every_batch(tmp_path, small_batches):
+    """An integer property with a null in one batch only is still written as integers in every batch."""
+    features = [_feature(i) for i in range(300)]
+    features[200]["properties"]["population"] = None
+    path = tmp_path / "layer.geojson"
+    _write(path, features)
+    eng = geotarget.open(":memory:")
+    eng.ingest_regions(path, layer="l")
+    values = [json.loads(p)["population"] for p in _layer(eng, "l")["properties"]]
+    assert values.count(None) == 1 and all(isinstance(v, int) for v in values if v is not None)
+
+
 def test_stores_from_a_streamed_geojson_equal_the_whole_file_read(tmp_path, small_batches):
     import geopandas as gpd
 

@@ -198,6 +198,16 @@ def _crs(crs):
     return CRS.from_user_input(crs)
 
 
+def _nullable_types(arrow_type):
+    """Pandas' nullable dtype for an Arrow integer or boolean (None: the default conversion)."""
+    import pyarrow as pa
+
+    nullable = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return nullable.get(arrow_type)
+
+
 def _geoframe(batch, wkb_column: str, crs, *, rename: bool = True):
     """One Arrow batch with WKB geometry as a GeoDataFrame (geometry column ``geometry`` unless ``rename=False``)."""
     import geopandas as gpd
@@ -205,7 +215,8 @@ def _geoframe(batch, wkb_column: str, crs, *, rename: bool = True):
 
     names = batch.schema.names
     index = names.index(wkb_column)
-    frame = batch.drop_columns([wkb_column]).to_pandas()
+    # nullable integers and booleans: a column's type must not depend on whether its batch has a null
+    frame = batch.drop_columns([wkb_column]).to_pandas(types_mapper=_nullable_types)
     geometry = shapely.from_wkb(batch.column(index).to_numpy(zero_copy_only=False))
     target = "geometry" if rename else wkb_column
     frame.insert(min(index, len(frame.columns)), target, geometry)

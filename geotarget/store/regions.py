@@ -82,38 +82,36 @@ def ingest_regions(
     with store.transaction() as con:
         con.execute(f"CREATE TEMP TABLE {stage} (_row BIGINT, region_id VARCHAR, good BOOLEAN, name VARCHAR, "
                     "geometry BLOB, xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE, properties VARCHAR)")
-        try:
-            con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
-            for batch in src.batches:
-                frame = gpd.GeoDataFrame(batch, geometry=src.geometry_column, crs=src.crs)
-                staged, rej, fixed = _check_batch(frame, report.read, name, name_c, id_c)
-                repaired += fixed
-                con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM staged")
-                if rej is not None:
-                    rej = rej.assign(kind="regions", source=name, rejected_at=now)
-                    con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
-                    reasons.update(rej["reason"].tolist())
-                report.read += len(frame)
-                if progress is not None:
-                    progress(report.read, src.total_rows)
-            # an id given twice: the file's last row with it wins, as an upsert would
-            superseded = f"""SELECT _row FROM (SELECT _row, good, row_number() OVER (PARTITION BY region_id
-                             ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1 AND good"""
-            dups = con.execute(f"""INSERT INTO rejects BY NAME SELECT 'regions' AS kind, $s AS source,
-                                   _row AS row_number, properties AS raw, $r AS reason, $now AS rejected_at
-                                   FROM {stage} WHERE _row IN ({superseded})""",
-                               {"s": name, "r": REASON_SUPERSEDED, "now": now}).fetchall()[0][0]
-            if dups:
-                reasons[REASON_SUPERSEDED] += int(dups)
-                con.execute(f"DELETE FROM {stage} WHERE _row IN ({superseded})")
-            con.execute(f"DELETE FROM {stage} WHERE NOT good")
-            check_layer_replacement(con, layer, stage, confirm=confirm)
-            report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
-            report.loaded = con.execute(
-                f"""INSERT INTO regions SELECT $l, region_id, name, geometry, xmin, ymin, xmax, ymax, properties, $s
-                    FROM {stage} ORDER BY _row""", {"l": layer, "s": name}).fetchall()[0][0]
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {stage}")
+        con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
+        for batch in src.batches:
+            frame = gpd.GeoDataFrame(batch, geometry=src.geometry_column, crs=src.crs)
+            staged, rej, fixed = _check_batch(frame, report.read, name, name_c, id_c)
+            repaired += fixed
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM staged")
+            if rej is not None:
+                rej = rej.assign(kind="regions", source=name, rejected_at=now)
+                con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
+                reasons.update(rej["reason"].tolist())
+            report.read += len(frame)
+            if progress is not None:
+                progress(report.read, src.total_rows)
+        # an id given twice: the file's last row with it wins, as an upsert would
+        superseded = f"""SELECT _row FROM (SELECT _row, good, row_number() OVER (PARTITION BY region_id
+                         ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1 AND good"""
+        dups = con.execute(f"""INSERT INTO rejects BY NAME SELECT 'regions' AS kind, $s AS source,
+                               _row AS row_number, properties AS raw, $r AS reason, $now AS rejected_at
+                               FROM {stage} WHERE _row IN ({superseded})""",
+                           {"s": name, "r": REASON_SUPERSEDED, "now": now}).fetchall()[0][0]
+        if dups:
+            reasons[REASON_SUPERSEDED] += int(dups)
+            con.execute(f"DELETE FROM {stage} WHERE _row IN ({superseded})")
+        con.execute(f"DELETE FROM {stage} WHERE NOT good")
+        check_layer_replacement(con, layer, stage, confirm=confirm)
+        report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
+        report.loaded = con.execute(
+            f"""INSERT INTO regions SELECT $l, region_id, name, geometry, xmin, ymin, xmax, ymax, properties, $s
+                FROM {stage} ORDER BY _row""", {"l": layer, "s": name}).fetchall()[0][0]
+        con.execute(f"DROP TABLE {stage}")  # on an error the rollback drops it
     if repaired:
         warnings.warn(f"{repaired} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
                       GeotargetWarning, stacklevel=3)
