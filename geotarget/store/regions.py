@@ -43,9 +43,9 @@ def ingest_regions(
     """Load polygons as a named layer, replacing that layer (see ``Engine.ingest_regions``).
 
     The file is read a batch of features at a time (memory follows the batch,
-    not the file); each batch is checked and written to a staging table, and
-    the layer is replaced from it in the same transaction, so a bad file
-    leaves the database as it was.
+    not the file); each batch is checked and written in place of the layer's
+    old regions, all in one transaction, so a refused file leaves the
+    database as it was.
 
     Examples
     --------
@@ -75,43 +75,39 @@ def ingest_regions(
         name_c = next((c for c in columns if "name" in str(c).lower()), None)
     id_c = _find(columns, id_col, ("region_id", "id"), "id", "--id-col")
     report = IngestReport(kind="regions", source=name)
-    stage = f"_regions_stage_{uuid.uuid4().hex[:12]}"
+    ids = f"_region_ids_{uuid.uuid4().hex[:12]}"  # the new layer's ids and rows: small, unlike its polygons
     reasons: Counter[str] = Counter()
     repaired = 0
     now = pd.Timestamp.now(tz="UTC")
     with store.transaction() as con:
-        con.execute(f"CREATE TEMP TABLE {stage} (_row BIGINT, region_id VARCHAR, good BOOLEAN, name VARCHAR, "
-                    "geometry BLOB, xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE, properties VARCHAR)")
+        con.execute(f"CREATE TEMP TABLE {ids} (region_id VARCHAR, _row BIGINT)")
         con.execute("DELETE FROM rejects WHERE kind = 'regions' AND source = $s", {"s": name})
+        stored = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
         for batch in src.batches:
             frame = gpd.GeoDataFrame(batch, geometry=src.geometry_column, crs=src.crs)
-            staged, rej, fixed = _check_batch(frame, report.read, name, name_c, id_c)
+            rows, rej, fixed = _check_batch(frame, report.read, name, name_c, id_c)
             repaired += fixed
-            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM staged")
+            # an id given again: the file's last row with it wins (as an upsert would), even a bad one
+            again = con.execute(f"SELECT count(*) FROM {ids} WHERE region_id IN (SELECT region_id FROM rows)"
+                                ).fetchall()[0][0]
+            if again:
+                _supersede(con, rows, ids, layer, name, now)
+            con.execute("INSERT INTO regions SELECT $l, region_id, name, geometry, xmin, ymin, xmax, ymax, properties, "
+                        "$s FROM rows WHERE good", {"l": layer, "s": name})
+            con.execute(f"INSERT INTO {ids} SELECT region_id, _row FROM rows WHERE good")
             if rej is not None:
                 rej = rej.assign(kind="regions", source=name, rejected_at=now)
                 con.execute("INSERT INTO rejects BY NAME SELECT * FROM rej")
-                reasons.update(rej["reason"].tolist())
             report.read += len(frame)
             if progress is not None:
                 progress(report.read, src.total_rows)
-        # an id given twice: the file's last row with it wins, as an upsert would
-        superseded = f"""SELECT _row FROM (SELECT _row, good, row_number() OVER (PARTITION BY region_id
-                         ORDER BY _row DESC) AS _rank FROM {stage}) WHERE _rank > 1 AND good"""
-        dups = con.execute(f"""INSERT INTO rejects BY NAME SELECT 'regions' AS kind, $s AS source,
-                               _row AS row_number, properties AS raw, $r AS reason, $now AS rejected_at
-                               FROM {stage} WHERE _row IN ({superseded})""",
-                           {"s": name, "r": REASON_SUPERSEDED, "now": now}).fetchall()[0][0]
-        if dups:
-            reasons[REASON_SUPERSEDED] += int(dups)
-            con.execute(f"DELETE FROM {stage} WHERE _row IN ({superseded})")
-        con.execute(f"DELETE FROM {stage} WHERE NOT good")
-        check_layer_replacement(con, layer, stage, confirm=confirm)
-        report.updated = con.execute("DELETE FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
-        report.loaded = con.execute(
-            f"""INSERT INTO regions SELECT $l, region_id, name, geometry, xmin, ymin, xmax, ymax, properties, $s
-                FROM {stage} ORDER BY _row""", {"l": layer, "s": name}).fetchall()[0][0]
-        con.execute(f"DROP TABLE {stage}")  # on an error the rollback drops it
+        check_layer_replacement(con, layer, ids, confirm=confirm, stored=stored)
+        for reason, n in con.execute("SELECT reason, count(*) FROM rejects WHERE kind = 'regions' AND source = $s "
+                                     "GROUP BY reason", {"s": name}).fetchall():
+            reasons[reason] = int(n)
+        report.loaded = con.execute(f"SELECT count(*) FROM {ids}").fetchall()[0][0]
+        report.updated = stored
+        con.execute(f"DROP TABLE {ids}")  # on an error the rollback drops it
     if repaired:
         warnings.warn(f"{repaired} invalid polygon(s) in layer {layer!r} were repaired with shapely.make_valid",
                       GeotargetWarning, stacklevel=3)
@@ -127,11 +123,23 @@ def ingest_regions(
     return report
 
 
+def _supersede(con, rows: pd.DataFrame, ids: str, layer: str, name: str, now) -> None:
+    """Reject and remove the regions written earlier whose ids the batch ``rows`` gives again (DuckDB reads it)."""
+    con.execute(f"""INSERT INTO rejects BY NAME SELECT 'regions' AS kind, $s AS source, i._row AS row_number,
+                    r.properties AS raw, $r AS reason, $now AS rejected_at
+                    FROM {ids} i JOIN regions r ON r.layer = $l AND r.region_id = i.region_id
+                    WHERE i.region_id IN (SELECT region_id FROM rows)""",
+                {"s": name, "l": layer, "r": REASON_SUPERSEDED, "now": now})
+    con.execute("DELETE FROM regions WHERE layer = $l AND region_id IN (SELECT region_id FROM rows)", {"l": layer})
+    con.execute(f"DELETE FROM {ids} WHERE region_id IN (SELECT region_id FROM rows)")
+
+
 def _check_batch(frame, offset: int, name: str, name_c, id_c):
     """Check and repair one batch of polygons.
 
-    Returns the rows to stage (every row with an id, ``good`` telling whether
-    it loads), the rejects of this batch (or None) and how many polygons were
+    Returns the rows to write (the last row of each id in the batch, ``good``
+    telling whether it loads: a bad one still supersedes earlier rows of its
+    id), the rejects of this batch (or None) and how many polygons were
     repaired.
     """
     import shapely
@@ -148,9 +156,10 @@ def _check_batch(frame, offset: int, name: str, name_c, id_c):
     reasons[(reasons == "") & ~polygonal] = "geometry is not a polygon"
     with np.errstate(invalid="ignore"):
         # zero up to rounding: the area is a billionth of the squared perimeter or less
-        flat = shapely.is_valid(geoms) & (shapely.area(geoms) <= 1e-9 * shapely.length(geoms) ** 2)
+        valid = shapely.is_valid(geoms)
+        flat = valid & (shapely.area(geoms) <= 1e-9 * shapely.length(geoms) ** 2)
         reasons[(reasons == "") & flat] = REASON_ZERO_AREA  # invalid ones (a bow tie's area is 0) are repaired first
-    invalid = (reasons == "") & ~shapely.is_valid(geoms)
+    invalid = (reasons == "") & ~valid
     if invalid.any():
         repaired = shapely.make_valid(geoms[invalid])
         # make_valid may return collections; keep their polygonal parts
@@ -170,9 +179,15 @@ def _check_batch(frame, offset: int, name: str, name_c, id_c):
     raw = np.asarray(_raw_json(props) if len(props.columns) else ["{}"] * n, dtype=object)
     wkb = np.asarray(shapely.to_wkb(geoms), dtype=object) if n else np.array([], dtype=object)
     wkb[~good] = None
-    bounds = shapely.bounds(geoms)  # NaN for missing geometries, which are not staged as good
+    bounds = shapely.bounds(geoms)  # NaN for missing geometries, which are never written as good
     keep = ~no_id
-    staged = pd.DataFrame({
+    # an id given twice in this batch: its last row wins; an earlier good one is superseded
+    earlier = np.zeros(n, dtype=bool)
+    earlier[np.flatnonzero(keep)] = ids[keep].duplicated(keep="last").to_numpy(dtype=bool)
+    reasons[good & earlier] = REASON_SUPERSEDED
+    good &= ~earlier
+    keep &= ~earlier
+    written = pd.DataFrame({
         "_row": rows[keep],
         "region_id": ids.to_numpy(dtype=object)[keep],
         "good": good[keep],
@@ -185,7 +200,7 @@ def _check_batch(frame, offset: int, name: str, name_c, id_c):
     rej = None
     if bad.size:
         rej = pd.DataFrame({"row_number": rows[bad], "raw": raw[bad], "reason": reasons[bad].astype(str)})
-    return staged, rej, int(invalid.sum())
+    return written, rej, int(invalid.sum())
 
 
 def check_lnglat_bounds(frame, name: str) -> None:
@@ -204,16 +219,18 @@ def check_lnglat_bounds(frame, name: str) -> None:
             "EPSG:4326 (e.g. ogr2ogr -t_srs EPSG:4326) or load a GeoDataFrame with its CRS set")
 
 
-def check_layer_replacement(con, layer: str, staged: str, *, confirm: bool) -> None:
+def check_layer_replacement(con, layer: str, staged: str, *, confirm: bool, stored: int | None = None) -> None:
     """Refuse, unless confirmed, to empty a layer or to drop regions that campaigns use.
 
-    ``staged`` names the table holding the new layer's ``region_id`` column.
+    ``staged`` names the table holding the new layer's ``region_id`` column;
+    ``stored`` is how many regions the layer held (counted now when None).
     """
     import json
 
     if confirm:
         return
-    stored = con.execute("SELECT count(*) FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
+    if stored is None:
+        stored = con.execute("SELECT count(*) FROM regions WHERE layer = $l", {"l": layer}).fetchall()[0][0]
     if stored and not con.execute(f"SELECT count(*) FROM {staged}").fetchall()[0][0]:
         raise InvalidInputError(
             f"layer {layer!r} holds {stored:,} region(s) and the new file has none to load; pass --confirm "
