@@ -104,3 +104,27 @@ def test_budgets_count_across_one_request_and_not_outside_one():
     assert budget.scanned == 600
     charge_scan(10**12)  # no budget in force: the library and the CLI trust their caller
     charge_cells(10**12, what="x", field="res", hint="y")
+
+
+def test_a_lift_breakdown_over_the_budget_is_refused_naming_by():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 1_500
+    eng = geotarget.open(":memory:")
+    eng.ingest_stores(pd.DataFrame({"store_id": ["S1"], "lat": [40.73], "lng": [-73.97]}))
+    eng.ingest_customers(pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)],
+                                       "lat": 40.73 + rng.normal(0, 0.01, n), "lng": -73.97 + rng.normal(0, 0.01, n),
+                                       "tier": rng.choice(["gold", "silver"], n)}))
+    eng.create_campaign("spring", stores=["S1"], radius="5mi", holdout=0.3, start="2026-05-01T00:00:00+00:00")
+    eng.launch_campaign("spring")
+    ids = eng.campaign_assignment("spring")["customer_id"]
+    eng.ingest_outcomes(pd.DataFrame({"customer_id": ids, "timestamp": "2026-05-05T09:30:00+00:00",
+                                      "value": 1.0, "outcome_id": [f"o{i}" for i in range(len(ids))]}))
+    with _client(eng, max_cells=5) as c:
+        r = c.get("/v1/campaigns/spring/lift", headers=H, params={"by": "h3_9"})
+        assert r.status_code == 413 and "by:" in r.json()["message"] and "max_cells" in r.json()["message"], r.text
+        r = c.get("/v1/campaigns/spring/lift", headers=H, params={"by": "tier"})
+        assert r.status_code == 200, r.text
+    eng.close()
