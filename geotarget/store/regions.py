@@ -5,6 +5,12 @@ longitude/latitude (a projected file without a CRS is refused); invalid
 rings are repaired with ``shapely.make_valid`` and zero-area rings are
 rejected. Emptying a layer, or dropping regions that campaigns use, needs
 ``confirm=True`` (CLI ``--confirm``).
+
+The file is read a batch of features at a time, so reading takes the same
+memory for 1 MB as for 1 GB. What is written waits in DuckDB's buffer pool
+until the commit, up to DuckDB's ``memory_limit`` (80% of RAM by default);
+``SET memory_limit`` on the connection bounds it, DuckDB then writes the
+layer's blocks to the database file (see ``benchmarks/RESULTS_vector_memory.md``).
 """
 
 from __future__ import annotations
