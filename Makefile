@@ -62,6 +62,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.pings_spark $(PINGS_BENCH_ARGS)
 	$(BIN)/python -m benchmarks.lift
 	$(BIN)/python -m benchmarks.privacy
+	$(BIN)/python -m benchmarks.vector_memory
 	$(BIN)/python -m benchmarks $(BENCH_ARGS) --render
 
 # In-process latency of stores_near / promotions_at; writes benchmarks/RESULTS_lookup.md.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import h3
 import numpy as np
 
+from geotarget.audience.budget import check_time
+
 __all__ = [
     "COORD_DECIMALS",
     "apportion",
@@ -85,6 +87,10 @@ def equal_area_crs(lat: float, lng: float) -> str:
     return f"+proj=laea +lat_0={lat:.6f} +lon_0={lng:.6f} +datum=WGS84 +units=m +no_defs"
 
 
+#: Target/source pairs intersected at once by :func:`apportion` between checks of the time limit.
+_PAIRS_PER_STEP = 4096
+
+
 def apportion(source_geoms, values, target_geoms) -> np.ndarray:
     """Spread ``values`` of source polygons over target polygons by area.
 
@@ -132,7 +138,11 @@ def apportion(source_geoms, values, target_geoms) -> np.ndarray:
     ti, si = tree.query(tgt_m, predicate="intersects")
     if ti.size == 0:
         return out
-    shared = shapely.area(shapely.intersection(tgt_m[ti], src_m[si]))
+    shared = np.empty(ti.size, dtype="float64")
+    for start in range(0, ti.size, _PAIRS_PER_STEP):  # in steps, so a request's time limit can stop it
+        check_time()
+        part = slice(start, start + _PAIRS_PER_STEP)
+        shared[part] = shapely.area(shapely.intersection(tgt_m[ti[part]], src_m[si[part]]))
     vals = np.asarray(values, dtype="float64")[si]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(src_area[si] > 0, vals * shared / src_area[si], 0.0)

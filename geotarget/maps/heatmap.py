@@ -49,6 +49,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
+from geotarget.audience.budget import charge_cells, charge_scan, check_time
 from geotarget.errors import ColumnNotFoundError, InvalidInputError
 from geotarget.geo.cells import cells_to_str, latlng_to_cells
 from geotarget.maps.metric import DEFAULT_K_MIN, RES_RANGE, SHARE_KINDS, Metric, check_k_min, parse_metric
@@ -198,6 +199,7 @@ def _counts_from_index(eng, res: int, audience, exclude: bool) -> dict | None:
         if not (isinstance(audience, Audience) and audience._index is index):
             return None
         positions = audience.positions
+    charge_scan(len(index), what=f"the heatmap at res {res}")
     codes = cell_codes(index, res)
     if exclude and positions is not None:  # everyone's counts less the audience's: only the audience is read
         counts = codes.counts() - codes.counts(positions)
@@ -248,6 +250,7 @@ def _counts_from_points(eng, res: int, metric: Metric, col: str | None, audience
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience, exclude) as source:
         pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
+    charge_scan(len(pts), what=f"the heatmap at res {res}")
     cells = latlng_to_cells(pts["lat"].to_numpy(), pts["lng"].to_numpy(), res)
     if not col:
         distinct, counts = np.unique(cells, return_counts=True)
@@ -279,6 +282,8 @@ def aggregate_cells(eng, res: int, metric: Metric, *, audience=None, exclude_aud
     if cols is None:
         cols = _counts_from_points(eng, res, metric, col, audience, exclude_audience)
     customers = cols["customers"]
+    charge_cells(len(customers), what=f"the heatmap at res {res}", field="res",
+                 hint="ask for a coarser res, or a heatmap per region (region_layer)")
     total = int(customers.sum())
     # -- the k-anonymity floor --
     keep = _floor_mask(customers, cols.get("n_values"), k_min)
@@ -327,15 +332,19 @@ def aggregate_regions(eng, layer: str, metric: Metric, *, audience=None,
         return _share(eng, metric, audience, k_min, layer=layer)
 
     regions = eng.regions(layer)
+    charge_cells(len(regions), what=f"the heatmap over layer {layer!r}", field="region_layer",
+                 hint="use a layer of fewer regions, or a heatmap per H3 cell (res)")
     col = _value_column(eng, metric)
     polys = np.asarray(regions.geometry, dtype=object)
     value_sql = f", CAST({col} AS DOUBLE) AS v" if col else ""
     with _source(eng, audience) as source:
         pts = eng.store.frame(f"SELECT lat, lng{value_sql} {source}")
+    charge_scan(len(pts), what=f"the heatmap over layer {layer!r}", hint="use a smaller layer or a coarser res")
     # a point on a shared border, or in two overlapping regions, counts once (see geotarget.geo.regions)
     which = assign_regions(polys, pts["lat"].to_numpy(dtype="float64"), pts["lng"].to_numpy(dtype="float64"))
     placed = np.flatnonzero(which >= 0)
     assigned = pd.DataFrame({"r": which[placed]})
+    check_time()
     if col:
         assigned["v"] = pts["v"].to_numpy()[placed]
     grouped = assigned.groupby("r")

@@ -51,6 +51,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from geotarget.audience.budget import charge_scan
 from geotarget.errors import PrivacyError
 from geotarget.maps.atoms import atom_codes
 from geotarget.maps.heatmap import _check_res, _value_column, aggregate_cells, aggregate_regions, parse_metric
@@ -64,6 +65,12 @@ _LOCK = threading.Lock()
 
 def atoms(eng, index, heatmap_res) -> np.ndarray:
     """Dense atom codes, one per customer of ``index`` (see the module docstring and :mod:`geotarget.maps.atoms`)."""
+    if len(index):
+        layers = eng.layers()
+        charge_scan(len(index), len(heatmap_res) + len(layers),
+                    what="the suppression shared by all heatmaps (one pass per published res and region layer, "
+                         "once per data version)",
+                    hint="publish fewer resolutions (policy heatmap_res) or drop unused region layers")
     return atom_codes(eng, index, tuple(heatmap_res))
 
 

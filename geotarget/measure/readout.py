@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from geotarget.audience.budget import charge_cells, charge_scan, check_time
 from geotarget.errors import InvalidInputError, PrivacyError
 from geotarget.measure.assignment import Launch, parse_instant, require_launch
 from geotarget.measure.stats import (
@@ -283,6 +284,8 @@ def _breakdown(engine, campaign, metric, start, end, pre_start, kind, by: str, k
     finally:
         if registered is not None:
             store.con.unregister(registered)
+    charge_cells(len(summaries), what=f"the lift breakdown by {by!r}", field="by",
+                 hint="break it down by a coarser h3_RES, a layer of fewer regions or a column of fewer values")
     rows = []
     for key in sorted(summaries, key=lambda k: (k is None, str(k))):
         g = summaries[key]
@@ -326,14 +329,18 @@ def _breakdown_key(engine, campaign, by: str):
             raise InvalidInputError(f"by {by!r}: the H3 resolution must be a number, e.g. h3_8") from None
         if not 0 <= res <= 15:
             raise InvalidInputError(f"by {by!r}: H3 resolution must be in 0..15")
+        charge_scan(len(frame), what=f"the lift breakdown by {by!r}")
         keys = cells_to_str(latlng_to_cells(frame["lat"].to_numpy(), frame["lng"].to_numpy(), res))
     elif by in engine.layers():
         import shapely
 
         regions = engine.regions(by)
+        charge_scan(len(frame), len(regions), what=f"the lift breakdown by layer {by!r}",
+                    hint="break it down by a layer of fewer regions or by h3_RES")
         keys = np.full(len(frame), None, dtype=object)
         lng, lat = frame["lng"].to_numpy(), frame["lat"].to_numpy()
         for rid, geom in zip(regions["region_id"], regions.geometry):
+            check_time()
             hit = (keys == None) & shapely.intersects_xy(geom, lng, lat)
             keys[hit] = str(rid)
     else:

@@ -29,9 +29,12 @@ addresses only).
 Status codes: 401 missing or wrong key; 403 a key without the scope, or a
 privacy rule (an audience below the minimum size, whose size is then not
 told; a refused difference; an exhausted privacy budget); 404 an unknown store,
-layer, campaign or download; 413 a body over 1 MB, or an audience over the
+layer, campaign or download; 413 a body over 1 MB, an audience over the
 work budget (the area of its disks, the customers it would examine, its
-time: :class:`ServiceSettings`); 422 bad input, naming the field. No client
+time), or a heatmap, trade-area, Huff, site or lift request over its own
+(customer rows read, cells or regions computed before the floor, time), each
+naming the field and the setting (:class:`ServiceSettings`); 422 bad input,
+naming the field. No client
 input gets a 5xx, and no error body shows a file path or lists the stores,
 columns or layers of the database.
 """

@@ -243,8 +243,14 @@ class ServiceSettings:
         Customers one audience request may examine before the exact test (413 beyond).
     max_area_km2 : float
         Area the disks of one radius request may add up to (points x area; 413 beyond).
+    max_scanned : int
+        Customer rows one aggregate request (heatmap, trade areas, Huff, sites, lift) may read, counted once per
+        pass: one per resolution or region layer it indexes (413 beyond).
+    max_cells : int
+        Cells or regions one aggregate request may compute before its k-anonymity floor: a fine res over a wide
+        area, or a layer of many regions (413 beyond, naming ``res`` or ``region_layer``).
     request_timeout_s : float
-        Time one audience request may take (413 beyond; checked between steps).
+        Time one audience or aggregate request may take (413 beyond; checked between steps).
     """
 
     max_body_bytes: int = 1_000_000
@@ -259,10 +265,12 @@ class ServiceSettings:
     max_candidates: int = 5_000_000
     max_area_km2: float = 250_000.0
     request_timeout_s: float = 30.0
+    max_scanned: int = 100_000_000
+    max_cells: int = 2_000_000
 
     def budget(self):
         """A :func:`geotarget.audience.work_budget` block with this server's limits."""
         from geotarget.audience.budget import work_budget
 
         return work_budget(max_candidates=self.max_candidates, max_area_km2=self.max_area_km2,
-                           timeout_s=self.request_timeout_s)
+                           timeout_s=self.request_timeout_s, max_scanned=self.max_scanned, max_cells=self.max_cells)

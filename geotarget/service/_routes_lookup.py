@@ -78,14 +78,17 @@ def heatmap(q: Annotated[HeatmapQuery, Query()], eng=Depends(_deps.engine), limi
     Every heatmap keeps the database policy's consistent suppression (one for
     all resolutions and layers), and only the policy's resolutions are served;
     ``privacy=dp`` with ``epsilon`` gives noisy counts paid from the key's
-    budget. Needs the ``analyst`` scope.
+    budget. Needs the ``analyst`` scope. A heatmap over the server's work
+    budget (customers read, cells or regions computed, time) gets 413 naming
+    ``res`` or ``region_layer``.
     """
     k_min = limits.k_min if q.k_min is None else q.k_min
     if k_min < limits.k_min:
         raise InvalidInputError(f"k_min must be at least {limits.k_min} on this server, got {k_min}")
     guard = eng.disclosure(key_id=who.budget_id, admin=who.has("admin"))
-    result = guard.heatmap(q.res, q.metric, region_layer=q.region_layer, k_min=max(k_min, guard.policy.k_min),
-                           privacy=q.privacy, epsilon=q.epsilon)
+    with limits.budget():  # customers read, cells computed and time: 413 beyond (ServiceSettings)
+        result = guard.heatmap(q.res, q.metric, region_layer=q.region_layer, k_min=max(k_min, guard.policy.k_min),
+                               privacy=q.privacy, epsilon=q.epsilon)
     if len(result.frame) > limits.max_heatmap_features:
         raise InvalidInputError(
             f"the heatmap has {len(result.frame):,} {result.level}s, over this server's limit of "

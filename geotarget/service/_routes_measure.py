@@ -57,10 +57,12 @@ def campaign_lift(
     kind: Annotated[str | None, Query(max_length=100, description="Only outcomes of this kind.")] = None,
     k_min: Annotated[int, Query(ge=10, le=1_000_000, description="Smallest group or cell with a readout.")] = 10,
     eng=Depends(_deps.engine),
+    limits=Depends(_deps.settings),
 ) -> LiftReadout:
     """Treatment against the frozen holdout: rates, lift, 95% interval, p-value, CUPED, and a breakdown.
 
     Needs the ``analyst`` scope (see the module notes). 404 when the campaign
     does not exist or was never launched; 403 when a group is under ``k_min``.
     """
-    return eng.lift(campaign, metric=metric, by=by, start=start, end=end, kind=kind, k_min=k_min).to_dict()
+    with limits.budget():
+        return eng.lift(campaign, metric=metric, by=by, start=start, end=end, kind=kind, k_min=k_min).to_dict()

@@ -9,6 +9,9 @@ Only aggregates leave: trade areas are merged polygons with their totals
 out, and the answer says how many were); Huff answers give expected
 customers and spend per store and brand, and, when asked, each cell's most
 likely store for cells holding at least the floor's number of customers.
+
+Each request runs within the server's work budget (customers read, cells
+computed, time: :class:`~geotarget.service.ServiceSettings`); over it, 413.
 """
 
 from __future__ import annotations
@@ -123,9 +126,10 @@ def trade_areas(body: TradeAreaRequest, eng=Depends(_deps.engine), limits=Depend
     """The smallest set of cells nearest each store holding ``share`` of its customers, as merged polygons."""
     import shapely
 
-    ta = eng.trade_areas(body.stores, share=body.share, res=body.res, home_store_col=body.home_store_col,
-                         brand_col=body.brand_col, brand=body.brand, region_layer=body.region_layer,
-                         population_col=body.population_col, smooth=body.smooth)
+    with limits.budget():
+        ta = eng.trade_areas(body.stores, share=body.share, res=body.res, home_store_col=body.home_store_col,
+                             brand_col=body.brand_col, brand=body.brand, region_layer=body.region_layer,
+                             population_col=body.population_col, smooth=body.smooth)
     areas = ta.areas
     shown = ta.shown_areas(limits.k_min)
     feats = [{"type": "Feature",
@@ -141,9 +145,10 @@ def trade_areas(body: TradeAreaRequest, eng=Depends(_deps.engine), limits=Depend
 @router.post("/huff", summary="The Huff model: expected customers and spend per store (needs the analyst scope)")
 def huff(body: HuffRequest, eng=Depends(_deps.engine), limits=Depends(_deps.settings)) -> Response:
     """Huff probabilities over demand cells, summed per store and per brand; each cell's likeliest store on request."""
-    model = eng.huff(res=body.res, brand_col=body.brand_col, attract_col=body.attract_col, alpha=body.alpha,
-                     beta=body.beta, spend_col=body.spend_col, demand=body.demand, region_layer=body.region_layer,
-                     population_col=body.population_col)
+    with limits.budget():
+        model = eng.huff(res=body.res, brand_col=body.brand_col, attract_col=body.attract_col, alpha=body.alpha,
+                         beta=body.beta, spend_col=body.spend_col, demand=body.demand, region_layer=body.region_layer,
+                         population_col=body.population_col)
     stores = model.stores[["store_id", "brand", "attractiveness", "expected_demand", "expected_customers",
                            "expected_spend", "share"]]
     out = {"res": model.res, "alpha": model.alpha, "beta": model.beta, "demand": model.demand,
@@ -163,7 +168,7 @@ def huff(body: HuffRequest, eng=Depends(_deps.engine), limits=Depends(_deps.sett
 
 @router.post("/sites", summary="Rank candidate sites by net gain; pick k by maximal covering "
                                 "(needs the analyst scope)")
-def sites(body: SitesRequest, eng=Depends(_deps.engine)) -> Response:
+def sites(body: SitesRequest, eng=Depends(_deps.engine), limits=Depends(_deps.settings)) -> Response:
     """Captured demand, cannibalisation per store and net gain of each candidate, best first."""
     import pandas as pd
 
@@ -185,7 +190,8 @@ def sites(body: SitesRequest, eng=Depends(_deps.engine)) -> Response:
         cand = cand.drop(columns="attractiveness")
     if body.pick is not None and body.pick > len(cand):
         raise InvalidInputError(f"pick must be at most the number of candidates ({len(cand)}), got {body.pick}")
-    ranking = eng.rank_sites(cand, pick=body.pick, radius_m=parse_distance(body.radius), res=body.res,
-                             brand_col=body.brand_col, brand=body.brand, attract_col=body.attract_col,
-                             alpha=body.alpha, beta=body.beta, attractiveness=attract)
+    with limits.budget():
+        ranking = eng.rank_sites(cand, pick=body.pick, radius_m=parse_distance(body.radius), res=body.res,
+                                 brand_col=body.brand_col, brand=body.brand, attract_col=body.attract_col,
+                                 alpha=body.alpha, beta=body.beta, attractiveness=attract)
     return _json({"count": len(ranking), "sites": _records(ranking)})

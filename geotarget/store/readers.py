@@ -3,7 +3,9 @@
 Tabular files (CSV, Parquet) are read by an in-memory DuckDB connection of
 their own and streamed as Arrow record batches, so a 10-million-row file never
 sits in memory whole. Vector files (GeoJSON, GeoPackage, Shapefile,
-GeoParquet, FlatGeobuf) go through geopandas/pyogrio.
+FlatGeobuf) are streamed by GDAL through ``pyogrio.open_arrow`` and GeoParquet
+by row group, as GeoDataFrame batches: a 1 GB GeoJSON, even one written on a
+single line, is read a batch of features at a time.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from geotarget.store.database import quiet
 
 pd = lazy_module("pandas")  # imported on first use: the one-shot audience path never needs it
 
-__all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source"]
+__all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source", "VECTOR_BATCH_ROWS"]
 
 BATCH_ROWS = 262_144
+
+#: Features per batch of a vector file: polygons can be large, so batches are smaller than tabular ones.
+VECTOR_BATCH_ROWS = 8_192
 
 #: Longest header line read from a CSV; reading stops there, so one huge line never fills memory.
 _MAX_HEADER_CHARS = 1 << 20
@@ -117,14 +122,107 @@ def _from_frame(frame: pd.DataFrame, name: str, batch_rows: int) -> Source:
 
 
 def _vector_source(path: Path, batch_rows: int, *, parquet: bool = False) -> Source:
-    import geopandas as gpd
+    """Stream a vector file as GeoDataFrame batches: memory follows the batch, not the file.
+
+    GDAL (through ``pyogrio.open_arrow``) parses GeoJSON incrementally, so a
+    FeatureCollection written on one line of any length streams feature by
+    feature; GeoParquet is read row group by row group.
+    """
+    if parquet:
+        return _geoparquet_source(path, batch_rows)
+    import pyogrio
 
     try:
-        frame = gpd.read_parquet(path) if parquet else gpd.read_file(path)
+        opened = pyogrio.open_arrow(path, batch_size=min(batch_rows, VECTOR_BATCH_ROWS), use_pyarrow=True)
+        meta, reader = opened.__enter__()
     except Exception as exc:
-        raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
-    src = _from_frame(frame, str(path), batch_rows)
-    return src
+        why = _first_line(exc).replace(f"'{path}' ", "the file ").replace(str(path), path.name)
+        raise SourceError(f"cannot read {path.name!r}: {why}; is the file complete and valid?") from None
+    wkb_column = meta["geometry_name"] or "wkb_geometry"
+    fields = [str(c) for c in meta["fields"]]
+    crs = _crs(meta["crs"])
+
+    def batches():
+        try:
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and "
+                                      "valid?") from None
+                yield _geoframe(batch, wkb_column, crs)
+        finally:
+            opened.__exit__(None, None, None)
+
+    return Source(str(path), [*fields, "geometry"], None, crs, "geometry", batches())
+
+
+def _geoparquet_source(path: Path, batch_rows: int) -> Source:
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        geo = json.loads(parquet.schema_arrow.metadata[b"geo"])
+        column = geo["primary_column"]
+        described = geo["columns"][column]
+    except Exception as exc:
+        raise SourceError(f"cannot read GeoParquet file {path.name!r}: {_first_line(exc)}") from None
+    if str(described.get("encoding", "WKB")).upper() != "WKB":  # GeoArrow-encoded geometry: read whole
+        import geopandas as gpd
+
+        return _from_frame(gpd.read_parquet(path), str(path), batch_rows)
+    # an absent "crs" means OGC:CRS84 (longitude/latitude); an explicit null means unknown
+    crs = _crs(described["crs"] if "crs" in described else "OGC:CRS84")
+    columns = [str(c) for c in parquet.schema_arrow.names]
+
+    def batches():
+        try:
+            for batch in parquet.iter_batches(batch_size=min(batch_rows, VECTOR_BATCH_ROWS)):
+                yield _geoframe(batch, column, crs, rename=False)
+        except Exception as exc:
+            raise SourceError(f"cannot read {path.name!r}: {_first_line(exc)}; is the file complete and valid?") from None
+        finally:
+            parquet.close()
+
+    return Source(str(path), columns, parquet.metadata.num_rows, crs, column, batches())
+
+
+def _crs(crs):
+    """A pyproj CRS from GDAL's or GeoParquet's description (None when the file names none)."""
+    if crs is None or (isinstance(crs, str) and not crs):
+        return None
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs)
+
+
+def _nullable_types(arrow_type):
+    """Pandas' nullable dtype for an Arrow integer or boolean (None: the default conversion)."""
+    import pyarrow as pa
+
+    nullable = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return nullable.get(arrow_type)
+
+
+def _geoframe(batch, wkb_column: str, crs, *, rename: bool = True):
+    """One Arrow batch with WKB geometry as a GeoDataFrame (geometry column ``geometry`` unless ``rename=False``)."""
+    import geopandas as gpd
+    import shapely
+
+    names = batch.schema.names
+    index = names.index(wkb_column)
+    # nullable integers and booleans: a column's type must not depend on whether its batch has a null
+    frame = batch.drop_columns([wkb_column]).to_pandas(types_mapper=_nullable_types)
+    geometry = shapely.from_wkb(batch.column(index).to_numpy(zero_copy_only=False))
+    target = "geometry" if rename else wkb_column
+    frame.insert(min(index, len(frame.columns)), target, geometry)
+    return gpd.GeoDataFrame(frame, geometry=target, crs=crs)
 
 
 def _duckdb_source(

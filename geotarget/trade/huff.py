@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..audience.budget import charge_cells
 from ..errors import InvalidInputError, NotFoundError
 from . import inputs
 
@@ -405,6 +406,7 @@ def huff(eng, *, res: int = 8, attract_col: str | None = None, brand_col: str | 
     geoms = pops = None
     if region_layer is not None:
         geoms, pops, _ = inputs.region_population(eng, region_layer, population_col)
+    charge_cells(ucells.size, what=f"the Huff model at res {res}", field="res", hint="ask for a coarser res")
     if demand == "population":
         cells = np.union1d(inputs.cells_covering(geoms, res), ucells)
         pos = np.searchsorted(cells, ucells)

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..audience.budget import charge_cells, charge_scan
 from ..errors import ColumnNotFoundError, InvalidInputError, NotFoundError
 from ..geo.cells import cells_to_str, latlng_to_cells
 from ..store.validation import _quote as quote_identifier
@@ -94,7 +95,9 @@ def load_customers(eng, *, columns=(), ordered: bool = False) -> pd.DataFrame:
             raise ColumnNotFoundError(f"customers have no column {col!r}; columns: {', '.join(cols)}")
     select = ", ".join(["customer_id", "lat", "lng"] + [quote_identifier(c) for c in dict.fromkeys(columns)])
     order = " ORDER BY customer_id" if ordered else ""
-    return eng.store.frame(f"SELECT {select} FROM customers WHERE {eligible_customers_sql(cols)}{order}")
+    frame = eng.store.frame(f"SELECT {select} FROM customers WHERE {eligible_customers_sql(cols)}{order}")
+    charge_scan(len(frame), what="the trade-area analysis", hint="ask for a coarser res or fewer stores")
+    return frame
 
 
 def region_population(eng, layer: str, column: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
@@ -125,7 +128,12 @@ def cells_covering(region_geoms, res: int) -> np.ndarray:
     """Every res-``res`` cell that overlaps one of the polygons (sorted uint64)."""
     import h3
     import shapely
+    from pyproj import Geod
 
+    geod = Geod(ellps="WGS84")
+    area_km2 = sum(abs(geod.geometry_area_perimeter(g)[0]) for g in region_geoms if g is not None) / 1e6
+    charge_cells(int(area_km2 / h3.average_hexagon_area(res, "km^2")), what=f"the population cells at res {res}",
+                 field="res", hint="ask for a coarser res or use a layer of smaller regions")
     found: set[str] = set()
     for geom in region_geoms:
         for part in shapely.get_parts(geom):
