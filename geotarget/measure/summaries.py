@@ -69,33 +69,54 @@ def binary_summary(n: int, sy: int, sx: int = 0, sxy: int = 0) -> GroupSummary:
     return GroupSummary(n, sy / n, sy * (n - sy) / d, sx / n, sx * (n - sx) / d, (n * sxy - sx * sy) / d)
 
 
+#: The group flags of the conversion pass (bits 4 and 8; bits 1 and 2 are the periods' outcomes).
+_GROUP_BITS = {4: "treatment", 8: "control"}
+
+
 def conversion_summaries(store, campaign_id: str, start, end, pre_start, kind=None, key_sql: str | None = None,
                          key_source: str | None = None) -> dict:
     """``{key: {group: GroupSummary}}`` of conversion (``y``) and pre-period conversion (``x``, 0 without one).
 
-    One grouped pass over the outcomes of both periods gives each customer
-    with an outcome a flag (bit 1: in the window, bit 2: in the pre-period);
-    the assignment is joined to it and the counts are taken per key and
-    group. Without a pre-period, each assigned customer is tested against
-    the distinct customers with an outcome in the window (a mark join).
+    With a pre-period, one grouped pass over the assignment's rows and the
+    outcomes of both periods together gives each customer one flag: bit 4
+    or 8 for the group they were assigned to, bit 1 for an outcome in the
+    window, bit 2 for one in the pre-period (``bit_or`` over a ``UNION
+    ALL``). The customers with a group bit are then counted per key and
+    group. So only one hash table of customers is built (the per-customer
+    aggregate); joining a per-customer aggregate of the outcomes to the
+    assignment would build a second one of the same size, and it costs more
+    time and memory. Without a pre-period, each assigned customer is tested
+    against the distinct customers with an outcome in the window (a mark
+    join), which is cheaper still.
     """
     post, pre, params = _periods(campaign_id, start, end, pre_start, kind)
     key, join = _key(key_sql, key_source)
     if pre_start is None:  # a membership test against the distinct customers with an outcome (a mark join)
-        counts = (f"count(*) FILTER (WHERE a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes "
-                  f"WHERE {' AND '.join(post)})) AS sy, 0 AS sx, 0 AS sxy")
+        rows = store.con.execute(f"""
+            SELECT {key} AS key, a.grp, count(*) AS n,
+                   count(*) FILTER (WHERE a.customer_id IN (SELECT DISTINCT customer_id FROM outcomes
+                                                            WHERE {' AND '.join(post)})) AS sy, 0, 0
+            FROM campaign_assignments a {join}
+            WHERE a.campaign_id = $c
+            GROUP BY 1, 2""", params).fetchall()
     else:
         window = [pre[0], *post[1:]]  # from the pre-period's start to the window's end
-        counts = "count(*) FILTER (WHERE o.f & 1 = 1) AS sy, count(*) FILTER (WHERE o.f & 2 = 2) AS sx, " \
-                 "count(*) FILTER (WHERE o.f = 3) AS sxy"
-        join = f"""LEFT JOIN (SELECT customer_id, bit_or(CAST(CASE WHEN ts >= $s THEN 1 ELSE 2 END AS UTINYINT)) AS f
-                              FROM outcomes WHERE {' AND '.join(window)} GROUP BY customer_id) o
-                     ON o.customer_id = a.customer_id {join}"""
-    rows = store.con.execute(f"""
-        SELECT {key} AS key, a.grp, count(*) AS n, {counts}
-        FROM campaign_assignments a {join}
-        WHERE a.campaign_id = $c
-        GROUP BY 1, 2""", params).fetchall()
+        store_id = key_sql == "a.store_id"  # the one breakdown key read from the assignment itself
+        rows = store.con.execute(f"""
+            SELECT {key} AS key, a.f & 12 AS grp, count(*) AS n, count(*) FILTER (WHERE a.f & 1 = 1) AS sy,
+                   count(*) FILTER (WHERE a.f & 2 = 2) AS sx, count(*) FILTER (WHERE a.f & 3 = 3) AS sxy
+            FROM (SELECT customer_id, bit_or(f) AS f{', any_value(store_id) AS store_id' if store_id else ''}
+                  FROM (SELECT customer_id, CAST(CASE grp WHEN 'treatment' THEN 4 WHEN 'control' THEN 8 ELSE 0 END
+                                                 AS UTINYINT) AS f{', store_id' if store_id else ''}
+                        FROM campaign_assignments WHERE campaign_id = $c
+                        UNION ALL
+                        SELECT customer_id, CAST(CASE WHEN ts >= $s THEN 1 ELSE 2 END AS UTINYINT)
+                               {', NULL' if store_id else ''}
+                        FROM outcomes WHERE {' AND '.join(window)})
+                  GROUP BY customer_id) a {join}
+            WHERE a.f & 12 <> 0
+            GROUP BY 1, 2""", params).fetchall()
+        rows = [(k, _GROUP_BITS[g], *counts) for k, g, *counts in rows]
     out: dict = {}
     for k, grp, n, sy, sx, sxy in rows:
         out.setdefault(k, {})[grp] = binary_summary(int(n), int(sy), int(sx), int(sxy))
