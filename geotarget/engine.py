@@ -822,7 +822,8 @@ class Engine:
                                 "WHERE campaign_id = $c ORDER BY customer_id", {"c": c.id})
 
     def lift(self, campaign: str, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
-             kind: str | None = None, k_min: int = 10, alpha: float = 0.05, cuped: bool = True):
+             kind: str | None = None, k_min: int = 10, alpha: float = 0.05, cuped: bool = True,
+             memory_limit: str | None = "1GB"):
         """The lift readout of a launched campaign: treatment against its frozen holdout.
 
         Parameters
@@ -844,6 +845,9 @@ class Engine:
         cuped : bool, default True
             Also report the CUPED-adjusted figures (``*_adj``), which reads
             the pre-period's outcomes too; False skips that work.
+        memory_limit : str or None, default "1GB"
+            DuckDB's memory limit while the readout runs (restored after;
+            see :mod:`geotarget.measure.budget`); None leaves it as it is.
 
         Returns
         -------
@@ -875,7 +879,8 @@ class Engine:
 
         c = self.campaign(campaign)
         return self.store.read_consistent(lambda: lift(
-            self, c, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min, alpha=alpha, cuped=cuped))
+            self, c, start=start, end=end, metric=metric, by=by, kind=kind, k_min=k_min, alpha=alpha, cuped=cuped,
+            memory_limit=memory_limit))
 
     def plan_holdout(self, campaign: str, *, baseline_rate: float, mde: float, power: float = 0.8,
                      alpha: float = 0.05, daily_customers: float | None = None):

@@ -24,6 +24,12 @@ one SQL pass over the outcomes (:mod:`geotarget.measure.summaries`); no
 per-customer rows reach Python, and the statistics work on those summaries
 (:mod:`geotarget.measure.stats`).
 
+**Memory.** The readout runs with DuckDB's memory limit lowered to
+:data:`~geotarget.measure.budget.READOUT_MEMORY_LIMIT` (1 GB; the
+``memory_limit`` argument), so its per-customer hash tables spill rather
+than grow with the campaign; the limit is restored after
+(:mod:`geotarget.measure.budget`).
+
 **Privacy.** Only aggregates leave this module. A readout needs at least
 ``k_min`` customers in each group; a breakdown cell with fewer has no
 readout at all (it is counted in ``suppressed_cells``).
@@ -42,6 +48,7 @@ import pandas as pd
 from geotarget.audience.budget import charge_cells, charge_scan, check_time
 from geotarget.errors import InvalidInputError, PrivacyError
 from geotarget.measure.assignment import Launch, parse_instant, require_launch
+from geotarget.measure.budget import READOUT_MEMORY_LIMIT, run_bounded
 from geotarget.measure.stats import (
     GroupSummary,
     NonZero,
@@ -219,10 +226,18 @@ def _adjusted(t: GroupSummary, c: GroupSummary, alpha: float):
     return r, {"theta": theta, "variance_reduction": 1 - adj_var / raw_var if raw_var > 0 else 0.0}
 
 
-def lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
-         kind: str | None = None, k_min: int = DEFAULT_K_MIN, alpha: float = 0.05, cuped: bool = True,
-         draws: int = 2000, seed: int = 0) -> LiftResult:
-    """The readout of a launched campaign (see :meth:`geotarget.Engine.lift`)."""
+def lift(engine, campaign, *, memory_limit: str | None = READOUT_MEMORY_LIMIT, **options) -> LiftResult:
+    """The readout of a launched campaign (see :meth:`geotarget.Engine.lift`), within DuckDB's ``memory_limit``.
+
+    The limit is lowered to ``memory_limit`` while the readout runs and set
+    back after (:mod:`geotarget.measure.budget`); None leaves it as it is.
+    """
+    return run_bounded(engine.store, lambda: _lift(engine, campaign, **options), memory_limit)
+
+
+def _lift(engine, campaign, *, start=None, end=None, metric: str = "conversion", by: str | None = None,
+          kind: str | None = None, k_min: int = DEFAULT_K_MIN, alpha: float = 0.05, cuped: bool = True,
+          draws: int = 2000, seed: int = 0) -> LiftResult:
     if metric not in METRICS:
         raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if not (0 < alpha < 1):
