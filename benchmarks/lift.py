@@ -52,6 +52,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.ingest_child import _peak_kib  # this process's own peak (VmHWM)
+
 HERE = Path(__file__).resolve().parent
 CAMPAIGN = "bench lift"
 LAUNCH = datetime(2026, 5, 1, tzinfo=UTC)
@@ -122,21 +124,9 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _peak_rss_kb() -> int:
-    """This process's peak resident memory in KiB (its own: not the parent's, which ``ru_maxrss`` inherits)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _child(variant: str, db: str, campaign_id: str, end: str) -> dict:
     """Run one variant three times in this (fresh) process; time, CPU time, peak RSS and the answer."""
-    rss0 = _peak_rss_kb()
+    rss0 = _peak_kib()
     times, cpus, answer = [], [], None
     if variant.startswith("duckdb sql"):
         from datetime import timedelta
@@ -145,7 +135,7 @@ def _child(variant: str, db: str, campaign_id: str, end: str) -> dict:
         import pandas as pd
 
         con = duckdb.connect(db, read_only=True)
-        rss0 = _peak_rss_kb()
+        rss0 = _peak_kib()
         end_ts = pd.Timestamp(end).to_pydatetime()
         if variant == BUDGET_PEER:
             from geotarget.measure.budget import READOUT_MEMORY_LIMIT
@@ -173,7 +163,7 @@ def _child(variant: str, db: str, campaign_id: str, end: str) -> dict:
         import geotarget
 
         eng = geotarget.open(db, read_only=True)
-        rss0 = _peak_rss_kb()
+        rss0 = _peak_kib()
         metric = "revenue" if variant == "geotarget revenue" else "conversion"
         cuped = variant != "geotarget, no CUPED"
         import pandas as pd
@@ -189,7 +179,7 @@ def _child(variant: str, db: str, campaign_id: str, end: str) -> dict:
                                     "p_value", "p_value_adj")}
         eng.close()
     return {"variant": variant, "first_s": times[0], "best_s": min(times), "cpu_s": cpus[times.index(min(times))],
-            "peak_rss_mb": _peak_rss_kb() / 1024,
+            "peak_rss_mb": _peak_kib() / 1024,
             "rss_before_mb": rss0 / 1024, "answer": answer}
 
 
