@@ -7,9 +7,10 @@ covariance. This module computes them in DuckDB from the frozen assignment
 and the outcomes:
 
 - **Conversion** (``y``, ``x`` are 0/1): the sufficient statistics are
-  counts, ``n``, ``sum y``, ``sum x`` and ``sum x*y``, from one pass over the
-  outcomes of both periods (one flag per customer: bit 1 for an outcome in
-  the window, bit 2 for one in the pre-period), joined to the assignment.
+  counts, ``n``, ``sum y``, ``sum x`` and ``sum x*y``, from one grouped pass
+  over the assignment and the outcomes of both periods together (one flag
+  per customer: a bit for the group, bit 1 for an outcome in the window,
+  bit 2 for one in the pre-period), so one hash table of customers.
   The moments follow exactly from the integer counts
   (:func:`binary_summary`).
 - **Revenue**: per customer, the sum of values in each period (one grouped
