@@ -39,7 +39,8 @@ def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False
 
     Columns ``customer_id``, ``lat``, ``lng``, ``cell`` (int64), then the
     customers' own columns (for ``where=`` filters) and the stored email and
-    phone hashes (for suppressions added later), but never a raw email or
+    phone hashes (for suppressions added later; pending hashes are filled
+    first, see :mod:`geotarget.store.hashes`), but never a raw email or
     phone; partitioned by ``h3_parent``. Returns the number of customers written.
 
     Examples
@@ -57,6 +58,7 @@ def export_customers(engine, root: str | os.PathLike, *, overwrite: bool = False
                               "choose an empty folder")
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
+    engine.fill_hashes()  # the export carries the hashes later suppressions match on: none may be pending
     index = engine._index_cache.get()
     table = pa.table({"customer_id": index.ids, "lat": index.lat, "lng": index.lng,
                       "cell": index.cells.astype("int64")})
