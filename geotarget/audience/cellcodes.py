@@ -77,6 +77,7 @@ class CellCodes:
     run_codes: np.ndarray = field(default=None, repr=False)
     run_lengths: np.ndarray = field(default=None, repr=False)
     names: pd.api.extensions.ExtensionArray = field(init=False, repr=False)
+    _kept_counts: list = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self):
         # h3-py's names of the cells, as a pandas string column made once: a result takes its rows
@@ -86,8 +87,22 @@ class CellCodes:
         """Customers per cell of :attr:`cells` (int64), over all customers or those at ``positions``.
 
         Without runs (fine resolutions, where nearly every customer is a run of
-        its own) a plain ``bincount`` over the codes.
+        its own) a plain ``bincount`` over the codes. The counts of a read-only
+        ``positions`` array (a group kept per snapshot, such as the customers
+        the heatmap suppression leaves out) are kept with the codes, matched
+        by identity: they cannot change while the snapshot lives.
         """
+        if positions is not None and not positions.flags.writeable:
+            for kept, counted in self._kept_counts:
+                if kept is positions:
+                    return counted
+            counted = self._counts(positions)
+            counted.setflags(write=False)
+            self._kept_counts[:] = [(positions, counted), *self._kept_counts[:3]]
+            return counted
+        return self._counts(positions)
+
+    def _counts(self, positions: np.ndarray | None) -> np.ndarray:
         codes = self.codes if positions is None else self.codes[positions]
         if self.run_codes is None:
             return np.bincount(codes, minlength=self.cells.size).astype("int64")

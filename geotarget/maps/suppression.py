@@ -139,6 +139,8 @@ def _split(eng, policy, value_column: str | None):
         keep &= np.bincount(codes, weights=has.astype(np.float64))[codes] >= policy.k_min
     positions = np.flatnonzero(keep).astype(np.int64)
     dropped = np.flatnonzero(~keep).astype(np.int64)
+    positions.setflags(write=False)  # shared by every heatmap of this data version; their cell counts are kept
+    dropped.setflags(write=False)
     with _LOCK:
         per_index[key] = (positions, dropped)
     return index, positions, dropped
