@@ -158,8 +158,8 @@ def report(rows: list[dict], after: list[dict], customers: int, policy) -> str:
               "into cells at its resolution; the plain value metric reads and indexes coordinates and values from "
               "DuckDB as always. The published one reads the customer index again, carries each customer's atom "
               "keys (standard cells at every policy resolution, region per layer) from the previous snapshot when "
-              "its point is unchanged, computes them for moved and new customers (and, for a replaced layer, the "
-              "region of everyone, one prepared polygon against the points near it), hands the standard cells to "
+              "its point is unchanged, computes them for moved and new customers (a replaced layer's region of "
+              "every customer is assigned by the layer's write itself, which is outside the timing), hands the standard cells to "
               "the heatmap, and for a value metric joins the column to the snapshot.", ""]
     return "\n".join(lines)
 

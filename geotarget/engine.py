@@ -176,8 +176,12 @@ class Engine:
         zero area, land in rejects. Replacing a layer with an empty one, or
         dropping regions that campaigns use, needs ``confirm=True``.
         """
-        return _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col,
-                                      confirm=confirm)
+        report = _ingest.ingest_regions(self.store, source, layer=layer, name_col=name_col, id_col=id_col,
+                                        confirm=confirm)
+        from geotarget.maps.atoms import assign_layer_now
+
+        assign_layer_now(self, layer)  # published heatmaps after this write find the layer's keys ready
+        return report
 
     # -- reading back --------------------------------------------------------
     def stores(self) -> pd.DataFrame:

@@ -184,3 +184,21 @@ def test_erasure_drops_the_kept_keys(town):
     codes = atoms(eng, index, eng.policy().heatmap_res)
     assert atom_keys_reused(eng) == 0 and "c8" not in set(index.ids.to_pylist())
     assert _same_partition(codes, _oracle(eng, index, eng.policy().heatmap_res))
+
+
+def test_a_layer_write_assigns_the_kept_customers_so_the_next_heatmap_does_not(town, monkeypatch):
+    import geotarget.maps.atoms as atoms_module
+
+    eng, _ = town
+    res = eng.policy().heatmap_res
+    atoms(eng, eng._index_cache.get(), res)  # keys kept, as in a service that published a heatmap
+    eng.ingest_regions(_grid(3, 4, shift=0.002), layer="grid", id_col="rid")  # the write assigns everyone
+
+    def no_second_assignment(*args, **kwargs):
+        raise AssertionError("the layer's regions were assigned again after its write")
+
+    with monkeypatch.context() as m:
+        m.setattr(atoms_module, "assign_regions", no_second_assignment)
+        index = eng._index_cache.get()
+        carried = atoms(eng, index, res)
+    assert _same_partition(carried, _oracle(eng, index, res))

@@ -21,7 +21,8 @@ last snapshot are kept per engine (:class:`AtomKeys`); a new snapshot
 customer's keys from the old one when the same point (same fine cell,
 latitude and longitude, compared exactly) is there, and computes them only
 for the customers that are new or moved. A layer whose polygons changed
-(its fingerprint: region ids and WKB) is assigned again for everyone; a
+(its fingerprint: region ids and WKB) is assigned again for everyone, by
+the layer's write when keys are kept (:func:`assign_layer_now`); a
 resolution not known before is computed for everyone. The result is always
 the atoms of the current snapshot, never of an older one: reuse is decided
 per point by exact equality of the inputs.
@@ -49,7 +50,7 @@ from geotarget.audience.cellcodes import cell_codes, cell_codes_from_cells, know
 from geotarget.geo.cells import latlng_to_cells
 from geotarget.geo.regions import assign_regions
 
-__all__ = ["AtomKeys", "atom_codes", "atom_keys", "atom_keys_reused", "forget_atom_keys"]
+__all__ = ["AtomKeys", "assign_layer_now", "atom_codes", "atom_keys", "atom_keys_reused", "forget_atom_keys"]
 
 _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per engine's index cache: the newest AtomKeys
 _LOCK = threading.Lock()
@@ -172,6 +173,33 @@ def atom_keys(eng, index, heatmap_res) -> AtomKeys:
         if current is None or current.version <= keys.version:
             _STATE[cache_key] = keys
     return keys
+
+
+def assign_layer_now(eng, layer: str) -> None:
+    """After ``layer`` was written: assign the kept keys' customers to its regions now.
+
+    Called by the layer's ingest, so the write pays for the region of every
+    customer rather than the first published heatmap after it. Only when
+    keys are kept (a published heatmap was made in this engine); the next
+    snapshot carries the assignment point by point, as for any other key,
+    and checks the layer's fingerprint as always.
+    """
+    from dataclasses import replace
+
+    cache_key = eng._index_cache
+    with _LOCK:
+        prev = _STATE.get(cache_key)
+    if prev is None or prev.cells.size == 0:
+        return
+    fingerprint, wkbs = _layer(eng, layer)
+    hit = prev.regions.get(layer)
+    if hit is not None and hit[0] == fingerprint:
+        return
+    polys = _polygons(wkbs)
+    entry = (fingerprint, assign_regions(polys, prev.lat, prev.lng), polys)
+    with _LOCK:
+        if _STATE.get(cache_key) is prev:  # nothing newer was kept meanwhile
+            _STATE[cache_key] = replace(prev, regions={**prev.regions, layer: entry})
 
 
 def atom_keys_reused(eng) -> int:
