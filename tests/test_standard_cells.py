@@ -152,3 +152,24 @@ def test_codes_and_cell_membership_equal_brute_force(cluster, seed):
     chosen = np.random.default_rng(seed).choice(distinct, size=min(3, distinct.size), replace=False)
     assert np.array_equal(positions_in_cells(index, chosen), np.flatnonzero(np.isin(truth, chosen)))
     assert np.array_equal(in_cells(index.lat, index.lng, chosen), np.isin(truth, chosen))
+
+
+def test_counts_of_a_read_only_group_are_kept_and_equal_a_fresh_count():
+    rng = np.random.default_rng(11)
+    lat, lng = rng.uniform(40.6, 40.9, 5_000), rng.uniform(-74.1, -73.8, 5_000)
+    cells = np.sort(latlng_to_cells(lat, lng, FINE_RES))
+    back = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells])
+    idx = CustomerIndex(1, FINE_RES, cells, back[:, 0], back[:, 1], pa.array([f"c{i}" for i in range(cells.size)]))
+    codes = cell_codes(idx, 8)
+    group = np.sort(rng.choice(cells.size, 700, replace=False))
+    expected = np.bincount(codes.codes[group], minlength=codes.cells.size)
+    writable = group.copy()
+    assert np.array_equal(codes.counts(writable), expected)
+    assert codes.counts(writable) is not codes.counts(writable)  # a writable array is counted each time
+    group.setflags(write=False)
+    first = codes.counts(group)
+    assert np.array_equal(first, expected) and codes.counts(group) is first  # kept, matched by identity
+    assert not first.flags.writeable
+    other = np.sort(rng.choice(cells.size, 300, replace=False))
+    other.setflags(write=False)
+    assert np.array_equal(codes.counts(other), np.bincount(codes.codes[other], minlength=codes.cells.size))

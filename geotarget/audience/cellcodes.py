@@ -93,12 +93,13 @@ class CellCodes:
         by identity: they cannot change while the snapshot lives.
         """
         if positions is not None and not positions.flags.writeable:
-            for kept, counted in self._kept_counts:
+            kept_now = tuple(self._kept_counts)  # a copy: another thread may replace the list meanwhile
+            for kept, counted in kept_now:
                 if kept is positions:
                     return counted
             counted = self._counts(positions)
             counted.setflags(write=False)
-            self._kept_counts[:] = [(positions, counted), *self._kept_counts[:3]]
+            self._kept_counts[:] = [(positions, counted), *kept_now[:3]]
             return counted
         return self._counts(positions)
 
