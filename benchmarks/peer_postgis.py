@@ -83,6 +83,10 @@ class PostgisPeer:
             self._load()
         else:
             self.log(f"  postgis: reusing loaded database {self.dbname}")
+            self.cur.execute("SELECT count(*) FROM regions")
+            if self.ntas is not None and self.cur.fetchall()[0][0] == 0:  # loaded by a run that had no regions
+                self._load_regions()
+                self.cur.execute("VACUUM ANALYZE regions")
         self._prewarm()
         self.cur.execute("SET statement_timeout = %s", (f"{int(timeout_s * 1000)}ms",))
 
@@ -94,6 +98,14 @@ class PostgisPeer:
         self.cur.execute("SELECT setup FROM bench_ready")
         self.setup_seconds = json.loads(self.cur.fetchall()[0][0])  # the load's figures, measured then
         return True
+
+    def _load_regions(self) -> None:
+        """The neighbourhood polygons into ``regions`` (none when the run has no regions)."""
+        if self.ntas is None:
+            return
+        for name, geom in zip(self.ntas["NTAName"], self.ntas.geometry):
+            multi = geom if geom.geom_type == "MultiPolygon" else shapely.MultiPolygon([geom])
+            self.cur.execute("INSERT INTO regions VALUES (%s, ST_GeomFromWKB(%s, 4326))", (name, shapely.to_wkb(multi)))
 
     def _load(self) -> None:
         cur = self.cur
@@ -120,11 +132,7 @@ class PostgisPeer:
         )
         cur.execute("CREATE INDEX stores_geog_gist ON stores USING gist (geog)")
         cur.execute("CREATE TABLE regions (name text, geom geometry(MultiPolygon, 4326))")
-        if self.ntas is not None:
-            for name, geom in zip(self.ntas["NTAName"], self.ntas.geometry):
-                multi = geom if geom.geom_type == "MultiPolygon" else shapely.MultiPolygon([geom])
-                cur.execute("INSERT INTO regions VALUES (%s, ST_GeomFromWKB(%s, 4326))",
-                            (name, shapely.to_wkb(multi)))
+        self._load_regions()
         cur.execute("CREATE INDEX regions_geom_gist ON regions USING gist (geom)")
         cur.execute("VACUUM ANALYZE stores")
         cur.execute("VACUUM ANALYZE regions")
