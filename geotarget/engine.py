@@ -398,8 +398,10 @@ class Engine:
         >>> eng.fill_hashes(), eng.fill_hashes()
         (1, 0)
         """
-        from geotarget.store.hashes import fill_pending_hashes
+        from geotarget.store.hashes import fill_pending_hashes, pending_hashes
 
+        if not pending_hashes(self.store.con):  # nothing to fill: no write, the data version stays
+            return 0
         with self.store.transaction() as con:
             return fill_pending_hashes(con)
 

@@ -31,6 +31,17 @@ _HEADERS = {"id", "ids", "customer_id", "customerid", "email", "emails", "email_
             "phone_number", "value", "values", "sha256", "email_sha256", "phone_sha256", "hash"}
 
 
+def _csv_rows(path) -> list[list[str]]:
+    """The non-blank rows of a UTF-8 CSV (a BOM skipped, quoted cells unquoted); SourceError when unreadable."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise SourceError(f"{os.fspath(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check the path") from None
+
+
 def read_values(path) -> list[str]:
     """The first column of a CSV or text file, without a header row.
 
@@ -42,13 +53,7 @@ def read_values(path) -> list[str]:
     >>> read_values(p)
     ['Smith, J', 'c2']
     """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise SourceError(f"{os.fspath(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
-    except OSError as exc:
-        raise SourceError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check the path") from None
+    rows = _csv_rows(path)
     if rows and rows[0][0].strip().lower() in _HEADERS:
         rows = rows[1:]
     return [row[0].strip() for row in rows]
@@ -101,13 +106,7 @@ def read_people(path) -> dict[str, list[str]]:
 
     A file without such a header is read as one column of customer ids.
     """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise SourceError(f"{os.fspath(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
-    except OSError as exc:
-        raise SourceError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check the path") from None
+    rows = _csv_rows(path)
     out: dict[str, list[str]] = {"id": [], "email": [], "phone": []}
     if not rows:
         return out
