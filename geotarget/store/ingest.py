@@ -22,6 +22,7 @@ from geotarget.store.consent import CONSENT_LOG_DDL
 from geotarget.store.database import Store
 from geotarget.store.erasure import ERASED_REASON, drop_erased
 from geotarget.store.hashes import hashes_needed_now, mark_pending
+from geotarget.store.idcheck import IdHashes
 from geotarget.store.people import PersonalColumns
 from geotarget.store.readers import NeedsFullSniff, Source, open_source
 from geotarget.store.regions import ingest_regions
@@ -150,6 +151,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
     drop = {c for c in (cols.id, cols.lat, cols.lng, cols.geometry, cols.opted_out, cols.name) if c is not None}
     consent_unknown: Counter[str] = Counter()
     invalid = [0, 0]
+    id_hashes = IdHashes()  # are the loaded ids distinct? hashed beside the inserts, merged at the end
 
     def prepare(frame: pd.DataFrame, offset: int):
         """Validate and H3-index one batch (runs ahead of the inserts in a worker thread)."""
@@ -192,6 +194,7 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
         for c in extra.columns:
             out[c] = extra[c].to_numpy() if not isinstance(extra[c].dtype, pd.ArrowDtype) else extra[c].array
         out["_row"] = keep + offset + 1
+        id_hashes.add(out[key])
         return n, out, rej, batch_stats, people
 
     def prepared_batches():
@@ -263,15 +266,18 @@ def _load(store: Store, con, src: Source, cols: _Columns, kind: str, crs, progre
             reasons_count[ERASED_REASON] += erased
             drop_erased(con, "rejects", "customer_id", where="kind = 'customers' AND source = $src",
                         params={"src": src.name})
+    # distinct hashes prove distinct ids; a repeated hash is settled by the exact count in SQL
+    distinct_ids = id_hashes.distinct()
     if direct and created:
-        inserted, unique = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {kind}").fetchall()[0]
-        if inserted != unique:
+        inserted = con.execute(f"SELECT count(*) FROM {kind}").fetchall()[0][0]
+        if not distinct_ids and con.execute(f"SELECT count(DISTINCT {key}) FROM {kind}").fetchall()[0][0] != inserted:
             raise _NeedsStaging
         report.inserted = int(inserted)
         store.touch_customers(None)  # the table was empty: every row is new
         created = False
-    distinct = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0] if created else 0
-    if created and distinct:
+    repeated = 0 if distinct_ids or not created else con.execute(
+        f"SELECT count(*) - count(DISTINCT {key}) FROM {stage}").fetchall()[0][0]
+    if created and repeated:
         dups = con.execute(_duplicates_sql(store, stage, key, personal),
                            {"k": kind, "s": src.name, "r": REASON_DUPLICATE, "now": now}).fetchall()[0][0]
         if dups:

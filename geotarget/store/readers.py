@@ -25,7 +25,10 @@ pd = lazy_module("pandas")  # imported on first use: the one-shot audience path 
 
 __all__ = ["BATCH_ROWS", "NeedsFullSniff", "open_source", "Source", "VECTOR_BATCH_ROWS"]
 
-BATCH_ROWS = 262_144
+#: Rows per batch of a tabular file; each batch is one INSERT. At four of DuckDB's 122,880-row groups
+#: the rows are written out while the load runs; 262,144-row batches left about 1.3 s of writing to the
+#: checkpoint at close, and 0.4 GB more peak memory, at 10M rows.
+BATCH_ROWS = 491_520
 
 #: Features per batch of a vector file: polygons can be large, so batches are smaller than tabular ones.
 VECTOR_BATCH_ROWS = 8_192
