@@ -13,10 +13,25 @@ HEAVY = ("pandas", "numpy", "duckdb", "pyarrow", "folium", "branca", "pyproj", "
          "matplotlib", "scipy", "sklearn", "h3", "fastapi", "uvicorn")
 
 
-def _loaded(code: str) -> list[str]:
-    probe = code + f"; import sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+#: Not heavy, but not needed by a one-shot command either: rich draws tables and progress bars only, and
+#: pydantic is what typer 0.29 builds a validator per option with, at every start (about 0.1 s).
+FRAMEWORK = ("rich", "pydantic")
+
+
+def _loaded(code: str, names: tuple[str, ...] = HEAVY) -> list[str]:
+    probe = code + f"\nimport sys; print('loaded:' + ','.join(m for m in {names!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
-    return [m for m in out.stdout.strip().splitlines()[-1].split(",") if m] if out.stdout.strip() else []
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    assert last.startswith("loaded:"), f"the probe did not run to its end: {out.stdout!r} {out.stderr!r}"
+    return [m for m in last.removeprefix("loaded:").split(",") if m]
+
+
+def _cli(argv: list[str]) -> str:
+    """Code running the CLI on ``argv`` in-process (``main``: ``run`` would end the process), output hidden."""
+    return (f"import sys, contextlib, io; sys.argv = ['geotarget', *{argv!r}]\n"
+            "from geotarget.cli import _app, _load_commands\n"
+            "_load_commands(sys.argv[1:])\n"
+            "with contextlib.redirect_stdout(io.StringIO()): assert _app.main() == 0")
 
 
 def test_import_geotarget_pulls_no_heavy_module():
@@ -30,17 +45,11 @@ def test_public_names_load_on_first_use():
 
 @pytest.mark.parametrize("argv", [["--help"], ["ingest", "--help"], ["audience", "--help"], ["campaign", "--help"]])
 def test_cli_help_pulls_no_heavy_module(argv):
-    code = (f"import sys, contextlib, io; sys.argv = ['geotarget', *{argv!r}]\n"
-            "from geotarget.cli import run\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): run()")
-    assert _loaded(code) == []
+    assert _loaded(_cli(argv)) == []
 
 
 def test_cli_registers_only_the_command_it_runs():
-    code = ("import sys, contextlib, io; sys.argv = ['geotarget', '--db', 'x.duckdb', '--wait', '3', 'audience', "
-            "'--help']\n"
-            "from geotarget.cli import run\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): run()\n"
+    code = (_cli(["--db", "x.duckdb", "--wait", "3", "audience", "--help"]) + "\n"
             "print([m for m in ('geotarget.cli.ingest', 'geotarget.cli.maps', 'geotarget.cli.campaign') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
@@ -73,13 +82,12 @@ def test_one_shot_cli_audience_pulls_no_pandas(tmp_path):
         expected = eng.audience(stores=["S1"], radius="2mi").to_pandas()
     out = tmp_path / "x.csv"
     argv = ["--db", str(db), "audience", "--store", "S1", "--radius", "2mi", "-o", str(out)]
-    code = (f"import sys; sys.argv = ['geotarget', *{argv!r}]\n"
-            "from geotarget.cli import _app, _load_commands\n"
-            "_load_commands(sys.argv[1:]); assert _app.main() == 0")
+    code = _cli(argv)
     for run in ("first run", "second run"):
-        loaded = _loaded(code)
+        loaded = _loaded(code, HEAVY + FRAMEWORK)
         assert "duckdb" in loaded, run  # the query did run
-        assert not {"pandas", "pyproj", "shapely", "folium", "geopandas", "scipy"} & set(loaded), (run, loaded)
+        assert not {"pandas", "pyproj", "shapely", "folium", "geopandas", "scipy", *FRAMEWORK} & set(loaded), \
+            (run, loaded)
     written = pd.read_csv(out)
     assert written["customer_id"].tolist() == expected["customer_id"].tolist()
     assert len(written) > 100

@@ -18,7 +18,7 @@ def _with_progress(label: str, fn):
 
     with Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        console=console.rich, transient=True, disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=None)
 

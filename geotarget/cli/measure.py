@@ -6,7 +6,7 @@ import json
 import warnings
 
 import typer
-from rich.markup import escape
+from ._app import escape
 
 from ._app import app, console, engine, err_console, output_path
 from .campaign import campaign_app

@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 import re
 
-import h3
-
 from geotarget.units import UNITS_M
 
 __all__ = [
@@ -78,6 +76,8 @@ def area_word(result) -> str:
     """What one row of a result is, e.g. ``'hexagon (about 1 km across)'`` or ``'area of hoods'``."""
     if result.level == "region":
         return f"area of {result.layer}"
+    import h3  # here, not at the top: the CLI's help imports this module for unit_of
+
     across_m = 2 * h3.average_hexagon_edge_length(int(result.res), unit="m")
     return f"hexagon (about {distance_text(float(f'{across_m:.1g}'))} across)"
 
