@@ -11,8 +11,9 @@ cache, the interpreter and the index are not in memory):
   STDOUT"`` writing the same rows to a file (PostGIS as in
   :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed).
 - the floor under that one-shot command: the interpreter alone, then the
-  imports it cannot do without (DuckDB, numpy, pyarrow, h3), then those plus
-  the CLI framework (typer, rich), each against the same psql command;
+  imports it cannot do without (DuckDB, numpy, pyarrow, h3, and pyproj for
+  the exact distances), then those plus the CLI framework (typer), each
+  against the same psql command;
 - a customer write: an upsert of 10,000 customers (half moved, half new) on
   a copy of the database, which brings the persisted index up to date in its
   transaction; then the first audience in the same process, and the first in
@@ -199,10 +200,10 @@ def run(args) -> list[str]:
                 measure(cli, peer_cmd, runs=args.runs, env=env), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
             peer = "psql COPY ... ST_DWithin" if peer_cmd else ""
             for name, code in (("floor: the interpreter alone (`python -c pass`)", "pass"),
-                               ("floor: + the imports a one-shot audience needs (duckdb, numpy, pyarrow, h3)",
-                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy"),
-                               ("floor: + the CLI framework (typer, rich)",
-                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, typer, rich.console")):
+                               ("floor: + the imports a one-shot audience needs (duckdb, numpy, pyarrow, h3, pyproj)",
+                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, pyproj"),
+                               ("floor: + the CLI framework (typer)",
+                                "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, pyproj, typer")):
                 row(name, f"{size:,}", measure([PY, "-c", code], peer_cmd, runs=args.runs, env=env), peer=peer)
             copy, wrote = _after_write(db, args.work, size, runs=min(args.runs, 3), env=env)
             timed = [(f"upsert of {UPSERT_ROWS:,} customers (half moved, half new), index updated in its transaction",
