@@ -31,6 +31,7 @@ TARGET_MIN_SIZE = {"heatmap (warm): within 2x of numpy bincount over precomputed
 COLD_HEATMAP_S = 2.0
 COLD_HEATMAP_SIZE = 10**7
 INGEST_RATE = 1_500_000  # issue 16: at 10M, from Parquet
+INGEST_SIZE = 10_000_000
 INGEST_RSS = 1.5 * 10**9
 MAP_BYTES = 10 * 10**6
 
@@ -123,10 +124,13 @@ def check_targets(records: list[dict]) -> list[dict]:
         ing = _find(records, workload="ingest", peer="geotarget", size=size, distribution=dist)
         if ing and "rows_per_second" in ing[0]:
             rate, rss = size / _ingest_seconds(ing[0]), ing[0]["peak_rss_bytes"]
+            at_size = size >= INGEST_SIZE  # below it, fixed costs (opening, imports) weigh more than the rows
             rows.append({"target": "ingest: >= 1.5M rows/s from Parquet (at 10M)", "size": size, "distribution": dist,
-                         "measured": f"{rate / 1e6:.2f}M rows/s", "met": rate >= INGEST_RATE})
+                         "measured": f"{rate / 1e6:.2f}M rows/s", "met": rate >= INGEST_RATE if at_size else None})
             rows.append({"target": "ingest: peak RSS < 1.5 GB (at 10M)", "size": size, "distribution": dist,
-                         "measured": f"{rss / 1e9:.2f} GB", "met": rss < INGEST_RSS})
+                         "measured": f"{rss / 1e9:.2f} GB", "met": rss < INGEST_RSS if at_size else None})
+            if not at_size:
+                rows[-2]["why"] = rows[-1]["why"] = "the target is at 10M"
         for workload in ("single", "many", "regions", "heatmap"):
             ours = _find(records, workload=workload, peer="geotarget", size=size, distribution=dist)
             if ours and "agreement" in ours[0]:

@@ -302,3 +302,37 @@ def test_stores_and_regions(eng, tmp_path):
     assert regions.loc[regions["name"] == "bow"].geometry.iloc[0].area == pytest.approx(0.5)
     with pytest.raises(geotarget.NotFoundError, match="layers: test"):
         eng.regions("nope")
+
+
+def test_batches_prepared_two_at_a_time_are_written_in_file_order(monkeypatch):
+    """Workers finish out of order (a random delay per batch); rows, row numbers and duplicates follow the file."""
+    import random
+    import time
+
+    real = ig._validate
+    delays = random.Random(5)
+
+    def slow_validate(*args, **kwargs):
+        time.sleep(delays.choice([0.0, 0.01, 0.03]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ig, "_validate", slow_validate)
+    n = 1_200
+    ids = [f"c{i % 1_000:04d}" for i in range(n)]  # rows 1001..1200 supersede rows 1..200
+    df = pd.DataFrame({"customer_id": ids, "lat": [40.5 + i * 1e-4 for i in range(n)],
+                       "lng": [-74.0 + i * 1e-4 for i in range(n)], "row": range(1, n + 1)})
+    for into in ("empty", "non-empty"):
+        eng = geotarget.open(":memory:")
+        if into == "non-empty":
+            eng.ingest_customers(pd.DataFrame({"customer_id": ["other"], "lat": [1.0], "lng": [1.0]}))
+        rep = ig.ingest_points(eng.store, df, "customers", batch_rows=37)
+        assert (rep.read, rep.loaded, rep.rejected) == (n, 1_000, 200), into
+        kept = eng.store.frame("SELECT customer_id, \"row\" FROM customers WHERE customer_id <> 'other' "
+                               "ORDER BY customer_id")
+        assert kept["row"].tolist() == [i + 1 + (1_000 if i < 200 else 0) for i in range(1_000)], into
+        assert sorted(eng.rejects()["row_number"]) == list(range(1, 201)), into
+    unique = df.assign(customer_id=[f"u{i:05d}" for i in range(n)])
+    eng = geotarget.open(":memory:")
+    ig.ingest_points(eng.store, unique, "customers", batch_rows=37)
+    # written straight into the empty table, batch after batch: the table keeps the file's order
+    assert eng.store.frame("SELECT \"row\" FROM customers")["row"].tolist() == list(range(1, n + 1))

@@ -15,6 +15,7 @@ exact SQL check, so the answer never rests on the hash.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -29,12 +30,13 @@ _SLICES = 8
 class IdHashes:
     """Sorted 64-bit hashes of the ids added so far, one sorted run per batch.
 
-    :meth:`add` is called from one thread at a time (the batch-preparing
-    worker); :meth:`distinct` once, at the end.
+    :meth:`add` may be called from several threads (the batch-preparing
+    workers); :meth:`distinct` once, at the end.
     """
 
     def __init__(self) -> None:
         self._con = duckdb.connect(":memory:")
+        self._lock = threading.Lock()  # one DuckDB connection, shared by the workers
         self._runs: list[np.ndarray] = []
         self._repeated = False
 
@@ -52,7 +54,9 @@ class IdHashes:
         import pandas as pd
 
         batch = pd.DataFrame({"k": ids})
-        return np.asarray(self._con.execute("SELECT hash(k) AS h FROM batch").fetchnumpy()["h"], dtype=np.uint64)
+        with self._lock:
+            hashed = self._con.execute("SELECT hash(k) AS h FROM batch").fetchnumpy()["h"]
+        return np.asarray(hashed, dtype=np.uint64)
 
     def distinct(self) -> bool:
         """True when every id added is distinct; False means "maybe not: check exactly"."""
