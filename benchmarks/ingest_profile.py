@@ -140,12 +140,12 @@ def render(parquet: Path, stages: list[tuple[str, float]], rows: int) -> str:
              f"`python -m benchmarks.ingest_profile`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
              f"load average {load:.1f} when it ended; `{parquet.name}` ({rows:,} rows). Each stage alone over the "
              "whole file, median of 3.", "",
-             f"The ingest overlaps reading, validating and H3 indexing (a worker thread; H3 on all cores) with "
+             f"The ingest overlaps reading, validating and H3 indexing (two worker threads, each on its own batch; H3 on all cores) with "
              f"the DuckDB insert (the caller's thread). Together they need about {cpu:.2f} core-seconds per 1M "
              f"rows (read + validate + one-thread H3 + insert), so on {os.cpu_count()} cores no schedule of "
              f"these stages beats about {floor:.2f} s per 1M rows ({1 / floor:.2f}M rows/s); the rest of the "
              "end-to-end time is the pipeline filling and draining (the first batch's preparation and the last "
-             "insert are not overlapped), the duplicate-id check and opening and closing the database.", "",
+             "insert are not overlapped), the merge of the sorted id hashes and opening and closing the database.", "",
              "| stage | seconds | per 1M rows |", "| --- | ---: | ---: |"]
     for name, sec in stages:
         lines.append(f"| {name} | {sec:.3f} | {sec / rows * 1e6:.3f} |")
