@@ -53,6 +53,14 @@ class Page:
         self.page.goto(path.as_uri(), wait_until="load")
         self.page.wait_for_function("document.querySelectorAll('.leaflet-overlay-pane path').length > 0",
                                     timeout=60_000)
+        # then settled: the same number of paths 100 ms apart, no zoom animation running, two frames painted
+        # (on a loaded machine the first path can come well before the rest of the layer)
+        self.page.wait_for_function(
+            "() => { const n = document.querySelectorAll('.leaflet-overlay-pane path').length;"
+            " const same = window.__gtPaths === n; window.__gtPaths = n;"
+            " return same && !document.querySelector('.leaflet-zoom-anim'); }",
+            polling=100, timeout=60_000)
+        self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         self.seconds = time.perf_counter() - start
 
     def _route(self, route):
