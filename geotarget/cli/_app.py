@@ -289,8 +289,11 @@ def run() -> None:
     command (its write rolled back, its message out) leaves at once too.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader left (`| head`) and main() closed stderr: not an error
+            pass
     if "pyspark" in sys.modules and code != _INTERRUPTED:
         sys.exit(code)
     if "logging" in sys.modules:

@@ -42,11 +42,13 @@ class IdHashes:
 
     def add(self, ids) -> None:
         """Hash and keep one batch of ids (a pandas/Arrow array or Series of text)."""
+        if self._repeated:
+            return  # the exact check will run anyway: hashing more batches would be wasted
         hashes = self._hash(ids)
         hashes.sort()
         if hashes.size > 1 and bool((hashes[1:] == hashes[:-1]).any()):
             self._repeated = True  # no need to keep merging: the exact check will run
-        if not self._repeated:
+        else:
             self._runs.append(hashes)
 
     def _hash(self, ids) -> np.ndarray:
