@@ -9,7 +9,10 @@ cache, the interpreter and the index are not in memory):
 - the one-shot CLI audience, ``geotarget audience --store S0001 --radius 2mi
   -o x.csv``, side by side with ``psql -c "COPY (... ST_DWithin ...) TO
   STDOUT"`` writing the same rows to a file (PostGIS as in
-  :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed).
+  :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed);
+  then the same command while a ``geotarget serve`` runs on the database,
+  which answers it (the command hands it over): like psql, a new client
+  process talking to a server that is already up.
 - the floor under that one-shot command: the interpreter alone, then the
   imports it cannot do without (DuckDB, numpy, pyarrow, h3, and pyproj for
   the exact distances), then those plus the CLI framework (typer), each
@@ -29,9 +32,12 @@ includes waiting for a core. Writes ``benchmarks/RESULTS_startup.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -149,6 +155,32 @@ def _psql(cluster, ds, out: Path) -> list[str]:
             f"COPY ({' '.join(query.split())}) TO STDOUT WITH (FORMAT csv)"]
 
 
+@contextlib.contextmanager
+def _serving(db: Path, env: dict, log: Path):
+    """``geotarget serve`` on ``db`` (127.0.0.1, a free port) until the block ends; yields a count of its hand-offs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    announce = Path(str(db) + ".server")
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([PY, "-m", "geotarget", "--db", str(db), "serve", "--port", str(port),
+                                 "--insecure-no-auth"], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not announce.exists() or b"startup complete" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"geotarget serve did not start: {log.read_text()[-1000:]}")
+            time.sleep(0.1)
+        yield lambda: log.read_text().count("CLI `geotarget audience` answered")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run(args) -> list[str]:
     from .data import make_dataset
 
@@ -190,6 +222,7 @@ def run(args) -> list[str]:
                 measure(first, None, runs=args.runs, env=env))
             cli = [PY, "-m", "geotarget", "--db", str(db), "audience", "--store", "S0001", "--radius", "2mi",
                    "-o", str(out / "geotarget.csv")]
+            alone = {**env, "GEOTARGET_SERVER": "off"}  # never handed to a server, even if one runs
             peer_cmd = None
             if cluster is not None:
                 from .peer_postgis import PostgisPeer
@@ -197,8 +230,16 @@ def run(args) -> list[str]:
                 PostgisPeer(cluster, ds, None, log=print).close()  # loads the database once, then reused
                 peer_cmd = _psql(cluster, ds, out / "psql.csv")
             row("one-shot CLI audience, 2 mi, CSV (target A/B <= 1 at 1M, <= 1.5 at 10M)", f"{size:,}",
-                measure(cli, peer_cmd, runs=args.runs, env=env), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
+                measure(cli, peer_cmd, runs=args.runs, env=alone), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
             peer = "psql COPY ... ST_DWithin" if peer_cmd else ""
+            expected = (out / "geotarget.csv").read_bytes()
+            with _serving(db, env, out / f"serve_{size}.log") as answered:
+                m = measure(cli, peer_cmd, runs=args.runs, env=env)
+                handed = answered()
+            if (out / "geotarget.csv").read_bytes() != expected:
+                raise RuntimeError("the audience handed to the server differs from the one computed alone")
+            row(f"the same one-shot command while `geotarget serve` runs on the database: handed to it "
+                f"({handed} of {1 + args.runs} runs answered there)", f"{size:,}", m, peer=peer)
             for name, code in (("floor: the interpreter alone (`python -c pass`)", "pass"),
                                ("floor: + the imports a one-shot audience needs (duckdb, numpy, pyarrow, h3, pyproj)",
                                 "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, pyproj"),

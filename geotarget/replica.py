@@ -268,6 +268,25 @@ class Replica:
             raise GeotargetError(f"this snapshot of {self.path!r} is closed; open it again")
         return engine
 
+    def current_if_fresh(self):
+        """The engine over the copy being served if it was taken from the file as it is now, else None.
+
+        "As it is now": the database file and its write-ahead log have the
+        size, modification time and inode they had when the copy was taken
+        (under DuckDB's read lock, so no write was under way). Every write
+        changes one of them, and the next write cannot begin before that
+        copy let go of the file, which is longer than the clock's granularity
+        for file times. When the copy is behind, a new one is loaded in the
+        background and None is returned: the caller answers from the file.
+        """
+        signature = self._signature
+        engine = self._engine  # read after the signature: _load sets the engine first
+        if engine is not None and _signature(self.path) == signature:
+            return engine
+        if engine is not None and self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._background_refresh, name="geotarget-replica-refresh", daemon=True).start()
+        return None
+
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)

@@ -29,8 +29,7 @@ def _loaded(code: str, names: tuple[str, ...] = HEAVY) -> list[str]:
 def _cli(argv: list[str]) -> str:
     """Code running the CLI on ``argv`` in-process (``main``: ``run`` would end the process), output hidden."""
     return (f"import sys, contextlib, io; sys.argv = ['geotarget', *{argv!r}]\n"
-            "from geotarget.cli import _app, _load_commands\n"
-            "_load_commands(sys.argv[1:])\n"
+            "from geotarget.cli import _app\n"
             "with contextlib.redirect_stdout(io.StringIO()): assert _app.main() == 0")
 
 

@@ -4,61 +4,47 @@ Commands are registered lazily: ``geotarget audience ...`` imports only the
 module of the ``audience`` command, so a one-shot command starts at once.
 ``geotarget --help`` (or no command, or an unknown one) loads them all.
 ``geotarget.cli.app`` is the typer application with every command.
+
+When a ``geotarget serve`` runs on the same database, a read-only audience
+is handed to it before the CLI framework is even imported (see
+:mod:`geotarget.cli._handoff`); everything else runs here.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from . import _app
-from ._app import run
-
-# command name -> the modules under geotarget/cli that register it (``ingest pings`` lives in pings)
-_COMMAND_MODULES = {
-    "audience": ("audience",), "suppress": ("audience",),
-    "campaign": ("campaign", "measure"),
-    "ingest": ("ingest", "pings", "measure"), "info": ("ingest",), "rejects": ("ingest",), "sample": ("ingest",),
-    "stores": ("listings",), "regions": ("listings",), "columns": ("listings",),
-    "heatmap": ("maps",), "map": ("maps",),
-    "lift": ("measure",), "plan-holdout": ("measure",),
-    "visits": ("pings",), "footfall": ("pings",), "pings": ("pings",),
-    "policy": ("policy",),
-    "erase": ("privacy",), "consent": ("privacy",),
-    "serve": ("serve",),
-    "spark": ("spark",),
-    "trade-area": ("trade",), "huff": ("trade",), "sites": ("trade",),
-}
-#: Every command module, in the order --help lists their commands.
-_ALL_MODULES = ("audience", "campaign", "ingest", "listings", "maps", "measure", "pings", "policy", "privacy",
-                "serve", "spark", "trade")
-_GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--wait")
+import os
+import sys
 
 
-def _command_of(argv: list[str]) -> str | None:
-    """The command name in ``argv`` (after the global options), or None."""
-    args = iter(argv)
-    for arg in args:
-        if arg in _GLOBAL_OPTIONS_WITH_VALUE:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+def run() -> None:
+    """Entry point of the ``geotarget`` command (``python -m geotarget`` too); it ends the process.
 
+    Set ``GEOTARGET_SERVER=off`` to never hand a command to a running server.
 
-def _load_commands(argv: list[str] | None = None) -> None:
-    """Import the command modules needed for ``argv`` (all of them when argv is None or names none)."""
-    name = None if argv is None else _command_of(argv)
-    for module in _COMMAND_MODULES.get(name, _ALL_MODULES):
-        importlib.import_module(f"{__name__}.{module}")
+    Examples
+    --------
+    >>> import subprocess, sys
+    >>> done = subprocess.run([sys.executable, "-m", "geotarget", "--help"], capture_output=True, text=True)
+    >>> done.returncode, done.stdout.splitlines()[0]
+    (0, 'Usage: geotarget [OPTIONS] COMMAND [ARGS]...')
+    """
+    if os.environ.get("GEOTARGET_SERVER", "auto").lower() != "off":
+        from ._handoff import ask_server
 
+        code = ask_server(sys.argv[1:])
+        if code is not None:
+            os._exit(code)  # the answer is written and flushed; nothing else was started
+    from ._app import run as run_here
 
-_app.command_loader = _load_commands
+    run_here()
 
 
 def __getattr__(name: str):
     if name == "app":  # the whole application, every command registered
-        _load_commands()
-        return _app.app
+        from ._app import app, load_commands
+
+        load_commands()
+        return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

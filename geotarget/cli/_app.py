@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -75,12 +76,54 @@ def escape(text: str) -> str:
 class _State:
     db: str | None = None
     wait_s: float = 10.0
+    #: Set while a running server answers a command handed to it (geotarget.cli._handoff.Handoff).
+    handoff = None
 
 
 state = _State()
 
-#: Set by geotarget.cli: imports the command modules that ``argv`` needs (lazy registration).
-command_loader = None
+# -- lazy registration: `geotarget audience ...` imports only the module of the `audience` command ------
+#: command name -> the modules under geotarget/cli that register it (``ingest pings`` lives in pings)
+COMMAND_MODULES = {
+    "audience": ("audience",), "suppress": ("audience",),
+    "campaign": ("campaign", "measure"),
+    "ingest": ("ingest", "pings", "measure"), "info": ("ingest",), "rejects": ("ingest",), "sample": ("ingest",),
+    "stores": ("listings",), "regions": ("listings",), "columns": ("listings",),
+    "heatmap": ("maps",), "map": ("maps",),
+    "lift": ("measure",), "plan-holdout": ("measure",),
+    "visits": ("pings",), "footfall": ("pings",), "pings": ("pings",),
+    "policy": ("policy",),
+    "erase": ("privacy",), "consent": ("privacy",),
+    "serve": ("serve",),
+    "spark": ("spark",),
+    "trade-area": ("trade",), "huff": ("trade",), "sites": ("trade",),
+}
+#: Every command module, in the order --help lists their commands.
+ALL_MODULES = ("audience", "campaign", "ingest", "listings", "maps", "measure", "pings", "policy", "privacy",
+               "serve", "spark", "trade")
+GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--wait")
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command name in ``argv`` (after the global options), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def load_commands(argv: list[str] | None = None) -> None:
+    """Register the commands ``argv`` needs (all of them when argv is None or names none).
+
+    The command modules import this one; they are loaded by name, so that a
+    one-shot command imports only its own module.
+    """
+    name = None if argv is None else command_of(argv)
+    for module in COMMAND_MODULES.get(name, ALL_MODULES):
+        importlib.import_module(f"geotarget.cli.{module}")
 
 
 @app.callback()
@@ -100,7 +143,11 @@ def _main(
 
 
 def engine(*, read_only: bool = False):
-    """Open the engine on the database chosen by --db."""
+    """Open the engine on the database chosen by --db (in a server answering a hand-off: the server's own)."""
+    if state.handoff is not None:
+        import contextlib
+
+        return contextlib.nullcontext(state.handoff.engine)  # the server's copy: not closed by the command
     from geotarget.connect import open as open_engine
     from geotarget.errors import DatabaseLockedError
 
@@ -157,6 +204,17 @@ def fail(message: str, code: int = 2) -> None:
     """Print one line saying what is wrong and what to do, then exit."""
     error_line(message)
     raise typer.Exit(code)
+
+
+def local_path(path: str) -> Path:
+    """The file the user means by ``path``: relative to their working folder.
+
+    That is the process's own, except in a server answering a command handed
+    to it, which writes where the command was typed.
+    """
+    if state.handoff is None:
+        return Path(path)
+    return state.handoff.resolve(path)
 
 
 def output_path(path: str) -> Path:
@@ -231,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older typer
         from click import exceptions as click
 
-    _one_line_warnings()
-    if command_loader is not None:
-        command_loader(sys.argv[1:])
+    if state.handoff is None:  # in a server, warnings are the server's (see geotarget.cli._handoff)
+        _one_line_warnings()
+    load_commands(sys.argv[1:] if argv is None else list(argv))
     cmd = command()
     try:
         code = cmd.main(args=argv, prog_name="geotarget", standalone_mode=False)

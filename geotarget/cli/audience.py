@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console, engine, err_console, fail
+from ._app import app, console, engine, err_console, fail, local_path
 
 OUTPUT_HELP = ("File to write: .csv, .parquet, .geojson or .geoparquet; '-' writes CSV to stdout (or --format). "
                "Leave it out to print the counts only.")
@@ -161,8 +161,8 @@ def report_and_write(aud, output: str | None, chosen: str | None, *, platform: s
         return write_audience(aud, path, chosen, allow_small=allow_small)
 
     if output != "-":
-        path = write(output)
-        console.print(f"wrote {path}")
+        path = write(local_path(output))
+        console.print(f"wrote {Path(output)}")
         return path
     with tempfile.TemporaryDirectory(prefix="geotarget-") as tmp:
         path = write(Path(tmp) / f"audience.{'csv' if chosen == 'customer-match' else chosen}")

@@ -25,4 +25,23 @@ def serve(
 
     # a refusal (no key, a host that is not loopback, no server extra) is a GeotargetError: one line, exit 2
     run_service(db or state.db, host=host, port=port, keys_file=keys_file, insecure_no_auth=insecure_no_auth,
-                read_only=read_only, access_log=access_log)
+                read_only=read_only, access_log=access_log,
+                alongside=lambda eng: _answering_the_cli(eng, log=access_log))
+
+
+def _answering_the_cli(engine, *, log: bool):
+    """Answer `geotarget audience` commands on this database while serving (geotarget.cli._handoff)."""
+    import contextlib
+    import sys
+
+    from ._handoff import HandoffServer
+
+    if not hasattr(engine, "current_if_fresh"):  # an in-memory database: no other process can read it
+        return contextlib.nullcontext()
+    stderr = sys.stderr
+
+    def say(line: str) -> None:
+        stderr.write(f"INFO:     {line}\n")
+        stderr.flush()
+
+    return HandoffServer(engine, log=say if log else None)

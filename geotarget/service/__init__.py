@@ -94,7 +94,7 @@ def is_loopback_host(host: str) -> bool:
 
 
 def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure_no_auth: bool = False,
-               settings: ServiceSettings | None = None, read_only: bool = False):
+               settings: ServiceSettings | None = None, read_only: bool = False, alongside=None):
     """Build the FastAPI application around one engine.
 
     Parameters
@@ -115,6 +115,10 @@ def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure
         the server holds the file only while it writes, so the ``geotarget``
         command reads and writes it while the server runs, and the server
         answers from the new data within about a second.
+    alongside : callable, optional
+        Called with the engine when the app starts; returns a context
+        manager held until the app shuts down (``geotarget serve`` answers
+        the ``geotarget`` command's audiences with it).
 
     Returns
     -------
@@ -136,7 +140,7 @@ def create_app(engine=None, *, keys: KeyRing | list[str] | None = None, insecure
     owns = engine is None or isinstance(engine, (str, os.PathLike))
     # a path: hold the file only while writing, so the geotarget command can read and write it meanwhile
     eng = open_engine(engine, read_only=read_only, shared=True) if owns else engine
-    return build_app(eng, keys=ring, settings=settings or ServiceSettings(), owns_engine=owns)
+    return build_app(eng, keys=ring, settings=settings or ServiceSettings(), owns_engine=owns, alongside=alongside)
 
 
 def _key_ring(keys, insecure_no_auth: bool) -> KeyRing | None:
@@ -152,12 +156,13 @@ def _key_ring(keys, insecure_no_auth: bool) -> KeyRing | None:
 
 def serve(db=None, *, host: str = "127.0.0.1", port: int = 8000, keys_file: str | os.PathLike | None = None,
           insecure_no_auth: bool = False, read_only: bool = False, settings: ServiceSettings | None = None,
-          log_level: str = "info", access_log: bool = True) -> None:
+          log_level: str = "info", access_log: bool = True, alongside=None) -> None:
     """Run the service with uvicorn until interrupted (one process, one engine, a thread pool).
 
     Keys come from ``$GEOTARGET_API_KEYS`` and ``keys_file``. Without a key
     the server refuses to start unless ``insecure_no_auth``, which is itself
-    refused on an address other than loopback.
+    refused on an address other than loopback. ``alongside`` is as for
+    :func:`create_app`.
     """
     require_server_extra()
     if insecure_no_auth and not is_loopback_host(host):
@@ -167,6 +172,6 @@ def serve(db=None, *, host: str = "127.0.0.1", port: int = 8000, keys_file: str 
     ring = None if insecure_no_auth else _key_ring(KeyRing.from_sources(keys_file=keys_file), False)
     import uvicorn
 
-    app = create_app(db, keys=ring, insecure_no_auth=insecure_no_auth, settings=settings, read_only=read_only)
-    uvicorn.run(app, host=host, port=int(port), log_level=log_level, server_header=False,
-                access_log=access_log)
+    app = create_app(db, keys=ring, insecure_no_auth=insecure_no_auth, settings=settings, read_only=read_only,
+                     alongside=alongside)
+    uvicorn.run(app, host=host, port=int(port), log_level=log_level, server_header=False, access_log=access_log)

@@ -177,7 +177,8 @@ def _auth_dependency(keys: KeyRing | None):
     return require_key
 
 
-def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_engine: bool) -> FastAPI:
+def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_engine: bool,
+              alongside=None) -> FastAPI:
     """Assemble the app around one engine (see :func:`geotarget.service.create_app`)."""
     from . import _routes_audiences, _routes_campaigns, _routes_lookup, _routes_measure, _routes_privacy, _routes_trade
 
@@ -186,7 +187,8 @@ def build_app(engine, *, keys: KeyRing | None, settings: ServiceSettings, owns_e
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
-            yield
+            with alongside(engine) if alongside is not None else contextlib.nullcontext():
+                yield
         finally:
             downloads.close()
             if owns_engine:
