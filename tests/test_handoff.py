@@ -321,3 +321,18 @@ def test_the_command_line_module_loads_nothing_heavy_before_the_hand_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          env=_env(), cwd="/")
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("server_on", [True, False], ids=["handed over", "alone"])
+def test_a_reader_that_leaves_early_is_not_an_error(database, server, tmp_path, server_on):
+    """`geotarget audience -o - | head -1`: exit 0 and no traceback, handed over or not."""
+    env = _env(GEOTARGET_SERVER="auto" if server_on else "off")
+    proc = subprocess.Popen([sys.executable, "-m", "geotarget", "--db", str(database), "audience", "--store", "S1",
+                             "--radius", "2mi", "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    assert proc.stdout.readline() == b"customer_id,lat,lng,distance_m,store_id\n"
+    proc.stdout.close()  # the reader leaves with well over a pipe's 64 kB still to come
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, err
+    assert err.startswith("audience: ") and "Traceback" not in err and "error" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -167,9 +168,14 @@ def report_and_write(aud, output: str | None, chosen: str | None, *, platform: s
     with tempfile.TemporaryDirectory(prefix="geotarget-") as tmp:
         path = write(Path(tmp) / f"audience.{'csv' if chosen == 'customer-match' else chosen}")
         sys.stdout.flush()
-        with open(path, "rb") as fh:
-            shutil.copyfileobj(fh, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        try:
+            with open(path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `... -o - | head`: the reader has what it wanted; not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly
+            os.close(devnull)
     return "-"
 
 
