@@ -122,6 +122,13 @@ def ask_server(argv: list[str]) -> int | None:
     Nothing is printed unless the server answered: a missing, stale or
     declining server costs a file lookup or a refused connection.
     """
+    try:
+        return _ask(argv)
+    except Exception:  # noqa: BLE001 - e.g. a working folder deleted meanwhile: the command says it better
+        return None
+
+
+def _ask(argv: list[str]) -> int | None:
     target = handoff_target(argv)
     if target is None or not sys.platform.startswith("linux"):
         return None
