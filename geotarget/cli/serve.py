@@ -20,7 +20,12 @@ def serve(
     read_only: bool = typer.Option(False, "--read-only", help="Open the database read-only (no campaign writes)."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
-    """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs."""
+    """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs.
+
+    While it runs, `geotarget audience` on the same database (run by the same user) is answered by this server,
+    which has the index in memory: the same output, sooner. GEOTARGET_SERVER=off in the command's environment
+    turns that off.
+    """
     from geotarget.service import serve as run_service
 
     # a refusal (no key, a host that is not loopback, no server extra) is a GeotargetError: one line, exit 2
