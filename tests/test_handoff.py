@@ -264,7 +264,7 @@ def test_an_attacker_on_the_same_machine_neither_asks_nor_answers(database, serv
     fake_code = (f"import os, socket; os.setgid({nobody}); os.setuid({nobody}); s = socket.socket(socket.AF_UNIX);"
                  f"s.bind({str(fake / 'cli.sock')!r}); s.listen(1); print('up', flush=True)\n"
                  "while True:\n c, _ = s.accept(); got = c.recv(65536); print('got', len(got), flush=True)\n"
-                 " try: c.sendall(b'ok\\x000\\x000\\x00audience: 1 customers\\nwrote a.csv\\n')\n"
+                 " try: c.sendall(b'ok\\x000\\x000\\x0034\\x00audience: 1 customers\\nwrote a.csv\\n')\n"
                  " except OSError: pass\n c.close()")
     liar = subprocess.Popen([sys.executable, "-c", fake_code], stdout=subprocess.PIPE, text=True)
     try:
@@ -336,3 +336,37 @@ def test_a_reader_that_leaves_early_is_not_an_error(database, server, tmp_path, 
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0, err
     assert err.startswith("audience: ") and "Traceback" not in err and "error" not in err
+
+
+def test_an_answer_cut_short_is_an_error_not_a_success(database, tmp_path):
+    """A server that dies halfway through its answer: one error line and exit 2, not half a file and exit 0."""
+    import threading
+
+    db = tmp_path / "c.duckdb"
+    db.write_bytes(database.read_bytes())
+    folder = Path(tempfile.mkdtemp(prefix="geotarget-test-"))
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(folder / "cli.sock"))
+    listener.listen(1)
+
+    def half_an_answer():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"ok\0" b"0\0" b"0\0" b"1000\0" + b"customer_id,lat\n")  # 16 of the 1,000 bytes promised
+
+    server = threading.Thread(target=half_an_answer)
+    server.start()
+    try:
+        fd = os.open(str(db) + _handoff.SUFFIX, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, str(folder / "cli.sock").encode() + b"\n1\n")
+        os.close(fd)
+        done = _cli(tmp_path, "--db", str(db), "audience", "--store", "S1", "--radius", "2mi", "-o", "-")
+    finally:
+        server.join(timeout=60)
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert done.returncode == 2
+    assert done.stdout == b"customer_id,lat\n"
+    assert done.stderr.decode().splitlines() == [
+        "error: the answer of the running `geotarget serve` was cut short (the server stopped); run the command again"]

@@ -140,7 +140,7 @@ def _ask(argv: list[str]) -> int | None:
     try:
         with open(db + SUFFIX, "rb") as fh:
             st = os.fstat(fh.fileno())
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 return None  # announced by someone else, or writable by others: not ours to trust
             socket_path = fh.read(4096).split(b"\n", 1)[0]
     except OSError:
@@ -157,17 +157,16 @@ def _ask(argv: list[str]) -> int | None:
     fields = [PROTOCOL, os.fsencode(db), os.fsencode(cwd), b"%d" % umask, *streams, *map(os.fsencode, argv)]
     request = b"\0".join(fields)
     try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(_REPLY_TIMEOUT_S)
-        conn.connect(socket_path)
-        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                              struct.calcsize("3i")))
-        if uid != os.getuid():
-            conn.close()
-            return None  # a server run by someone else: it must not see this command, nor answer it
-        conn.sendall(b"%d\n" % len(request) + request)
-        conn.shutdown(socket.SHUT_WR)
-        return _relay(conn)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(_REPLY_TIMEOUT_S)
+            conn.connect(socket_path)
+            _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                  struct.calcsize("3i")))
+            if uid != os.geteuid():
+                return None  # a server run by someone else: it must not see this command, nor answer it
+            conn.sendall(b"%d\n" % len(request) + request)
+            conn.shutdown(socket.SHUT_WR)
+            return _relay(conn)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: the command was handed to the running `geotarget serve`, which may still "
                          "write its output\n")
@@ -180,12 +179,12 @@ def _ask(argv: list[str]) -> int | None:
 def _relay(conn) -> int | None:
     """Read the server's reply: print it and return its exit code, or None when it declined."""
     head = b""
-    while head.count(b"\0") < 3:
+    while head.count(b"\0") < 4:
         chunk = conn.recv(65536)
         if not chunk:
             return None  # declined (or gone) before answering: nothing was printed
         head += chunk
-    status, code, err_len, rest = head.split(b"\0", 3)
+    status, code, err_len, out_len, rest = head.split(b"\0", 4)
     if status != b"ok":
         return None
     need = int(err_len)
@@ -195,21 +194,26 @@ def _relay(conn) -> int | None:
             return None
         rest += chunk
     err, out = rest[:need], rest[need:]
+    left = int(out_len) - len(out)
     # from here on the answer is being printed: running the command again would print it twice
     try:
         _write_all(2, err)
         _write_all(1, out)
-        while chunk := conn.recv(1 << 20):
+        while left > 0 and (chunk := conn.recv(min(left, 1 << 20))):
             _write_all(1, chunk)
+            left -= len(chunk)
     except BrokenPipeError:  # `geotarget audience -o - | head`: the reader left; not an error
-        pass
+        return int(code)
     except OSError as exc:
+        left = left or 1
+        why = exc.strerror
+    else:
+        why = "the server stopped"
+    if left > 0:
         with contextlib.suppress(OSError):
-            _write_all(2, f"error: the answer of the running `geotarget serve` was cut short ({exc.strerror}); "
+            _write_all(2, f"error: the answer of the running `geotarget serve` was cut short ({why}); "
                           "run the command again\n".encode())
         return 2
-    finally:
-        conn.close()
     return int(code)
 
 
@@ -363,7 +367,7 @@ class HandoffServer:
                 conn.settimeout(10.0)
                 _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                                       struct.calcsize("3i")))
-                if uid != os.getuid():
+                if uid != os.geteuid():
                     raise _Declined(f"peer runs as uid {uid}")
                 fields = _read_request(conn)
                 conn.settimeout(_REPLY_TIMEOUT_S)
@@ -398,8 +402,9 @@ class HandoffServer:
             code = self._run(argv, cwd, umask, out_file, err_file, (out_enc, out_err, err_enc, err_err))
             err_file.seek(0)
             err = err_file.read()
+            size = out_file.seek(0, os.SEEK_END)
             out_file.seek(0)
-            conn.sendall(b"ok\0%d\0%d\0" % (code, len(err)) + err)
+            conn.sendall(b"ok\0%d\0%d\0%d\0" % (code, len(err), size) + err)
             conn.sendfile(out_file)
         self._say(f"CLI `geotarget audience` answered in {time.perf_counter() - t0:.3f} s")
 
@@ -450,7 +455,7 @@ class HandoffServer:
     def _reply_declined(self, conn, why: str) -> None:
         self._say(f"CLI command declined ({why}); the caller runs it itself")
         try:
-            conn.sendall(b"declined\0\0\0" + why.encode())
+            conn.sendall(b"declined\0\0\0\0" + why.encode())
         except OSError:
             pass
 
