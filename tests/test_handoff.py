@@ -8,6 +8,7 @@ own user may hand it a command or be answered by it.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,7 +94,7 @@ def server(database):
 
 
 def _answered(log: Path) -> int:
-    return log.read_text().count("CLI `geotarget audience` answered")
+    return len(re.findall(r"CLI `geotarget \w+` answered", log.read_text()))
 
 
 def _both(database, args, tmp_path, *, umask=None):
@@ -137,6 +138,33 @@ def test_the_server_answers_byte_for_byte_what_the_command_alone_would(database,
     assert _answered(log) == before + 1, "the server did not answer"
 
 
+HEATMAPS = [
+    ["heatmap", "--res", "8", "-o", "m.html"],
+    ["heatmap", "--res", "7", "--tiles", "none", "--cdn", "--scale", "linear", "-o", "m.html", "--cells-out",
+     "cells.csv"],
+    ["heatmap", "--store", "S1", "--radius", "2mi", "--where", "tier=gold", "--k-min", "20", "-o", "m.html"],
+    ["heatmap", "--res", "9", "--metric", "mean:age", "--metric", "count", "-o", "m.html"],
+]
+
+
+def _same_map(page: bytes) -> bytes:
+    """A page with Folium's random element ids (32 hex digits, new at every run) made equal."""
+    return re.sub(rb"[0-9a-f]{32}", b"ID", page)
+
+
+@pytest.mark.parametrize("args", HEATMAPS, ids=[" ".join(a[1:5]) for a in HEATMAPS])
+def test_a_heatmap_from_the_server_is_the_one_the_command_draws(database, server, tmp_path, args):
+    _, log = server
+    before = _answered(log)
+    via_server, alone = _both(database, args, tmp_path)
+    assert alone[0] == 0, alone[2].decode()
+    assert via_server[:3] == alone[:3]
+    assert via_server[1].decode().count("wrote ") == len(via_server[3])
+    assert {name: (_same_map(data), mode) for name, (data, mode) in via_server[3].items()} == \
+        {name: (_same_map(data), mode) for name, (data, mode) in alone[3].items()}
+    assert _answered(log) == before + 1, "the server did not answer"
+
+
 DECLINED = [  # errors and anything but a plain read: the command runs by itself, and says what it always says
     ["audience", "--store", "NOPE", "--radius", "2mi", "-o", "a.csv"],
     ["audience", "--store", "S1", "--radius", "5m", "-o", "a.csv"],
@@ -146,6 +174,9 @@ DECLINED = [  # errors and anything but a plain read: the command runs by itself
     ["audience", "--store", "S1", "--radius", "2mi", "--holdout", "0.2", "-o", "a.csv"],
     ["audience", "--help"],
     ["audience", "--store", "S1"],
+    ["heatmap", "--res", "16", "-o", "m.html"],
+    ["heatmap", "--region-layer", "nope", "-o", "m.html"],
+    ["heatmap", "--res", "8", "-o", "m.html", "--cells-out", "cells.xyz"],
 ]
 
 
@@ -154,7 +185,9 @@ def test_errors_and_other_commands_read_exactly_as_without_a_server(database, se
     _, log = server
     before = _answered(log)
     via_server, alone = _both(database, args, tmp_path)
-    assert via_server == alone
+    assert via_server[:3] == alone[:3]
+    assert {name: (_same_map(data), mode) for name, (data, mode) in via_server[3].items()} == \
+        {name: (_same_map(data), mode) for name, (data, mode) in alone[3].items()}
     assert _answered(log) == before
 
 
@@ -288,11 +321,17 @@ def test_an_attacker_on_the_same_machine_neither_asks_nor_answers(database, serv
 
 
 @pytest.mark.parametrize(("argv", "env", "expected"), [
-    (["audience", "--store", "S1", "--radius", "2mi"], {}, ("geotarget.duckdb", None)),
+    (["audience", "--store", "S1", "--radius", "2mi"], {}, ("geotarget.duckdb", "audience", [])),
     (["--db=x.duckdb", "--wait", "3", "audience", "-o", "-", "--lat", "-1", "--lng", "2", "--radius", "1km"], {},
-     ("x.duckdb", "-")),
-    (["audience", "--store", "S1", "--radius", "2mi"], {"GEOTARGET_DB": "/d/g.duckdb"}, ("/d/g.duckdb", None)),
-    (["--db", "a.duckdb", "--db", "b.duckdb", "audience", "--all-stores", "--radius", "1km"], {}, ("b.duckdb", None)),
+     ("x.duckdb", "audience", ["-"])),
+    (["audience", "--store", "S1", "--radius", "2mi"], {"GEOTARGET_DB": "/d/g.duckdb"},
+     ("/d/g.duckdb", "audience", [])),
+    (["--db", "a.duckdb", "--db", "b.duckdb", "audience", "--all-stores", "--radius", "1km"], {},
+     ("b.duckdb", "audience", [])),
+    (["heatmap", "--output=m.html", "--cells-out", "c.csv", "--cdn", "--where", "tier=gold"], {},
+     ("geotarget.duckdb", "heatmap", ["m.html", "c.csv"])),
+    (["heatmap", "-o", "m.html", "--png", "m.png"], {}, None),
+    (["heatmap", "-o", "m.html", "--holdout", "0.1"], {}, None),
     (["audience", "--points", "p.csv", "--radius", "1km"], {}, None),
     (["audience", "--campaign", "spring", "--store", "S1", "--radius", "1km"], {}, None),
     (["audience", "--store", "S1", "--radius"], {}, None),
@@ -301,7 +340,7 @@ def test_an_attacker_on_the_same_machine_neither_asks_nor_answers(database, serv
     (["audience", "-o=x.csv", "--store", "S1", "--radius", "1km"], {}, None),
     (["--help", "audience"], {}, None),
     (["--version"], {}, None),
-    (["heatmap", "--res", "8"], {}, None),
+    (["map", "coverage", "--radius", "1km", "-o", "c.html"], {}, None),
     ([], {}, None),
 ])
 def test_which_commands_may_be_handed_over(argv, env, expected):

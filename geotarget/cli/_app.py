@@ -190,8 +190,14 @@ def cli_words(message: str) -> str:
     'pass --no-min-size for internal use'
     >>> cli_words("filter tier=gold is fine")
     'filter tier=gold is fine'
+    >>> cli_words("k_min=5 is below this database's policy floor of 10")
+    "--k-min 5 is below this database's policy floor of 10"
     """
-    return _SAID_TWICE.sub(r"\1", _KWARG.sub(lambda m: OPTION_OF[m.group(1)], str(message)))
+    def option(m: re.Match) -> str:
+        name, rest = OPTION_OF[m.group(1)], m.string[m.end():m.end() + 1]
+        return name + " " if not m.group(2) and rest and not rest.isspace() and rest not in ",;)" else name
+
+    return _SAID_TWICE.sub(r"\1", _KWARG.sub(option, str(message)))
 
 
 def error_line(message: str) -> None:
@@ -218,10 +224,16 @@ def local_path(path: str) -> Path:
 
 
 def output_path(path: str) -> Path:
-    out = Path(path)
+    """The file to write for ``path`` (see :func:`local_path`), its folder created when missing."""
+    out = local_path(path)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def shown(path) -> str:
+    """``path`` as the command prints it: as the user wrote it, also when a server wrote the file."""
+    return str(path) if state.handoff is None else state.handoff.shown(path)
 
 
 def plain_table(frame, *, max_width: int = 60) -> str:

@@ -1,22 +1,23 @@
-"""A read-only audience answered by the ``geotarget serve`` already running on the database.
+"""Audiences and heatmaps answered by the ``geotarget serve`` already running on the database.
 
 A one-shot ``geotarget audience ... -o x.csv`` in a new process pays for the
 interpreter and for DuckDB, numpy, Arrow, H3 and pyproj before it reads a
 row: about 0.3 s, three times what ``psql`` takes for the same query against
-a running PostgreSQL. A ``geotarget serve`` on the same database has all of
-that loaded and its customer index in memory. So, when one is running, the
-command hands its words to it and prints what comes back; this module is
-both ends of that hand-off.
+a running PostgreSQL; a ``geotarget heatmap`` adds Folium and takes over a
+second. A ``geotarget serve`` on the same database has all of that loaded
+and its customer index in memory. So, when one is running, the command hands
+its words to it and prints what comes back; this module is both ends of
+that hand-off.
 
 The client end (:func:`ask_server`) runs before the CLI framework is
 imported and uses the standard library only. It hands a command over only
 when all of these hold, and otherwise returns None and the command runs
 here as always:
 
-- the command is ``audience`` with only the options listed in
-  :data:`VALUE_OPTIONS` and :data:`FLAG_OPTIONS` (no ``--points`` file, no
-  holdout or campaign, no ``--help``), and the folder of its ``-o`` file
-  exists;
+- the command is one of :data:`COMMANDS`, with only the options listed
+  there: reads of the database whose only files are the ones they write (no
+  ``--points`` file, no holdout or campaign, no PNG, no ``--help``), and the
+  folders of those files exist;
 - a server announces itself beside the database (``<db>.server`` names its
   socket; the file belongs to the caller's user and only it may write it),
   runs as the caller's user (the kernel's ``SO_PEERCRED``) and answers;
@@ -35,7 +36,8 @@ private folder (mode 0700) and answers only a peer running as its own user
 file. It re-checks the command against the same list, runs the very same
 CLI code on its copy one command at a time, with the command's output
 captured and its files written where the command was typed (new files get
-the caller's umask), and replies with the exit code and the output.
+the caller's umask), and replies with the exit code, the length of the
+output and the output.
 """
 
 from __future__ import annotations
@@ -44,36 +46,50 @@ import contextlib
 import os
 import sys
 
-__all__ = ["FLAG_OPTIONS", "HandoffServer", "SUFFIX", "VALUE_OPTIONS", "ask_server", "handoff_target"]
+__all__ = ["COMMANDS", "HandoffServer", "SUFFIX", "ask_server", "handoff_target"]
 
 #: The file beside the database that names a running server's socket.
 SUFFIX = ".server"
 PROTOCOL = b"geotarget-handoff-1"
-#: Options of ``geotarget audience`` that read nothing but the database (and take a value).
-VALUE_OPTIONS = frozenset({
-    "-o", "--output", "--store", "--lat", "--lng", "--radius", "--region-layer", "--region", "--ring-cell", "--k",
-    "--res", "--where", "--exclude-within", "--exclude-region", "--column", "--format", "--platform", "--min-size",
-})
-FLAG_OPTIONS = frozenset({"--all-stores", "--allow-large-radius", "--no-min-size"})
+#: The commands a server may answer: (options taking a value, flags, options naming a file to write).
+COMMANDS = {
+    "audience": (
+        frozenset({"-o", "--output", "--store", "--lat", "--lng", "--radius", "--region-layer", "--region",
+                   "--ring-cell", "--k", "--res", "--where", "--exclude-within", "--exclude-region", "--column",
+                   "--format", "--platform", "--min-size"}),
+        frozenset({"--all-stores", "--allow-large-radius", "--no-min-size"}),
+        frozenset({"-o", "--output"}),
+    ),
+    "heatmap": (
+        frozenset({"-o", "--output", "--res", "--metric", "--region-layer", "--k-min", "--scale", "--tiles",
+                   "--cells-out", "--store", "--radius", "--where"}),
+        frozenset({"--no-privacy-floor", "--cdn", "--all-stores"}),
+        frozenset({"-o", "--output", "--cells-out"}),
+    ),
+}
 _GLOBAL_VALUE_OPTIONS = frozenset({"--db", "--wait"})
 _DEFAULT_DB = "geotarget.duckdb"  # geotarget.store.database.DEFAULT_DB (a test keeps the two equal)
 _REPLY_TIMEOUT_S = 600.0
 
 
-def handoff_target(argv: list[str], environ=os.environ) -> tuple[str, str | None] | None:
-    """``(database, output)`` when ``argv`` is a command a server may answer, else None.
+def handoff_target(argv: list[str], environ=os.environ) -> tuple[str, str, list[str]] | None:
+    """``(database, command, files)`` when ``argv`` is a command a server may answer, else None.
 
     ``database`` is the path as the CLI would open it (``--db``, else
-    ``$GEOTARGET_DB``, else ``geotarget.duckdb``); ``output`` is the ``-o``
-    value or None.
+    ``$GEOTARGET_DB``, else ``geotarget.duckdb``); ``files`` are the files
+    the command would write (``-`` is standard output).
 
     Examples
     --------
     >>> handoff_target(["--db", "g.duckdb", "audience", "--store", "S1", "--radius", "2mi", "-o", "x.csv"], {})
-    ('g.duckdb', 'x.csv')
+    ('g.duckdb', 'audience', ['x.csv'])
     >>> handoff_target(["audience", "--store=S1", "--radius=2mi"], {"GEOTARGET_DB": "/data/g.duckdb"})
-    ('/data/g.duckdb', None)
+    ('/data/g.duckdb', 'audience', [])
+    >>> handoff_target(["heatmap", "--res", "8", "-o", "m.html", "--cells-out", "cells.csv"], {})
+    ('geotarget.duckdb', 'heatmap', ['m.html', 'cells.csv'])
     >>> handoff_target(["audience", "--holdout", "0.1", "--store", "S1", "--radius", "2mi"], {}) is None
+    True
+    >>> handoff_target(["heatmap", "-o", "m.html", "--png", "m.png"], {}) is None
     True
     >>> handoff_target(["ingest", "customers.csv"], {}) is None
     True
@@ -93,26 +109,28 @@ def handoff_target(argv: list[str], environ=os.environ) -> tuple[str, str | None
         if name == "--db":
             db = value
         i += 1
-    if i >= len(args) or args[i] != "audience":
+    if i >= len(args) or args[i] not in COMMANDS:
         return None
-    output = None
+    command = args[i]
+    with_value, flags, writes = COMMANDS[command]
+    files = []
     i += 1
     while i < len(args):
         name, eq, value = args[i].partition("=")
-        if name in FLAG_OPTIONS and not eq:
+        if name in flags and not eq:
             i += 1
             continue
-        if name not in VALUE_OPTIONS or (eq and not name.startswith("--")):
+        if name not in with_value or (eq and not name.startswith("--")):
             return None  # a file to read, a holdout, --help, a positional word, `--`: the CLI's own business
         if not eq:
             i += 1
             if i >= len(args):
                 return None
             value = args[i]
-        if name in ("-o", "--output"):
-            output = value
+        if name in writes:
+            files.append(value)
         i += 1
-    return (db or environ.get("GEOTARGET_DB") or _DEFAULT_DB), output
+    return (db or environ.get("GEOTARGET_DB") or _DEFAULT_DB), command, files
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -132,9 +150,9 @@ def _ask(argv: list[str]) -> int | None:
     target = handoff_target(argv)
     if target is None or not sys.platform.startswith("linux"):
         return None
-    db, output = target
+    db, _, files = target
     cwd = os.getcwd()
-    if output not in (None, "-") and not os.path.isdir(os.path.dirname(os.path.join(cwd, output)) or "/"):
+    if any(f != "-" and not os.path.isdir(os.path.dirname(os.path.join(cwd, f)) or "/") for f in files):
         return None  # the CLI creates missing folders with the caller's umask; let it
     db = os.path.join(cwd, db)
     try:
@@ -236,6 +254,7 @@ class Handoff:
         self.cwd = cwd
         self.umask = umask
         self.created: list[str] = []
+        self.given: dict[str, str] = {}  # resolved path -> the path as the caller wrote it
 
     def resolve(self, path: str):
         """``path`` as the caller means it; a new file is remembered, to get the caller's umask."""
@@ -246,7 +265,12 @@ class Handoff:
             raise _Declined("the output folder does not exist")
         if not full.exists():
             self.created.append(str(full))
+        self.given[str(full)] = str(Path(path))
         return full
+
+    def shown(self, path) -> str:
+        """How the command alone would print ``path``: as the caller wrote it."""
+        return self.given.get(str(path), str(path))
 
 
 class _ThreadStreams:
@@ -390,8 +414,9 @@ class HandoffServer:
         target = handoff_target(argv, {"GEOTARGET_DB": db})  # the server checks the command again
         if target is None:
             raise _Declined("not a command the server answers")
+        named, command, _ = target
         try:
-            same = os.path.samefile(os.path.join(cwd, target[0]), self.db)
+            same = os.path.samefile(os.path.join(cwd, named), self.db)
         except OSError:
             same = False
         if not same:
@@ -406,7 +431,7 @@ class HandoffServer:
             out_file.seek(0)
             conn.sendall(b"ok\0%d\0%d\0%d\0" % (code, len(err), size) + err)
             conn.sendfile(out_file)
-        self._say(f"CLI `geotarget audience` answered in {time.perf_counter() - t0:.3f} s")
+        self._say(f"CLI `geotarget {command}` answered in {time.perf_counter() - t0:.3f} s")
 
     def _run(self, argv, cwd, umask, out_file, err_file, encodings) -> int:
         """Run the CLI on ``argv`` here, output captured; its exit code, or :class:`_Declined`."""

@@ -10,7 +10,7 @@ from geotarget.errors import InvalidInputError
 from geotarget.maps.labels import unit_of
 from geotarget.maps.metric import DEFAULT_K_MIN
 
-from ._app import app, console, engine, output_path
+from ._app import app, console, engine, output_path, shown
 
 map_app = typer.Typer(help="Maps of stores and what their rings cover.", no_args_is_help=True)
 app.add_typer(map_app, name="map")
@@ -34,7 +34,7 @@ def _tiles(value: str) -> str | None:
 
 
 def _written(path: Path) -> None:
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    console.print(f"wrote {shown(path)} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 @app.command("heatmap")
