@@ -12,7 +12,8 @@ cache, the interpreter and the index are not in memory):
   :mod:`benchmarks.peer_postgis`: geography, GiST, clustered, prewarmed);
   then the same command while a ``geotarget serve`` runs on the database,
   which answers it (the command hands it over): like psql, a new client
-  process talking to a server that is already up.
+  process talking to a server that is already up; and a one-shot heatmap
+  (HTML map at res 8) handed to that server, against the same command alone.
 - the floor under that one-shot command: the interpreter alone, then the
   imports it cannot do without (DuckDB, numpy, pyarrow, h3, and pyproj for
   the exact distances), then those plus the CLI framework (typer), each
@@ -172,7 +173,7 @@ def _serving(db: Path, env: dict, log: Path):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"geotarget serve did not start: {log.read_text()[-1000:]}")
             time.sleep(0.1)
-        yield lambda: log.read_text().count("CLI `geotarget audience` answered")
+        yield lambda command: log.read_text().count(f"CLI `geotarget {command}` answered")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -238,13 +239,19 @@ def run(args) -> list[str]:
                 measure(cli, peer_cmd, runs=args.runs, env=alone), peer="psql COPY ... ST_DWithin" if peer_cmd else "")
             peer = "psql COPY ... ST_DWithin" if peer_cmd else ""
             expected = (out / "geotarget.csv").read_bytes()
+            heat = [PY, "-m", "geotarget", "--db", str(db), "heatmap", "--res", "8", "-o", str(out / "heatmap.html")]
             with _serving(db, env, out / f"serve_{size}.log") as answered:
                 m = measure(cli, peer_cmd, runs=args.runs, env=env)
-                handed = answered()
+                handed = answered("audience")
+                heat_m = measure(heat, ["env", "GEOTARGET_SERVER=off", *heat], runs=args.runs, env=env)
+                heat_handed = answered("heatmap")
             if (out / "geotarget.csv").read_bytes() != expected:
                 raise RuntimeError("the audience handed to the server differs from the one computed alone")
             row(f"the same one-shot command while `geotarget serve` runs on the database: handed to it "
                 f"({handed} of {1 + args.runs} runs answered there)", f"{size:,}", m, peer=peer)
+            row(f"one-shot `geotarget heatmap --res 8 -o x.html`, handed to that server ({heat_handed} of "
+                f"{1 + args.runs} runs), against the same command alone", f"{size:,}", heat_m,
+                peer="the same command alone (GEOTARGET_SERVER=off)")
             for name, code in (("floor: the interpreter alone (`python -c pass`)", "pass"),
                                ("floor: + the imports a one-shot audience needs (duckdb, numpy, pyarrow, h3, pyproj)",
                                 "import duckdb, numpy, pyarrow, pyarrow.compute, h3, h3ronpy, pyproj"),
