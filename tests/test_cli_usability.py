@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from geotarget.cli._app import command, main
+from geotarget.cli._app import command, load_commands, main
 
 
 def _commands(cmd, path=()):
@@ -20,6 +20,7 @@ def _commands(cmd, path=()):
         yield from _commands(sub, (*path, name))
 
 
+load_commands()  # every command: they register lazily, and the list must not depend on what was imported before
 ALL = list(_commands(command()))
 
 

@@ -266,8 +266,9 @@ def polish(command) -> None:
         if param.param_type_name == "argument":
             # typer shows an argument's Python type (<str>) and braces; plain NAME reads as a CLI user expects
             param.display_type_rich = lambda ctx: None
+            # and in the usage line, a required NAME without typer's braces ({NAME}), an optional one as [NAME]
             name = param.metavar
-            param._usage_display_name = (lambda n=name, p=param: n if p.required else f"[{n}]")
+            param.get_usage_pieces = (lambda ctx, n=name, p=param: [n if p.required else f"[{n}]"])
     if hasattr(command, "rich_markup_mode"):
         command.rich_markup_mode = None
     for sub in getattr(command, "commands", {}).values():

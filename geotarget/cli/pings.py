@@ -16,8 +16,8 @@ def ingest_pings(
     file: str = typer.Argument(..., help="CSV or Parquet of pings: device id, aware timestamp, lat, lng, accuracy."),
     device_col: str = typer.Option(None, "--device-col", help="Device id column [default: detected]."),
     time_col: str = typer.Option(None, "--time-col", help="Timestamp column (ISO 8601 with an offset)."),
-    lat_col: str = typer.Option(None, "--lat-col"),
-    lng_col: str = typer.Option(None, "--lng-col"),
+    lat_col: str = typer.Option(None, "--lat-col", help="Latitude column [default: detected]."),
+    lng_col: str = typer.Option(None, "--lng-col", help="Longitude column [default: detected]."),
     accuracy_col: str = typer.Option(None, "--accuracy-col", help="Horizontal accuracy in metres."),
     consent_col: str = typer.Option(None, "--consent-col", help="Consent column (anything but yes is rejected)."),
     max_accuracy: float = typer.Option(100.0, "--max-accuracy", help="Reject pings less accurate than this (m)."),
@@ -100,8 +100,8 @@ def visits(
 def footfall(
     res: int = typer.Option(9, "--res", help="H3 resolution of the cells (5-11)."),
     k_min: int = typer.Option(10, "--k-min", help="Leave out cells with fewer devices than this on a day."),
-    start: str = typer.Option(None, "--start"),
-    end: str = typer.Option(None, "--end"),
+    start: str = typer.Option(None, "--start", help="Window start, ISO 8601 with an offset."),
+    end: str = typer.Option(None, "--end", help="Window end (excluded)."),
     tz: str = typer.Option("UTC", "--tz", help="Timezone of the days."),
     output: str = typer.Option(..., "-o", "--output", help="CSV file to write."),
 ) -> None:
