@@ -10,7 +10,6 @@ own user may hand it a command or be answered by it.
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _processes import stop
 
 import geotarget
 from geotarget.cli import _handoff
@@ -44,7 +44,7 @@ def _cli(cwd, *args, server=True, umask=None, timeout=120):
     env = _env(GEOTARGET_SERVER="auto" if server else "off")
     pre = (lambda: os.umask(umask)) if umask is not None else None
     return subprocess.run([sys.executable, "-m", "geotarget", *args], capture_output=True, env=env, cwd=cwd,
-                          timeout=timeout, preexec_fn=pre)
+                          timeout=timeout, preexec_fn=pre, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,7 @@ def server(database):
             time.sleep(0.1)
         yield proc, log
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def _answered(log: Path) -> int:
@@ -281,7 +276,7 @@ def test_an_attacker_on_the_same_machine_neither_asks_nor_answers(database, serv
     os.chmod(os.path.dirname(socket_path), 0o711)
     os.chmod(socket_path, 0o777)
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     finally:
         os.chmod(os.path.dirname(socket_path), 0o700)
         os.chmod(socket_path, mode)

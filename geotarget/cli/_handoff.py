@@ -46,7 +46,7 @@ import contextlib
 import os
 import sys
 
-__all__ = ["COMMANDS", "HandoffServer", "SUFFIX", "ask_server", "handoff_target"]
+__all__ = ["COMMANDS", "SUFFIX", "HandoffServer", "ask_server", "handoff_target"]
 
 #: The file beside the database that names a running server's socket.
 SUFFIX = ".server"
