@@ -194,6 +194,15 @@ def test_new_files_get_the_callers_umask_and_land_in_the_callers_folder(database
     assert not (database.parent / "out.csv").exists()
 
 
+def test_a_declined_command_leaves_no_file_of_the_servers_behind(database, server, tmp_path):
+    """The map is written before --cells-out fails: the command alone must find no file of the server's making
+    (one with the server's umask would keep that mode when the command writes over it)."""
+    args = ["heatmap", "--res", "8", "-o", "m.html", "--cells-out", "cells.xyz"]
+    via_server, alone = _both(database, args, tmp_path, umask=0o077)
+    assert alone[0] == 2 and via_server[:3] == alone[:3]
+    assert {name: mode for name, (_, mode) in via_server[3].items()} == {"m.html": 0o600}
+
+
 def test_a_suppression_or_opt_out_is_in_the_very_next_answer(database, server, tmp_path):
     """No sleep between the write and the read: a server that answered from its old copy would leak them."""
     _, log = server

@@ -450,12 +450,19 @@ class HandoffServer:
         saved = (_app.state.db, _app.state.wait_s)
         self._local.out, self._local.err = out, err
         _app.state.handoff = handoff
+        answered = False
         try:
+            # catch_warnings is process-wide: a warning of another thread meanwhile only makes this decline
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 code = _app.main(argv)
             out.flush()
             err.flush()
+            if code != 0:
+                raise _Declined(f"exit code {code}: the client's own run prints the error")
+            if caught:
+                raise _Declined("the command warned: the client's own run prints the warning")
+            answered = True
         except _Declined:
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever it was, the client's own run will say it
@@ -466,15 +473,12 @@ class HandoffServer:
             _app.state.db, _app.state.wait_s = saved
             out.detach()
             err.detach()
-        if code != 0:
-            raise _Declined(f"exit code {code}: the client's own run prints the error")
-        if caught:
-            raise _Declined("the command warned: the client's own run prints the warning")
-        for path in handoff.created:
-            try:
-                os.chmod(path, 0o666 & ~umask)
-            except OSError:
-                pass
+            for path in handoff.created:  # answered: the caller's mode; declined: gone, as if never asked
+                with contextlib.suppress(OSError):
+                    if answered:
+                        os.chmod(path, 0o666 & ~umask)
+                    else:
+                        os.unlink(path)
         return code
 
     def _reply_declined(self, conn, why: str) -> None:
