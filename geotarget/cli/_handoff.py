@@ -35,8 +35,9 @@ private folder (mode 0700) and answers only a peer running as its own user
 (the kernel's ``SO_PEERCRED``): someone who can already read the database
 file. It re-checks the command against the same list, runs the very same
 CLI code on its copy one command at a time, with the command's output
-captured and its files written where the command was typed (new files get
-the caller's umask), and replies with the exit code, the length of the
+captured and its files written where the command was typed (a new file is
+created private and given the caller's umask once written; a declined
+command's new files are removed), and replies with the exit code, the length of the
 output and the output.
 """
 
@@ -451,6 +452,10 @@ class HandoffServer:
         self._local.out, self._local.err = out, err
         _app.state.handoff = handoff
         answered = False
+        # Files are created private (umask 077) and opened up to the caller's mode only once written: never
+        # readable, even for a moment, by someone the caller's own umask would keep out. The umask is the
+        # process's; other threads creating files meanwhile get them private too, which is safe.
+        server_umask = os.umask(0o077)
         try:
             # catch_warnings is process-wide: a warning of another thread meanwhile only makes this decline
             with warnings.catch_warnings(record=True) as caught:
@@ -468,6 +473,7 @@ class HandoffServer:
         except BaseException as exc:  # noqa: BLE001 - whatever it was, the client's own run will say it
             raise _Declined(f"{type(exc).__name__}") from None
         finally:
+            os.umask(server_umask)
             self._local.out = self._local.err = None
             _app.state.handoff = None
             _app.state.db, _app.state.wait_s = saved
