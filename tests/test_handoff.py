@@ -89,7 +89,7 @@ def server(database):
 
 
 def _answered(log: Path) -> int:
-    return len(re.findall(r"CLI `geotarget \w+` answered", log.read_text()))
+    return len(re.findall(r"CLI `geotarget [\w ]+` answered", log.read_text()))
 
 
 def _both(database, args, tmp_path, *, umask=None):
@@ -139,6 +139,8 @@ HEATMAPS = [
      "cells.csv"],
     ["heatmap", "--store", "S1", "--radius", "2mi", "--where", "tier=gold", "--k-min", "20", "-o", "m.html"],
     ["heatmap", "--res", "9", "--metric", "mean:age", "--metric", "count", "-o", "m.html"],
+    ["map", "coverage", "--store", "S1", "--radius", "1mi", "-o", "c.html"],
+    ["map", "coverage", "--all-stores", "--radius", "800m", "--res", "9", "--tiles", "none", "--cdn", "-o", "c.html"],
 ]
 
 
@@ -147,7 +149,7 @@ def _same_map(page: bytes) -> bytes:
     return re.sub(rb"[0-9a-f]{32}", b"ID", page)
 
 
-@pytest.mark.parametrize("args", HEATMAPS, ids=[" ".join(a[1:5]) for a in HEATMAPS])
+@pytest.mark.parametrize("args", HEATMAPS, ids=[" ".join(a[:5]) for a in HEATMAPS])
 def test_a_heatmap_from_the_server_is_the_one_the_command_draws(database, server, tmp_path, args):
     _, log = server
     before = _answered(log)
@@ -172,6 +174,8 @@ DECLINED = [  # errors and anything but a plain read: the command runs by itself
     ["heatmap", "--res", "16", "-o", "m.html"],
     ["heatmap", "--region-layer", "nope", "-o", "m.html"],
     ["heatmap", "--res", "8", "-o", "m.html", "--cells-out", "cells.xyz"],
+    ["map", "coverage", "--radius", "1mi", "-o", "c.html"],
+    ["map", "coverage", "--store", "S1", "--radius", "1mi", "-o", "c.html", "--png", "c.png"],
 ]
 
 
@@ -344,7 +348,10 @@ def test_an_attacker_on_the_same_machine_neither_asks_nor_answers(database, serv
     (["audience", "-o=x.csv", "--store", "S1", "--radius", "1km"], {}, None),
     (["--help", "audience"], {}, None),
     (["--version"], {}, None),
-    (["map", "coverage", "--radius", "1km", "-o", "c.html"], {}, None),
+    (["map", "coverage", "--radius", "1km", "-o", "c.html"], {}, ("geotarget.duckdb", "map coverage", ["c.html"])),
+    (["map", "coverage", "--radius", "1km", "-o", "c.html", "--png", "c.png"], {}, None),
+    (["map", "heatmap", "-o", "c.html"], {}, None),
+    (["map"], {}, None),
     ([], {}, None),
 ])
 def test_which_commands_may_be_handed_over(argv, env, expected):

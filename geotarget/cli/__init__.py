@@ -5,8 +5,8 @@ module of the ``audience`` command, so a one-shot command starts at once.
 ``geotarget --help`` (or no command, or an unknown one) loads them all.
 ``geotarget.cli.app`` is the typer application with every command.
 
-When a ``geotarget serve`` runs on the same database, a plain audience or
-heatmap is handed to it before the CLI framework is even imported (see
+When a ``geotarget serve`` runs on the same database, a plain audience,
+heatmap or coverage map is handed to it before the CLI framework is even imported (see
 :mod:`geotarget.cli._handoff`); everything else runs here.
 """
 

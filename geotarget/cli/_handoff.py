@@ -1,10 +1,10 @@
-"""Audiences and heatmaps answered by the ``geotarget serve`` already running on the database.
+"""Audiences and maps answered by the ``geotarget serve`` already running on the database.
 
 A one-shot ``geotarget audience ... -o x.csv`` in a new process pays for the
 interpreter and for DuckDB, numpy, Arrow, H3 and pyproj before it reads a
 row: about 0.3 s, three times what ``psql`` takes for the same query against
-a running PostgreSQL; a ``geotarget heatmap`` adds Folium and takes over a
-second. A ``geotarget serve`` on the same database has all of that loaded
+a running PostgreSQL; a ``geotarget heatmap`` or ``map coverage`` adds
+Folium and takes over a second. A ``geotarget serve`` on the same database has all of that loaded
 and its customer index in memory. So, when one is running, the command hands
 its words to it and prints what comes back; this module is both ends of
 that hand-off.
@@ -67,6 +67,11 @@ COMMANDS = {
         frozenset({"--no-privacy-floor", "--cdn", "--all-stores"}),
         frozenset({"-o", "--output", "--cells-out"}),
     ),
+    "map coverage": (
+        frozenset({"-o", "--output", "--radius", "--store", "--res", "--k-min", "--scale", "--tiles"}),
+        frozenset({"--all-stores", "--no-privacy-floor", "--cdn"}),
+        frozenset({"-o", "--output"}),
+    ),
 }
 _GLOBAL_VALUE_OPTIONS = frozenset({"--db", "--wait"})
 _DEFAULT_DB = "geotarget.duckdb"  # geotarget.store.database.DEFAULT_DB (a test keeps the two equal)
@@ -90,6 +95,8 @@ def handoff_target(argv: list[str], environ=os.environ) -> tuple[str, str, list[
     ('geotarget.duckdb', 'heatmap', ['m.html', 'cells.csv'])
     >>> handoff_target(["audience", "--holdout", "0.1", "--store", "S1", "--radius", "2mi"], {}) is None
     True
+    >>> handoff_target(["map", "coverage", "--all-stores", "--radius", "1mi", "-o", "c.html"], {})
+    ('geotarget.duckdb', 'map coverage', ['c.html'])
     >>> handoff_target(["heatmap", "-o", "m.html", "--png", "m.png"], {}) is None
     True
     >>> handoff_target(["ingest", "customers.csv"], {}) is None
@@ -110,10 +117,13 @@ def handoff_target(argv: list[str], environ=os.environ) -> tuple[str, str, list[
         if name == "--db":
             db = value
         i += 1
-    if i >= len(args) or args[i] not in COMMANDS:
-        return None
-    command = args[i]
+    command = " ".join(args[i:i + 2])  # a command of a group first (`map coverage`), then a plain one
+    if command not in COMMANDS:
+        command = args[i] if i < len(args) else ""
+        if command not in COMMANDS:
+            return None
     with_value, flags, writes = COMMANDS[command]
+    i += command.count(" ")
     files = []
     i += 1
     while i < len(args):

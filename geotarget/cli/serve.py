@@ -22,8 +22,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API (FastAPI + uvicorn): lookups, campaigns, audiences, heatmaps; docs at /docs.
 
-    While it runs, `geotarget audience` and `geotarget heatmap` on the same database (run by the same user) are
-    answered by this server, which has the index in memory: the same output, sooner. GEOTARGET_SERVER=off in the
+    While it runs, `geotarget audience`, `heatmap` and `map coverage` on the same database (run by the same user)
+    are answered by this server, which has the index in memory: the same output, sooner. GEOTARGET_SERVER=off in the
     command's environment turns that off.
     """
     from geotarget.service import serve as run_service
@@ -35,7 +35,7 @@ def serve(
 
 
 def _answering_the_cli(engine, *, log: bool):
-    """Answer `geotarget audience` and `heatmap` on this database while serving (geotarget.cli._handoff)."""
+    """Answer `geotarget audience`, `heatmap` and `map coverage` on this database while serving (cli._handoff)."""
     import contextlib
     import sys
 
