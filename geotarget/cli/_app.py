@@ -76,7 +76,7 @@ def escape(text: str) -> str:
 class _State:
     db: str | None = None
     wait_s: float = 10.0
-    #: Set while a running server answers a command handed to it (geotarget.cli._handoff.Handoff).
+    #: Set while a running server answers a command handed to it (geotarget.cli._handoff_server.Handoff).
     handoff = None
 
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older typer
         from click import exceptions as click
 
-    if state.handoff is None:  # in a server, warnings are the server's (see geotarget.cli._handoff)
+    if state.handoff is None:  # in a server, warnings are the server's (see geotarget.cli._handoff_server)
         _one_line_warnings()
     load_commands(sys.argv[1:] if argv is None else list(argv))
     cmd = command()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console, engine, err_console, fail, local_path
+from ._app import app, console, engine, err_console, fail, local_path, shown
 
 OUTPUT_HELP = ("File to write: .csv, .parquet, .geojson or .geoparquet; '-' writes CSV to stdout (or --format). "
                "Leave it out to print the counts only.")
@@ -163,7 +163,7 @@ def report_and_write(aud, output: str | None, chosen: str | None, *, platform: s
 
     if output != "-":
         path = write(local_path(output))
-        console.print(f"wrote {Path(output)}")
+        console.print(f"wrote {shown(path)}")
         return path
     with tempfile.TemporaryDirectory(prefix="geotarget-") as tmp:
         path = write(Path(tmp) / f"audience.{'csv' if chosen == 'customer-match' else chosen}")

@@ -35,11 +35,11 @@ def serve(
 
 
 def _answering_the_cli(engine, *, log: bool):
-    """Answer `geotarget audience`, `heatmap` and `map coverage` on this database while serving (cli._handoff)."""
+    """Answer `geotarget audience`, `heatmap` and `map coverage` on this database while serving."""
     import contextlib
     import sys
 
-    from ._handoff import HandoffServer
+    from ._handoff_server import HandoffServer
 
     if not hasattr(engine, "current_if_fresh"):  # an in-memory database: no other process can read it
         return contextlib.nullcontext()
